@@ -1,0 +1,100 @@
+"""The only module that spells TransformerLens hook names; everything else asks it by (site, layer).
+
+TransformerLens 4 keeps the HookedTransformer vocabulary as aliases on `TransformerBridge`; if those aliases
+go away, this is the one place to change.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+
+from rcid_tl.errors import InputError
+
+
+class Site(str, Enum):
+    """A named activation site, in TransformerLens's vocabulary."""
+
+    RESID_PRE = "resid_pre"  # (batch, pos, d_model): input of block l
+    RESID_MID = "resid_mid"  # (batch, pos, d_model): after attention, before the MLP
+    RESID_POST = "resid_post"  # (batch, pos, d_model): output of block l (seed 000's patch point)
+    Z = "z"  # (batch, pos, head, d_head): per-head attention output before W_O
+    RESULT = "result"  # (batch, pos, head, d_model): per-head output through W_O
+    PATTERN = "pattern"  # (batch, head, query_pos, key_pos)
+    K = "k"  # (batch, pos, kv_head, d_head): grouped heads on GQA models
+    V = "v"  # (batch, pos, kv_head, d_head)
+    ATTN_OUT = "attn_out"  # (batch, pos, d_model)
+    MLP_OUT = "mlp_out"  # (batch, pos, d_model)
+
+    @property
+    def per_head(self) -> bool:
+        return self in (Site.Z, Site.RESULT, Site.PATTERN, Site.K, Site.V)
+
+
+_TEMPLATES: dict[Site, str] = {
+    Site.RESID_PRE: "blocks.{layer}.hook_resid_pre",
+    Site.RESID_MID: "blocks.{layer}.hook_resid_mid",
+    Site.RESID_POST: "blocks.{layer}.hook_resid_post",
+    Site.Z: "blocks.{layer}.attn.hook_z",
+    Site.RESULT: "blocks.{layer}.attn.hook_result",
+    Site.PATTERN: "blocks.{layer}.attn.hook_pattern",
+    Site.K: "blocks.{layer}.attn.hook_k",
+    Site.V: "blocks.{layer}.attn.hook_v",
+    Site.ATTN_OUT: "blocks.{layer}.hook_attn_out",
+    Site.MLP_OUT: "blocks.{layer}.hook_mlp_out",
+}
+
+
+def parse_site(value: str) -> Site:
+    """The `Site` named `value`, or an InputError listing the allowed names."""
+    try:
+        return Site(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Site)
+        raise InputError(f"unknown site {value!r}; allowed: {allowed}") from None
+
+
+def hook_name(site: Site | str, layer: int) -> str:
+    """The hook-point name of `site` at block `layer` (no range check; see `HookNamer`)."""
+    return _TEMPLATES[Site(site)].format(layer=layer)
+
+
+@dataclass(frozen=True)
+class Head:
+    """One attention head, written "L.H" as in Wang et al. 2023."""
+
+    layer: int
+    head: int
+
+    def __str__(self) -> str:
+        return f"{self.layer}.{self.head}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Head":
+        parts = text.strip().split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise InputError(f"bad head {text!r}; write heads as LAYER.HEAD, e.g. 9.9")
+        return cls(int(parts[0]), int(parts[1]))
+
+
+@dataclass(frozen=True)
+class HookNamer:
+    """Hook names for one model's shape, with layer and head ranges checked."""
+
+    n_layers: int
+    n_heads: int
+
+    def check_layer(self, layer: int) -> int:
+        if not 0 <= layer < self.n_layers:
+            raise InputError(f"layer {layer} is out of range; this model has layers 0..{self.n_layers - 1}")
+        return layer
+
+    def check_head(self, head: Head) -> Head:
+        self.check_layer(head.layer)
+        if not 0 <= head.head < self.n_heads:
+            raise InputError(f"head {head} is out of range; this model has heads 0..{self.n_heads - 1} per layer")
+        return head
+
+    def name(self, site: Site | str, layer: int) -> str:
+        return hook_name(site, self.check_layer(layer))
+
+    def all_heads(self) -> list[Head]:
+        return [Head(layer, h) for layer in range(self.n_layers) for h in range(self.n_heads)]

@@ -1,0 +1,106 @@
+"""Load any model as a TransformerLens 4 hooked model (`TransformerBridge`), from a local HF directory or a hub name.
+
+The bridge runs the real Hugging Face forward, so numerics equal plain `transformers`. By default weights are left
+unprocessed (`no_processing`), which keeps activations identical to the HF model's and lets students train and save;
+`process_weights=True` applies HookedTransformer's fold-LN/centering for logit-lens style analyses.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rcid_tl.errors import InputError
+from rcid_tl.hooks.names import HookNamer
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise InputError(f"unknown dtype {name!r}; allowed: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def resolve_model_path(spec: str) -> Path | None:
+    """The local directory `spec` names (an embedded model or a path), or None when it is a hub name."""
+    from rcid_tl.models.embedded import embedded_path  # the registry of models shipped with the package
+
+    shipped = embedded_path(spec)
+    if shipped is not None:
+        return shipped
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _looks_like_hub_id(spec):
+        raise InputError(f"model path {spec!r} is not a directory with a Hugging Face model")
+    return None
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+
+
+def load_model(
+    spec: str,
+    *,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    process_weights: bool = False,
+) -> TransformerBridge:
+    """Boot `spec` (embedded name, local HF directory, or hub name such as `gpt2`) as a hooked model."""
+    path = resolve_model_path(spec)
+    source = str(path) if path is not None else spec
+    if path is not None:
+        if not (path / "config.json").is_file():
+            raise InputError(f"model path {spec!r} has no config.json; expected a Hugging Face model directory")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=path is not None)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, attn_implementation="eager", local_files_only=path is not None
+        )
+    except OSError as err:
+        hint = "" if path is not None else " (no local directory by that name, and the hub is unreachable?)"
+        raise InputError(f"could not load model {spec!r}{hint}: {str(err).splitlines()[0]}") from None
+    return wrap_hf_model(hf_model, tokenizer, label=spec, device=device, process_weights=process_weights)
+
+
+def wrap_hf_model(
+    hf_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    label: str,
+    device: str = "cpu",
+    process_weights: bool = False,
+) -> TransformerBridge:
+    """Wrap an instantiated HF causal LM. The bridge replaces its submodules in place (see `save_hf_model`)."""
+    hf_model.eval()
+    tokenizer = _with_bos_settings(tokenizer)
+    bridge = TransformerBridge.boot_transformers(label, hf_model=hf_model, tokenizer=tokenizer, device=device)
+    bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights)
+    bridge.set_use_attn_result(False)
+    bridge.eval()
+    return bridge
+
+
+def _with_bos_settings(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    # TransformerLens reloads a tokenizer by `name_or_path` unless it already says whether it adds BOS; an in-memory
+    # tokenizer has no path to reload from. Our builders add BOS themselves, so mark it explicitly.
+    tokenizer.init_kwargs.setdefault("name_or_path", tokenizer.name_or_path or "local")
+    tokenizer.init_kwargs.setdefault("add_bos_token", True)
+    return tokenizer
+
+
+def namer(model: TransformerBridge) -> HookNamer:
+    """Range-checked hook names for `model`'s shape."""
+    return HookNamer(model.cfg.n_layers, model.cfg.n_heads)
+
+
+def model_label(model: TransformerBridge) -> str:
+    return str(model.cfg.model_name)

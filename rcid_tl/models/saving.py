@@ -1,0 +1,53 @@
+"""Save a hooked model back to a standard Hugging Face directory that plain `transformers` loads.
+
+Booting a bridge replaces the HF model's submodules in place, so its state-dict keys gain `._original_component`
+and `save_pretrained` refuses to run. We strip those keys and load them into a fresh model of the same config.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import AutoModelForCausalLM
+
+_BRIDGE_INFIX = "._original_component"
+
+
+def hf_state_dict(model: TransformerBridge) -> dict:
+    """The wrapped HF model's state dict under its original (pre-bridge) key names."""
+    state = model.original_model.state_dict()
+    return {key.replace(_BRIDGE_INFIX, ""): value for key, value in state.items()}
+
+
+def save_hf_model(model: TransformerBridge, out_dir: str | Path) -> Path:
+    """Write `model` as config + safetensors + tokenizer into `out_dir`, atomically (temp dir, then rename)."""
+    out_dir = Path(out_dir)
+    config = model.original_model.config
+    fresh = AutoModelForCausalLM.from_config(config)
+    state = hf_state_dict(model)
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    _check_nothing_lost(state, missing, unexpected)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        fresh.save_pretrained(tmp)
+        model.tokenizer.save_pretrained(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+def _check_nothing_lost(state: dict, missing: list[str], unexpected: list[str]) -> None:
+    # The bridge adds alias modules (split q/k/v views of GPT-2's fused c_attn, `mlp.in`, `ln1`, ...) that share
+    # storage with real HF weights, and a zero `lm_head.bias`. Those may be dropped; anything else may not.
+    if [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"cannot save: the HF model lacks weights for {missing}")
+    kept = {state[k].untyped_storage().data_ptr() for k in state if k not in unexpected}
+    lost = [k for k in unexpected if state[k].untyped_storage().data_ptr() not in kept and bool(state[k].any())]
+    if lost:
+        raise RuntimeError(f"cannot save: bridge weights with no HF counterpart would be lost: {lost}")

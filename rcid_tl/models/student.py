@@ -1,0 +1,77 @@
+"""Students built from a config (seed 000 §9.1: GPT-2 architecture, 4 layers, d_model 384, 6 heads) with the
+teacher's tokenizer and context, wrapped as hooked models like every other model."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
+
+from rcid_tl.errors import InputError
+from rcid_tl.models.loading import wrap_hf_model
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Shape of a student. `None` fields are taken from the teacher (context) or derived (d_mlp = 4·d_model)."""
+
+    architecture: Literal["gpt2", "qwen2"] = "gpt2"
+    n_layers: int = 4
+    d_model: int = 384
+    n_heads: int = 6
+    n_kv_heads: int | None = None  # qwen2 only; None means no grouping
+    d_mlp: int | None = None
+    n_ctx: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("gpt2", "qwen2"):
+            raise InputError(f"unknown student architecture {self.architecture!r}; allowed: gpt2, qwen2")
+        for field in ("n_layers", "d_model", "n_heads"):
+            if getattr(self, field) < 1:
+                raise InputError(f"student {field} must be ≥ 1, got {getattr(self, field)}")
+        if self.d_model % self.n_heads:
+            raise InputError(f"student d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
+            raise InputError(f"student n_heads {self.n_heads} is not divisible by n_kv_heads {self.n_kv_heads}")
+
+
+def build_student(
+    config: StudentConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    vocab_size: int,
+    n_ctx: int,
+    device: str = "cpu",
+) -> TransformerBridge:
+    """A randomly initialised student (seeded) sharing the teacher's tokenizer, vocabulary size and context."""
+    n_ctx = config.n_ctx or n_ctx
+    d_mlp = config.d_mlp or 4 * config.d_model
+    torch.manual_seed(config.seed)
+    if config.architecture == "gpt2":
+        hf_config = GPT2Config(
+            vocab_size=vocab_size, n_positions=n_ctx, n_embd=config.d_model, n_layer=config.n_layers,
+            n_head=config.n_heads, n_inner=d_mlp, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        hf_model = GPT2LMHeadModel(hf_config)
+    else:
+        hf_config = Qwen2Config(
+            vocab_size=vocab_size, hidden_size=config.d_model, intermediate_size=d_mlp,
+            num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
+            num_key_value_heads=config.n_kv_heads or config.n_heads, max_position_embeddings=n_ctx,
+            tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+        hf_model = Qwen2ForCausalLM(hf_config)
+    hf_model.config._attn_implementation = "eager"
+    label = f"student-{config.architecture}-{config.n_layers}L-{config.d_model}d"
+    return wrap_hf_model(hf_model, tokenizer, label=label, device=device)
+
+
+def build_student_for(teacher: TransformerBridge, config: StudentConfig = StudentConfig()) -> TransformerBridge:
+    """A student for `teacher`: its tokenizer, vocabulary size and context length."""
+    return build_student(
+        config, teacher.tokenizer, vocab_size=teacher.cfg.d_vocab, n_ctx=teacher.cfg.n_ctx,
+        device=str(teacher.cfg.device),
+    )
