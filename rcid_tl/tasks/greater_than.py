@@ -1,0 +1,77 @@
+"""Greater-Than (Hanna et al. 2023): "The war lasted from the year 1732 to the year 17" → a year above 32.
+
+Corrupt YY = 01. Metric: probability difference over the 100 two-digit tokens. Years whose " XXYY" does not split
+into [" XX", "YY"] are skipped, as are the first and last valid YY of each century (as Hanna et al. do).
+"""
+
+import random
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from rcid_tl.errors import InputError
+from rcid_tl.tasks import lexicon
+from rcid_tl.tasks.base import ContrastiveDataset, Example
+from rcid_tl.tasks.ioi import _pad_id
+from rcid_tl.tasks.tokens import fill, single_token, tokenize_with_positions
+
+POSITIONS = ("noun", "yy", "end")
+
+
+@dataclass(frozen=True)
+class GreaterThanConfig:
+    n: int = 100
+    seed: int = 0
+    prepend_bos: bool = True
+    nouns: tuple[str, ...] = lexicon.GT_NOUNS
+    centuries: tuple[int, ...] = lexicon.GT_CENTURIES
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise InputError(f"--n must be ≥ 1, got {self.n}")
+
+
+def year_token_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, ...]:
+    """Ids of the two-digit tokens "00".."99" (as they follow a century token)."""
+    return tuple(single_token(tokenizer, f"{y:02d}", "two-digit year") for y in range(100))
+
+
+def valid_years(tokenizer: PreTrainedTokenizerBase, centuries: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(XX, YY) pairs whose " XXYY" tokenises as [" XX", "YY"], without each century's first and last valid YY."""
+    years = []
+    for xx in centuries:
+        century = single_token(tokenizer, f" {xx}", "century")
+        splits = lambda yy: tokenizer.encode(f" {xx}{yy:02d}", add_special_tokens=False) == [  # noqa: E731
+            century, single_token(tokenizer, f"{yy:02d}", "two-digit year")]
+        if splits(1):  # the corrupt year XX01 must split the same way
+            years += [(xx, yy) for yy in [yy for yy in range(2, 99) if splits(yy)][1:-1]]
+    if not years:
+        raise InputError("no year splits into a century token and a two-digit token with this tokenizer")
+    return years
+
+
+def build_greater_than(config: GreaterThanConfig, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
+    """Sample `config.n` Greater-Than examples (noun and year uniform), validated against `tokenizer`."""
+    year_ids = year_token_ids(tokenizer)
+    years = valid_years(tokenizer, config.centuries)
+    rng = random.Random(config.seed)
+    examples = []
+    for _ in range(config.n):
+        noun, (xx, yy) = rng.choice(config.nouns), rng.choice(years)
+        clean = fill(lexicon.GT_TEMPLATE, {"NOUN": noun, "XX": str(xx), "YY": f"{yy:02d}"})
+        corrupt = fill(lexicon.GT_TEMPLATE, {"NOUN": noun, "XX": str(xx), "YY": "01"})
+        clean_ids, pos = tokenize_with_positions(tokenizer, *clean, config.prepend_bos)
+        corrupt_ids, _ = tokenize_with_positions(tokenizer, *corrupt, config.prepend_bos)
+        end = len(clean_ids) - 1
+        examples.append(Example(
+            clean_ids=clean_ids, corrupt_ids=corrupt_ids, answer_pos=end,
+            # correct/wrong bracket the cutoff: YY+1 vs YY-1 (the pair cutoff sharpness compares)
+            correct_id=year_ids[yy + 1], wrong_id=year_ids[yy - 1],
+            positions={"noun": pos["NOUN"], "yy": pos["YY"], "end": end}, template=0,
+            clean_text=clean[0], corrupt_text=corrupt[0], extra={"yy": yy},
+        ))
+    return ContrastiveDataset(
+        task="greater-than", examples=tuple(examples), position_names=POSITIONS, metric_name="prob_diff",
+        config={"task": "greater-than", "n": config.n, "seed": config.seed, "prepend_bos": config.prepend_bos},
+        pad_id=_pad_id(tokenizer), year_ids=year_ids,
+    )

@@ -1,0 +1,44 @@
+"""Build a task from its command-line spec: `ioi`, `greater-than`, or `pairs:FILE`."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase
+
+from rcid_tl.errors import InputError
+from rcid_tl.tasks.base import ContrastiveDataset
+from rcid_tl.tasks.greater_than import GreaterThanConfig, build_greater_than
+from rcid_tl.tasks.ioi import Corruption, IOIConfig, build_ioi
+from rcid_tl.tasks.pairs import PairsConfig, build_pairs
+
+TASKS = ("ioi", "greater-than", "pairs:FILE")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task as the user names it, plus the sampling options shared by all tasks."""
+
+    name: str
+    n: int = 100
+    seed: int = 0
+    prepend_bos: bool = True
+    corruption: str = Corruption.S2_IO.value  # IOI only
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise InputError(f"--n must be ≥ 1, got {self.n}")
+        if self.name not in ("ioi", "greater-than") and not self.name.startswith("pairs:"):
+            raise InputError(f"unknown task {self.name!r}; allowed: {', '.join(TASKS)}")
+        if self.corruption not in {c.value for c in Corruption}:
+            allowed = ", ".join(c.value for c in Corruption)
+            raise InputError(f"unknown corruption {self.corruption!r}; allowed: {allowed}")
+
+
+def build_task(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
+    if spec.name == "ioi":
+        return build_ioi(IOIConfig(n=spec.n, seed=spec.seed, corruption=Corruption(spec.corruption),
+                                   prepend_bos=spec.prepend_bos), tokenizer)
+    if spec.name == "greater-than":
+        return build_greater_than(GreaterThanConfig(n=spec.n, seed=spec.seed, prepend_bos=spec.prepend_bos), tokenizer)
+    path = Path(spec.name.removeprefix("pairs:"))
+    return build_pairs(PairsConfig(path=path, n=spec.n, prepend_bos=spec.prepend_bos), tokenizer)

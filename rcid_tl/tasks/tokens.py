@@ -1,0 +1,66 @@
+"""Turning a filled template into token ids with named positions, validated against the model's tokenizer."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from rcid_tl.errors import InputError
+
+
+@dataclass(frozen=True)
+class Span:
+    """A filled slot: its name, its text (with its leading space) and its character offset in the full text."""
+
+    name: str
+    text: str
+    start: int
+
+
+def single_token(tokenizer: PreTrainedTokenizerBase, text: str, what: str) -> int:
+    """The one token id of `text`, or an InputError naming it."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise InputError(f"{what} {text!r} is {len(ids)} tokens for this tokenizer; it must be exactly one token")
+    return ids[0]
+
+
+def fill(template: str, values: dict[str, str]) -> tuple[str, list[Span]]:
+    """Replace each `[KEY]` (left to right) by `values[KEY]`, keeping the space before the slot; spans record where
+    each named slot (`KEY`, or `KEY#n` for its n-th repeat) landed."""
+    text, spans, seen, i = "", [], {}, 0
+    while i < len(template):
+        if template[i] == "[":
+            key = template[i + 1 : template.index("]", i)]
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            start = len(text) - 1 if text.endswith(" ") else len(text)  # the slot's token includes its space
+            text += values[key]
+            spans.append(Span(key if n == 0 else f"{key}#{n}", text[start:], start))
+            i += len(key) + 2
+        else:
+            text += template[i]
+            i += 1
+    return text, spans
+
+
+def tokenize_with_positions(
+    tokenizer: PreTrainedTokenizerBase, text: str, spans: Sequence[Span], prepend_bos: bool
+) -> tuple[tuple[int, ...], dict[str, int]]:
+    """Token ids of `text` (BOS first when asked) and the token index of each span, which must be one token that
+    tokenises the same inside the sentence as alone."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    offset = 0
+    if prepend_bos:
+        if tokenizer.bos_token_id is None:
+            raise InputError("this tokenizer has no BOS token; build the task without BOS")
+        ids, offset = [tokenizer.bos_token_id, *ids], 1
+    positions = {}
+    for span in spans:
+        prefix = tokenizer.encode(text[: span.start], add_special_tokens=False) if span.start else []
+        pos = len(prefix) + offset
+        token = single_token(tokenizer, span.text, f"the word in slot [{span.name.split('#')[0]}]")
+        if ids[offset:pos] != prefix or pos >= len(ids) or ids[pos] != token:
+            raise InputError(f"{span.text!r} does not tokenise as one token inside {text!r}")
+        positions[span.name] = pos
+    return tuple(ids), positions
