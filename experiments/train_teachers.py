@@ -2,19 +2,23 @@
 
     python experiments/train_teachers.py --arch both --out runs/teachers          # full run
     python experiments/train_teachers.py --arch both --tiny --out runs/tiny      # ~1 minute smoke run
+    python experiments/train_teachers.py --evaluate runs/teachers/gpt2/model     # held-out scores as JSON
 
 Re-running the same command resumes from `<out>/<arch>/checkpoint.pt`.
 """
 
 import argparse
 import dataclasses
+import json
 import logging
 import shlex
 import sys
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.teachers import GPT2_TEACHER, QWEN2_TEACHER, TINY_SHAPES, Arch
 from rcid_tl.world.training import TrainConfig, train_teacher
 
@@ -43,9 +47,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--stop-after", type=int, default=None, help="stop (resumably) after this many steps")
+    parser.add_argument("--evaluate", type=Path, default=None, help="only score this saved model directory")
+    parser.add_argument("--eval-prompts", type=int, default=400, help="prompts per task for --evaluate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
+    if args.evaluate is not None:
+        model = AutoModelForCausalLM.from_pretrained(args.evaluate)
+        scores = evaluate_teacher(model, AutoTokenizer.from_pretrained(args.evaluate), n=args.eval_prompts)
+        print(json.dumps(scores.to_dict(), indent=2))
+        return
     command = shlex.join(["python", "experiments/train_teachers.py", *argv])
     arches = [Arch.GPT2, Arch.QWEN2] if args.arch == "both" else [Arch(args.arch)]
     for arch in arches:

@@ -115,10 +115,10 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
         step, elapsed = state["step"], state["elapsed_s"]
         log.info("resuming from step %d", step)
     _trim_log(log_path, step)
+    t0, running = time.perf_counter() - elapsed, []  # wall time includes (re)generating the data
     rows = token_rows(cfg.world, Split.TRAIN, tokenizer, cfg.steps * cfg.batch_size, cfg.seq_len)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     model.train()
-    t0, running = time.perf_counter() - elapsed, []
     with log_path.open("a") as log_file, tqdm(total=cfg.steps, initial=step, desc=cfg.shape.arch.value) as bar:
         while step < end:
             batch = rows[step * cfg.batch_size : (step + 1) * cfg.batch_size]
