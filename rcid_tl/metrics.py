@@ -1,6 +1,7 @@
 """Task metrics: pure functions on answer-position logits returning one value per example (callers reduce)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
@@ -10,6 +11,14 @@ from rcid_tl.tasks.base import Batch, ContrastiveDataset
 
 AnswerLogits = Float[Tensor, "batch d_vocab"]
 Metric = Callable[[AnswerLogits, Batch], Float[Tensor, " batch"]]
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """Per-example metric on the unpatched clean and corrupt runs."""
+
+    clean: Float[Tensor, " batch"]
+    corrupt: Float[Tensor, " batch"]
 
 
 def answer_logits(logits: Float[Tensor, "batch pos d_vocab"], answer_pos: Int[Tensor, " batch"]) -> AnswerLogits:

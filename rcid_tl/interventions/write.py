@@ -17,7 +17,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.read import answer_forward, at_positions, cache_hooks
-from rcid_tl.metrics import Metric
+from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
 from rcid_tl.progress import track
 from rcid_tl.tasks.base import Batch
@@ -45,14 +45,6 @@ class PatchSite:
             raise InputError(f"site {self.site.value!r} cannot be patched here; allowed: {allowed}")
         if (self.head is None) == self.site.per_head:
             raise InputError(f"site {self.site.value} {'needs' if self.site.per_head else 'takes no'} head index")
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """Per-example metric on the clean and on the corrupt run."""
-
-    clean: Float[Tensor, " batch"]
-    corrupt: Float[Tensor, " batch"]
 
 
 def patch_sites(
