@@ -1,0 +1,50 @@
+"""`rcid-tl knockout`: head ablation."""
+
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from rcid_tl.cli import options as o
+from rcid_tl.errors import InputError
+from rcid_tl.interventions.knockout import Method, Reference
+from rcid_tl.sweeps.common import ModelSpec
+from rcid_tl.sweeps.knockout import KnockoutConfig, run_knockout
+from rcid_tl.tasks.registry import TaskSpec
+
+Heads = Annotated[Optional[str], typer.Option("--heads", help="A head set knocked out together, e.g. 9.9,10.0.")]
+Class = Annotated[Optional[str], typer.Option("--class", help="An IOI head class of GPT-2 small, e.g. name-mover.")]
+AllHeads = Annotated[bool, typer.Option("--all-heads", help="Knock out every head, one at a time.")]
+MethodOpt = Annotated[str, typer.Option("--method", help="zero | mean (per template) | resample (same template).")]
+ReferenceOpt = Annotated[str, typer.Option("--reference", help="Run whose z feeds mean/resample: corrupt | clean.")]
+
+
+def _choice(value: str, enum, flag: str):
+    try:
+        return enum(value)
+    except ValueError:
+        raise InputError(f"unknown {flag} {value!r}; allowed: {', '.join(e.value for e in enum)}") from None
+
+
+def knockout(
+    model: o.Model = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = 100, seed: o.Seed = 0,
+    heads: Heads = None, head_class: Class = None, all_heads: AllHeads = False, method: MethodOpt = "mean",
+    reference: ReferenceOpt = "corrupt", positions: o.Positions = "all", batch_size: o.BatchSize = 64,
+    out: o.Out = "runs/knockout", device: o.Device = "cpu", dtype: o.Dtype = "float32",
+    corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
+) -> None:
+    """Ablate attention heads (at hook_z) and record the metric change per example.
+
+    Example: rcid-tl knockout --model gpt2 --task ioi --class name-mover --method mean --corruption abc --out runs/k
+    """
+    config = KnockoutConfig(
+        model=ModelSpec(model, device, dtype),
+        task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),
+        heads=heads, head_class=head_class, all_heads=all_heads, method=_choice(method, Method, "--method"),
+        reference=_choice(reference, Reference, "--reference"), positions=positions, rows_per_forward=batch_size,
+    )
+    result = run_knockout(config)
+    paths = result.save(out)
+    top = max(result.ablations, key=lambda a: abs(a["mean"]))
+    Console(stderr=True).print(f"largest mean Δ {top['mean']:+.4f} for heads {','.join(top['heads'])}; "
+                               f"wrote {', '.join(map(str, paths))}")

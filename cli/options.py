@@ -1,0 +1,20 @@
+"""Option aliases shared by every command, so each is spelled and documented once."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_MODEL = "gpt2"
+
+Model = Annotated[str, typer.Option("--model", help="Hub name (gpt2), local HF directory, or embedded model name.")]
+Task = Annotated[str, typer.Option("--task", help="ioi | greater-than | pairs:FILE (JSONL/CSV: clean, corrupt, answer, wrong).")]
+N = Annotated[int, typer.Option("--n", help="Number of examples (pairs: first N rows; default all).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for sampling examples (and resample ablation).")]
+Positions = Annotated[str, typer.Option("--positions", help="all, or named positions such as io,s2,end.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Rows (site × example pairs) per forward pass.")]
+Out = Annotated[Path, typer.Option("--out", help="Output directory (created; files written atomically).")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]
+Dtype = Annotated[str, typer.Option("--dtype", help="float32 | bfloat16 | float16")]
+Corruption = Annotated[str, typer.Option("--corruption", help="IOI corruption: s2-io (seed 000) or abc (Wang et al.).")]
+NoBos = Annotated[bool, typer.Option("--no-bos", help="Do not prepend the tokenizer's BOS token.")]

@@ -1,0 +1,110 @@
+"""`rcid-tl knockout`: ablate heads (a set, an IOI class, or every head singly) and record the metric change."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformer_lens.model_bridge import TransformerBridge
+
+from rcid_tl.artifacts import write_csv, write_figure, write_json
+from rcid_tl.errors import InputError
+from rcid_tl.hooks.names import Head
+from rcid_tl.interventions.head_classes import heads_of_class
+from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
+from rcid_tl.metrics import metric_for
+from rcid_tl.models.loading import model_label, namer
+from rcid_tl.plotting.heatmaps import bar_chart, layer_heatmap
+from rcid_tl.sweeps.common import ModelSpec, parse_positions, prepare, result_header
+from rcid_tl.tasks.registry import TaskSpec
+
+
+@dataclass(frozen=True)
+class KnockoutConfig:
+    """Exactly one of `heads` ("9.9,10.0"), `head_class` ("name-mover") or `all_heads` chooses the ablations."""
+
+    model: ModelSpec
+    task: TaskSpec
+    heads: str | None = None
+    head_class: str | None = None
+    all_heads: bool = False
+    method: Method = Method.MEAN
+    reference: Reference = Reference.CORRUPT
+    positions: str = "all"
+    rows_per_forward: int = 64
+
+    def __post_init__(self) -> None:
+        chosen = sum([self.heads is not None, self.head_class is not None, self.all_heads])
+        if chosen != 1:
+            raise InputError("choose exactly one of --heads, --class or --all-heads")
+        if self.rows_per_forward < 1:
+            raise InputError(f"--batch-size must be ≥ 1, got {self.rows_per_forward}")
+        object.__setattr__(self, "method", Method(self.method))
+        object.__setattr__(self, "reference", Reference(self.reference))
+
+
+@dataclass(frozen=True)
+class KnockoutResult:
+    header: dict[str, Any]
+    method: str
+    ablations: list[dict[str, Any]] = field(default_factory=list)
+    n_layers: int = 0
+    n_heads: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header, "method": self.method, "ablations": self.ablations}
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        out = Path(out_dir)
+        rows = [(" ".join(a["heads"]), a["positions"] if a["positions"] == "all" else " ".join(a["positions"]), i,
+                 m, d) for a in self.ablations for i, (m, d) in enumerate(zip(a["metric"], a["delta"]))]
+        return [
+            write_json(out / "knockout.json", self.to_json()),
+            write_csv(out / "knockout.csv", ("heads", "positions", "example", "metric", "delta"), rows),
+            *write_figure(out / "knockout", self.figure()),
+        ]
+
+    def figure(self):
+        title = f"{self.header['model']} · {self.header['task']} · {self.method} ablation · mean Δ (clean − ablated)"
+        if all(len(a["heads"]) == 1 for a in self.ablations) and len(self.ablations) > 1:
+            grid = np.zeros((self.n_layers, self.n_heads))
+            for a in self.ablations:
+                head = Head.parse(a["heads"][0])
+                grid[head.layer, head.head] = a["mean"]
+            return layer_heatmap(grid, [str(h) for h in range(self.n_heads)], title, "mean Δ", "head")
+        return bar_chart([",".join(a["heads"]) for a in self.ablations], [a["mean"] for a in self.ablations],
+                         title, "mean Δ")
+
+
+def choose_ablations(config: KnockoutConfig, bridge: TransformerBridge, positions) -> list[Ablation]:
+    names = namer(bridge)
+    if config.all_heads:
+        return [Ablation((h,), positions) for h in names.all_heads()]
+    if config.head_class is not None:
+        heads = heads_of_class(config.head_class, bridge.cfg.n_layers, bridge.cfg.n_heads)
+    else:
+        heads = tuple(names.check_head(Head.parse(h)) for h in config.heads.split(",") if h.strip())
+        if not heads:
+            raise InputError("--heads is empty; write heads as LAYER.HEAD, e.g. 9.9,10.0")
+    return [Ablation(heads, positions)]
+
+
+def run_knockout(config: KnockoutConfig, model: TransformerBridge | None = None) -> KnockoutResult:
+    """Ablate the chosen heads on the task's clean prompts; delta = metric(clean) − metric(ablated) per example."""
+    bridge, dataset = prepare(model or config.model, config.task)
+    positions = None if config.positions.strip() == "all" else parse_positions(config.positions, dataset)
+    ablations = choose_ablations(config, bridge, positions)
+    ablated, metrics = knockout(bridge, dataset.batch(), ablations, metric_for(dataset), config.method,
+                                config.reference, config.task.seed, config.rows_per_forward)
+    entries = []
+    for ablation, values in zip(ablations, ablated):
+        delta = metrics.clean - values
+        entries.append({"heads": [str(h) for h in ablation.heads],
+                        "positions": "all" if ablation.positions is None else list(ablation.positions),
+                        "metric": values.tolist(), "delta": delta.tolist(), "mean": float(delta.mean())})
+    header = result_header(model_label(bridge), dataset, config.task.seed, dataset.metric_name, metrics)
+    header["config"] = {"method": config.method.value, "reference": config.reference.value,
+                        "heads": config.heads, "class": config.head_class, "all_heads": config.all_heads,
+                        "positions": config.positions, "rows_per_forward": config.rows_per_forward,
+                        "device": config.model.device, "dtype": config.model.dtype}
+    return KnockoutResult(header, config.method.value, entries, bridge.cfg.n_layers, bridge.cfg.n_heads)
