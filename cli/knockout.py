@@ -7,10 +7,6 @@ from rich.console import Console
 
 from rcid_tl.cli import options as o
 from rcid_tl.errors import InputError
-from rcid_tl.interventions.knockout import Method, Reference
-from rcid_tl.sweeps.common import ModelSpec
-from rcid_tl.sweeps.knockout import KnockoutConfig, run_knockout
-from rcid_tl.tasks.registry import TaskSpec
 
 Heads = Annotated[Optional[str], typer.Option("--heads", help="A head set knocked out together, e.g. 9.9,10.0.")]
 Class = Annotated[Optional[str], typer.Option("--class", help="An IOI head class of GPT-2 small, e.g. name-mover.")]
@@ -37,6 +33,12 @@ def knockout(
 
     Example: rcid-tl knockout --model gpt2 --task ioi --class name-mover --method mean --corruption abc --out runs/k
     """
+    # library imports are deferred so that --help and argument errors answer without loading TransformerLens
+    from rcid_tl.interventions.knockout import Method, Reference
+    from rcid_tl.sweeps.common import ModelSpec
+    from rcid_tl.sweeps.knockout import KnockoutConfig, run_knockout
+    from rcid_tl.tasks.registry import TaskSpec
+
     config = KnockoutConfig(
         model=ModelSpec(model, device, dtype),
         task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),

@@ -7,11 +7,6 @@ from rich.console import Console
 
 from rcid_tl.cli import options as o
 from rcid_tl.errors import InputError
-from rcid_tl.hooks.names import parse_site
-from rcid_tl.interventions.write import Direction
-from rcid_tl.sweeps.common import ModelSpec
-from rcid_tl.sweeps.patch import PatchConfig, run_patch
-from rcid_tl.tasks.registry import TaskSpec
 
 Site = Annotated[str, typer.Option("--site", help="resid_pre | resid_mid | resid_post | z | attn_out | mlp_out")]
 Layers = Annotated[str, typer.Option("--layers", help="all, or a comma list such as 0,3.")]
@@ -28,6 +23,13 @@ def patch(
 
     Example: rcid-tl patch --model gpt2 --task ioi --n 50 --site resid_pre --positions io,s2,end --out runs/p
     """
+    # library imports are deferred so that --help and argument errors answer without loading TransformerLens
+    from rcid_tl.hooks.names import parse_site
+    from rcid_tl.interventions.write import Direction
+    from rcid_tl.sweeps.common import ModelSpec
+    from rcid_tl.sweeps.patch import PatchConfig, run_patch
+    from rcid_tl.tasks.registry import TaskSpec
+
     if direction not in {d.value for d in Direction}:
         raise InputError(f"unknown direction {direction!r}; allowed: noising, denoising")
     config = PatchConfig(
