@@ -1,0 +1,1 @@
+"""Hook-name vocabulary (the only place hook strings are spelled)."""

@@ -1,0 +1,1 @@
+"""Read, Write and knockout: the interventions, as hook-function factories applied through the bridge."""
