@@ -12,8 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from rcid_tl.errors import InputError
 from rcid_tl.tasks import lexicon
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.ioi import _pad_id
-from rcid_tl.tasks.tokens import fill, single_token, tokenize_with_positions
+from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_with_positions
 
 POSITIONS = ("noun", "yy", "end")
 
@@ -73,5 +72,5 @@ def build_greater_than(config: GreaterThanConfig, tokenizer: PreTrainedTokenizer
     return ContrastiveDataset(
         task="greater-than", examples=tuple(examples), position_names=POSITIONS, metric_name="prob_diff",
         config={"task": "greater-than", "n": config.n, "seed": config.seed, "prepend_bos": config.prepend_bos},
-        pad_id=_pad_id(tokenizer), year_ids=year_ids,
+        pad_id=pad_id(tokenizer), year_ids=year_ids,
     )

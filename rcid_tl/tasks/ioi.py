@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from rcid_tl.errors import InputError
 from rcid_tl.tasks import lexicon
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.tokens import fill, single_token, tokenize_with_positions
+from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_with_positions
 
 POSITIONS = ("io", "s1", "s1+1", "s2", "end")
 
@@ -59,7 +59,7 @@ def build_ioi(config: IOIConfig, tokenizer: PreTrainedTokenizerBase) -> Contrast
         task="ioi", examples=tuple(examples), position_names=POSITIONS, metric_name="logit_diff",
         config={"task": "ioi", "n": config.n, "seed": config.seed, "corruption": config.corruption.value,
                 "prepend_bos": config.prepend_bos},
-        pad_id=_pad_id(tokenizer),
+        pad_id=pad_id(tokenizer),
     )
 
 
@@ -95,10 +95,3 @@ def _render(template: str, first: dict[str, str], s2: str, place: str, obj: str)
 def _tokenize(tokenizer, text: str, spans: list, prepend_bos: bool) -> tuple[tuple[int, ...], dict[str, int]]:
     ids, named = tokenize_with_positions(tokenizer, text, spans, prepend_bos)
     return ids, {"io": named["A"], "s1": named["B"], "s2": named["S2"]}
-
-
-def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
-        if candidate is not None:
-            return candidate
-    return 0

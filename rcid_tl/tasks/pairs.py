@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rcid_tl.errors import InputError
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.ioi import _pad_id
+from rcid_tl.tasks.tokens import pad_id
 
 POSITIONS = ("diff", "end")
 FIELDS = ("clean", "corrupt", "answer", "wrong")
@@ -66,7 +66,7 @@ def build_pairs(config: PairsConfig, tokenizer: PreTrainedTokenizerBase) -> Cont
     return ContrastiveDataset(
         task=f"pairs:{config.path}", examples=examples, position_names=POSITIONS, metric_name="logit_diff",
         config={"task": "pairs", "path": str(config.path), "n": len(examples), "prepend_bos": config.prepend_bos},
-        pad_id=_pad_id(tokenizer),
+        pad_id=pad_id(tokenizer),
     )
 
 

@@ -64,3 +64,11 @@ def tokenize_with_positions(
             raise InputError(f"{span.text!r} does not tokenise as one token inside {text!r}")
         positions[span.name] = pos
     return tuple(ids), positions
+
+
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """A token id for right padding (never read: padding sits after every answer position)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
+        if candidate is not None:
+            return candidate
+    return 0
