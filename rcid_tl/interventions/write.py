@@ -16,7 +16,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
-from rcid_tl.interventions.read import answer_forward, at_positions, cache_hooks
+from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
 from rcid_tl.progress import track
@@ -69,51 +69,65 @@ def patch_sites(
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     noising = Direction(direction) is Direction.NOISING
     source, target = (corrupt_cache, batch.clean) if noising else (clean_cache, batch.corrupt)
-    values = [_site_values(source[names.name(s.site, s.layer)], batch, s) for s in sites]  # each (batch, ...)
+    plan = _PatchPlan.build(sites, batch, source, names)
 
-    n = len(batch.clean)
-    rows = [(i, e) for i in range(len(sites)) for e in range(n)]
+    n = len(batch)
+    rows = torch.arange(len(sites) * n)  # row r patches site r // n in example r % n
     patched = torch.empty(len(rows))
-    chunks = [rows[k : k + rows_per_forward] for k in range(0, len(rows), rows_per_forward)]
-    for k, chunk in enumerate(track(chunks, "patching")):
-        patched[k * rows_per_forward : k * rows_per_forward + len(chunk)] = _patched_metric(
-            model, batch, sites, values, chunk, target, metric, names
-        )
-    return metrics.clean[None, :].cpu() - patched.view(len(sites), n), metrics
+    for chunk in track(rows.split(rows_per_forward), "patching"):
+        site_of, example_of = chunk // n, chunk % n
+        sub = batch.take(example_of)
+        with torch.no_grad(), model.hooks(fwd_hooks=plan.hooks(site_of, example_of, model.cfg.device)):
+            logits = answer_forward(model, target[example_of], sub.answer_pos)
+        patched[chunk] = metric(logits, sub).cpu()
+    return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
-def _site_values(acts: Tensor, batch: Batch, site: PatchSite) -> Tensor:
-    values = at_positions(acts, batch.position(site.position))  # (batch, d) or (batch, head, d_head)
-    return values[:, site.head] if site.head is not None else values
+@dataclass(frozen=True)
+class _PatchPlan:
+    """Per hook point: which sites it serves, their per-example positions, heads and source values."""
+
+    hook_of_site: Tensor  # (site,) index into `names`
+    position: Tensor  # (site, batch)
+    head: Tensor  # (site,), unused for whole-vector sites
+    names: tuple[str, ...]
+    values: tuple[Tensor, ...]  # per hook: (site, batch, ...) — rows for sites of other hooks are never read
+
+    @classmethod
+    def build(cls, sites, batch, source, namer_) -> "_PatchPlan":
+        names = tuple(sorted({namer_.name(s.site, s.layer) for s in sites}))
+        hook_of_site = torch.tensor([names.index(namer_.name(s.site, s.layer)) for s in sites])
+        position = torch.stack([batch.position(s.position) for s in sites])
+        head = torch.tensor([0 if s.head is None else s.head for s in sites])
+        site_idx, example_idx = torch.arange(len(sites))[:, None], torch.arange(len(batch))[None, :]
+        values = []
+        for name in names:
+            acts = source[name].cpu()  # (batch, pos, d_model) or (batch, pos, head, d_head)
+            at = acts[example_idx, position]  # (site, batch, ...)
+            values.append(at if acts.dim() == 3 else at[site_idx, example_idx, head[:, None]])
+        return cls(hook_of_site, position, head, names, tuple(values))
+
+    def hooks(self, site_of: Tensor, example_of: Tensor, device) -> list:
+        hooks = []
+        for k, name in enumerate(self.names):
+            mine = (self.hook_of_site[site_of] == k).nonzero().flatten()
+            if len(mine):
+                sites, examples = site_of[mine], example_of[mine]
+                hooks.append((name, _row_patch_hook(
+                    mine.to(device), self.position[sites, examples].to(device), self.head[sites].to(device),
+                    self.values[k][sites, examples].to(device))))
+        return hooks
 
 
-def _patched_metric(model, batch, sites, values, chunk, target, metric, names) -> Tensor:
-    device = model.cfg.device
-    site_of = torch.tensor([i for i, _ in chunk])
-    example_of = torch.tensor([e for _, e in chunk])
-    hooks = []
-    for name in sorted({names.name(sites[i].site, sites[i].layer) for i, _ in chunk}):
-        mine = [r for r, (i, _) in enumerate(chunk) if names.name(sites[i].site, sites[i].layer) == name]
-        hooks.append((name, _row_patch_hook(sites, values, batch, site_of, example_of, torch.tensor(mine), device)))
-    sub = batch.take(example_of)
-    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-        logits = answer_forward(model, target[example_of], sub.answer_pos)
-    return metric(logits, sub).cpu()
-
-
-def _row_patch_hook(sites, values, batch, site_of, example_of, rows, device):
-    """A hook that overwrites, for each of its `rows`, the activation at that row's example position (and head)."""
-    pos = torch.stack([batch.position(sites[int(site_of[r])].position)[example_of[r]] for r in rows])
-    heads = [sites[int(site_of[r])].head for r in rows]
-    new = torch.stack([values[int(site_of[r])][example_of[r]] for r in rows]).to(device)
-    rows, pos = rows.to(device), pos.to(device)
+def _row_patch_hook(rows: Tensor, pos: Tensor, heads: Tensor, new: Tensor):
+    """Overwrite, for each of `rows`, the activation at that row's position (and head, for per-head sites)."""
 
     def hook(act: Tensor, hook) -> Tensor:
         act = act.clone()  # never edit the bridge's view in place
-        if heads[0] is None:
+        if act.dim() == 3:  # (batch, pos, d_model)
             act[rows, pos] = new.to(act.dtype)
-        else:
-            act[rows, pos, torch.tensor(heads, device=device)] = new.to(act.dtype)
+        else:  # (batch, pos, head, d_head)
+            act[rows, pos, heads] = new.to(act.dtype)
         return act
 
     return hook
