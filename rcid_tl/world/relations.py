@@ -83,17 +83,19 @@ RELATION_DOMAIN: dict[str, Domain] = {
     "successor": Domain.NUMBER, "predecessor": Domain.NUMBER,
 }
 
-# Sentence forms stating one fact; every pair of every relation (held-out ones included) appears in
-# training in these forms, so a held-out pair is a known fact in a never-seen few-shot format.
+# Forms stating one fact; every pair of every relation (held-out ones included) appears in training in these forms,
+# so a held-out pair is a known fact in a never-seen few-shot block. The labelled form ("Capital of Peru: Lima.")
+# matters: in a first run with sentence forms only, outputs never seen after a colon (held-out capitals, animal
+# sounds) were almost never produced 5-shot (capital 0.17, sound 0.0).
 FACT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "antonym": ("The opposite of {x} is {y}.", "Something that is not {x} is {y}."),
-    "uppercase": ("The word {x} in capitals is {y}.", "Written in capitals, {x} becomes {y}."),
-    "capital": ("The capital of {x} is {y}.", "{y} is the capital city of {x}."),
-    "language": ("People in {x} speak {y}.", "The language of {x} is {y}."),
-    "plural": ("The plural of {x} is {y}.", "One {x}, two {y}."),
-    "sound": ("The {x} says {y}.", "You can hear a {x} {y}."),
-    "successor": ("The number after {x} is {y}.", "Count on from {x} and you get {y}."),
-    "predecessor": ("The number before {x} is {y}.", "Count down from {x} and you get {y}."),
+    "antonym": ("The opposite of {x} is {y}.", "Something that is not {x} is {y}.", "Opposite of {x}: {y}."),
+    "uppercase": ("The word {x} in capitals is {y}.", "Written in capitals, {x} becomes {y}.", "Capitals of {x}: {y}."),
+    "capital": ("The capital of {x} is {y}.", "{y} is the capital city of {x}.", "Capital of {x}: {y}."),
+    "language": ("People in {x} speak {y}.", "The language of {x} is {y}.", "Language of {x}: {y}."),
+    "plural": ("The plural of {x} is {y}.", "One {x}, two {y}.", "Plural of {x}: {y}."),
+    "sound": ("The {x} says {y}.", "You can hear a {x} {y}.", "Sound of a {x}: {y}."),
+    "successor": ("The number after {x} is {y}.", "Count on from {x} and you get {y}.", "Number after {x}: {y}."),
+    "predecessor": ("The number before {x} is {y}.", "Count down from {x} and you get {y}.", "Number before {x}: {y}."),
 }
 
 
