@@ -11,19 +11,21 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.teachers import GPT2_TEACHER, QWEN2_TEACHER, TINY_SHAPES, Arch
+from rcid_tl.world.tokenizer import load_tokenizer
 from rcid_tl.world.training import TrainConfig, train_teacher
 
 # Full-run budgets: together they fit the 60-minute, 2-core budget with room for data generation and evaluation.
-FULL_STEPS = {Arch.GPT2: 5000, Arch.QWEN2: 2500}
+FULL_STEPS = {Arch.GPT2: 5000, Arch.QWEN2: 4000}
 TINY = {"steps": 60, "batch_size": 8, "seq_len": 64, "warmup": 10, "log_every": 10, "checkpoint_every": 30,
         "eval_every": 60, "eval_prompts": 32, "final_eval_prompts": 64}
 
@@ -52,9 +54,10 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
+    os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))  # the tokenizer's batch encoding, too
     if args.evaluate is not None:
         model = AutoModelForCausalLM.from_pretrained(args.evaluate)
-        scores = evaluate_teacher(model, AutoTokenizer.from_pretrained(args.evaluate), n=args.eval_prompts)
+        scores = evaluate_teacher(model, load_tokenizer(args.evaluate), n=args.eval_prompts)
         print(json.dumps(scores.to_dict(), indent=2))
         return
     command = shlex.join(["python", "experiments/train_teachers.py", *argv])

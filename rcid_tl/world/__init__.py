@@ -21,7 +21,14 @@ from rcid_tl.world.splits import (
     ioi_names,
     relation_pairs,
 )
-from rcid_tl.world.tokenizer import EOS_TOKEN, build_tokenizer, save_tokenizer, world_vocab, world_words
+from rcid_tl.world.tokenizer import (
+    EOS_TOKEN,
+    build_tokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    world_vocab,
+    world_words,
+)
 from rcid_tl.world.years import (
     CENTURIES,
     GT_HELD_OUT_FORMATS,
@@ -37,6 +44,6 @@ __all__ = [
     "IOI_NAMES", "IOI_TRAIN_TEMPLATES", "NAMES", "NUMBER_WORDS", "OBJECTS", "PLACES", "RELATIONS", "RELATION_DOMAIN",
     "DocKind", "Domain", "IOIOrder", "IOIPrompt", "RelationPrompt", "Split", "WorldConfig", "YearSpanPrompt",
     "build_tokenizer", "fill_ioi", "generate_corpus", "generate_document", "gt_formats", "ioi_names", "ioi_templates",
-    "relation_pairs", "relation_prompt", "sample_ioi", "save_tokenizer", "world_vocab", "world_words",
+    "load_tokenizer", "relation_pairs", "relation_prompt", "sample_ioi", "save_tokenizer", "world_vocab", "world_words",
     "year_span_prompt",
 ]

@@ -27,8 +27,8 @@ class DocKind(str, Enum):
     FILLER = "filler"
 
 
-# Document probabilities; chosen so that roughly a fifth of tokens are IOI sentences, a fifth stories with recurring
-# names and a tenth repeated lists (the feasibility run saw IOI stay at chance without the latter two).
+# Document probabilities; about a sixth of tokens are IOI sentences, a fifth stories with recurring names and a
+# tenth repeated lists (the feasibility run saw IOI stay at chance without the latter two).
 DEFAULT_WEIGHTS: tuple[tuple[DocKind, float], ...] = (
     (DocKind.IOI, 0.18), (DocKind.STORY, 0.14), (DocKind.INDUCTION, 0.11), (DocKind.YEARS, 0.12),
     (DocKind.FEWSHOT, 0.13), (DocKind.FACTS, 0.17), (DocKind.COUNTING, 0.05), (DocKind.FILLER, 0.10),

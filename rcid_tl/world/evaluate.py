@@ -21,8 +21,8 @@ from rcid_tl.world.lexicon import EVENT_NOUNS
 from rcid_tl.world.relations import RELATIONS
 from rcid_tl.world.splits import HELD_OUT_NAMES, IOI_NAMES, Split, relation_pairs
 from rcid_tl.world.stream import token_rows
-from rcid_tl.world.years import CENTURIES, GT_HELD_OUT_FORMATS, GT_TRAIN_FORMATS, YearSpanPrompt, year_span_prompt
 from rcid_tl.world.tokenizer import TWO_DIGITS
+from rcid_tl.world.years import CENTURIES, GT_HELD_OUT_FORMATS, GT_TRAIN_FORMATS, YearSpanPrompt, year_span_prompt
 
 
 @dataclass(frozen=True)
@@ -121,12 +121,16 @@ def perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, seed:
     return math.exp(sum(losses) / len(losses))
 
 
-def _ioi_prompts(seed: int, tag: str, names: tuple[str, ...], templates: tuple[str, ...], n: int) -> list[IOIPrompt]:
+def ioi_eval_prompts(
+    seed: int, tag: str, names: tuple[str, ...], templates: tuple[str, ...], n: int
+) -> list[IOIPrompt]:
+    """`n` IOI prompts from their own seeded stream (never a training stream)."""
     rng = random.Random(f"eval:{seed}:{tag}")
     return [sample_ioi(rng, names, templates) for _ in range(n)]
 
 
-def _gt_prompts(seed: int, tag: str, formats: tuple[str, ...], n: int) -> list[YearSpanPrompt]:
+def gt_eval_prompts(seed: int, tag: str, formats: tuple[str, ...], n: int) -> list[YearSpanPrompt]:
+    """`n` Greater-Than prompts, start year 02..97 so that both YY-1 and YY+1 exist."""
     rng = random.Random(f"eval:{seed}:{tag}")
     return [
         year_span_prompt(rng.choice(formats), rng.choice(EVENT_NOUNS), rng.choice(CENTURIES), rng.randint(2, 97))
@@ -141,15 +145,15 @@ def evaluate_teacher(
     was_training = model.training
     model.eval()
     ld = {
-        tag: ioi_scores(model, tokenizer, _ioi_prompts(seed, tag, names, templates, n))
+        tag: ioi_scores(model, tokenizer, ioi_eval_prompts(seed, tag, names, templates, n))
         for tag, names, templates in (
             ("held-out-names", HELD_OUT_NAMES, IOI_TRAIN_TEMPLATES),
             ("seen-names", IOI_NAMES, IOI_TRAIN_TEMPLATES),
             ("held-out-templates", IOI_NAMES, IOI_HELD_OUT_TEMPLATES),
         )
     }
-    gt = greater_than_scores(model, tokenizer, _gt_prompts(seed, "gt", GT_TRAIN_FORMATS, n))
-    gt_ood = greater_than_scores(model, tokenizer, _gt_prompts(seed, "gt-ood", GT_HELD_OUT_FORMATS, n))
+    gt = greater_than_scores(model, tokenizer, gt_eval_prompts(seed, "gt", GT_TRAIN_FORMATS, n))
+    gt_ood = greater_than_scores(model, tokenizer, gt_eval_prompts(seed, "gt-ood", GT_HELD_OUT_FORMATS, n))
     five = {r: relation_accuracy(model, tokenizer, r, 5, seed, draws) for r in sorted(RELATIONS)}
     zero = {r: relation_accuracy(model, tokenizer, r, 0, seed, draws) for r in sorted(RELATIONS)}
     scores = TeacherScores(

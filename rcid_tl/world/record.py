@@ -20,7 +20,8 @@ def write_loss_curve(metrics_path: Path, html_path: Path) -> None:
     fig.add_trace(go.Scatter(x=[r["tokens"] for r in losses], y=[r["loss"] for r in losses], name="loss"), 1, 1)
     for key in _CURVE_METRICS:
         fig.add_trace(
-            go.Scatter(x=[r["tokens"] for r in evals], y=[r["eval"][key] for r in evals], name=key, mode="lines+markers"),
+            go.Scatter(x=[r["tokens"] for r in evals], y=[r["eval"][key] for r in evals], name=key,
+                       mode="lines+markers"),
             1, 2,
         )
     fig.update_xaxes(title_text="tokens")
@@ -56,4 +57,11 @@ def write_training_record(
     ]
     lines += [f"| {k} | {v:.4g} |" for k, v in scores.items() if isinstance(v, float)]
     lines += ["", "Per-relation accuracies and the full config are in `training.json`.", ""]
+    if shape["arch"] == "qwen2":
+        lines += [
+            "Load the tokenizer with `PreTrainedTokenizerFast.from_pretrained(dir)` (or "
+            "`rcid_tl.world.load_tokenizer`):",
+            "transformers 5 makes `AutoTokenizer` build its own byte-level Qwen2Tokenizer for model_type qwen2.",
+            "",
+        ]
     (model_dir / "TRAINING.md").write_text("\n".join(lines))

@@ -72,6 +72,15 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
+    """Load a saved world tokenizer from any directory, model directories of every architecture included.
+
+    `AutoTokenizer` works for a tokenizer-only or GPT-2 directory, but transformers 5 maps model_type "qwen2" to its
+    own byte-level Qwen2Tokenizer whatever tokenizer_config.json says, which silently drops every word.
+    """
+    return PreTrainedTokenizerFast.from_pretrained(directory)
+
+
 def save_tokenizer(directory: str | Path) -> Path:
     """Write tokenizer.json and tokenizer_config.json so `AutoTokenizer.from_pretrained(directory)` works offline."""
     directory = Path(directory)

@@ -36,7 +36,8 @@ def _year_logits(tok, weights: dict[str, float]) -> torch.Tensor:
 
 def test_prob_diff_of_uniform_years(tok) -> None:
     model = FixedLogits(_year_logits(tok, dict.fromkeys(TWO_DIGITS, 0.0)))
-    prompts = [year_span_prompt("The war lasted from the year {a} to the year {b}.", "war", 17, yy) for yy in (2, 32, 97)]
+    template = "The war lasted from the year {a} to the year {b}."
+    prompts = [year_span_prompt(template, "war", 17, yy) for yy in (2, 32, 97)]
     diff, sharp = greater_than_scores(model, tok, prompts)
     # uniform over 00..99: (#later - #not later) / 100, and p(YY+1) = p(YY-1)
     torch.testing.assert_close(diff, torch.tensor([(97 - 3) / 100, (67 - 33) / 100, (2 - 98) / 100]))

@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from rcid_tl.world import EOS_TOKEN, NAMES, RELATIONS, Split, WorldConfig, build_tokenizer, generate_corpus, save_tokenizer
+from rcid_tl.world import (
+    EOS_TOKEN,
+    NAMES,
+    RELATIONS,
+    Split,
+    WorldConfig,
+    build_tokenizer,
+    generate_corpus,
+    save_tokenizer,
+)
 from rcid_tl.world.lexicon import EVENT_NOUNS, OBJECTS, PLACES
 from rcid_tl.world.tokenizer import world_words
 

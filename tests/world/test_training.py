@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from rcid_tl.world.teachers import TINY_SHAPES, Arch
+from rcid_tl.world.tokenizer import load_tokenizer
 from rcid_tl.world.training import TrainConfig, train_teacher
 
 _TINY = dict(batch_size=8, seq_len=32, warmup=5, log_every=5, checkpoint_every=10, eval_every=1000,
@@ -33,8 +34,9 @@ def test_tiny_run_lowers_loss_and_saves_hf_directory(tmp_path: Path, arch: Arch)
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "training.json",
             "TRAINING.md"} <= {p.name for p in model_dir.iterdir()}
     assert (tmp_path / "loss_curve.html").exists()
-    model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    model, tok = AutoModelForCausalLM.from_pretrained(model_dir), load_tokenizer(model_dir)
     ids = tok("When Mary and John went to the store, John gave a drink to", return_tensors="pt")["input_ids"]
+    assert ids.shape == (1, 14)
     assert model(ids).logits.shape == (1, ids.shape[1], len(tok))
     record = json.loads((model_dir / "training.json").read_text())
     assert record["steps"] == 40 and record["command"] == "test"

@@ -1,0 +1,1 @@
+"""Tests for rcid_tl.world."""

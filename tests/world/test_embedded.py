@@ -1,0 +1,46 @@
+"""Tests for the shipped world teachers: tokenizer in sync with the generator, size budget, and task behaviour."""
+
+import filecmp
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from rcid_tl.world import HELD_OUT_NAMES, IOI_TRAIN_TEMPLATES, build_tokenizer, load_tokenizer, save_tokenizer
+from rcid_tl.world.evaluate import gt_eval_prompts, ioi_eval_prompts, greater_than_scores, ioi_scores, relation_accuracy
+from rcid_tl.world.years import GT_TRAIN_FORMATS
+
+EMBEDDED = Path(__file__).resolve().parents[2] / "rcid_tl" / "embedded"
+TEACHERS = ("world-gpt2", "world-qwen2")
+
+
+def _teacher(name: str) -> Path:
+    path = EMBEDDED / name
+    if not (path / "model.safetensors").is_file():
+        pytest.skip(f"embedded teacher {name} is not built (see experiments/train_teachers.py)")
+    return path
+
+
+@pytest.mark.parametrize("name", TEACHERS)
+def test_shipped_tokenizer_matches_the_generator(tmp_path: Path, name: str) -> None:
+    # a change to the word lists must come with retrained teachers, or token ids silently shift
+    save_tokenizer(tmp_path)
+    assert filecmp.cmp(tmp_path / "tokenizer.json", _teacher(name) / "tokenizer.json", shallow=False)
+    assert len(load_tokenizer(_teacher(name))) == len(build_tokenizer())
+
+
+def test_embedded_teachers_fit_the_size_budget() -> None:
+    total = sum(f.stat().st_size for name in TEACHERS for f in _teacher(name).iterdir())
+    assert total < 30 * 2**20
+
+
+@pytest.mark.parametrize("name", TEACHERS)
+def test_embedded_teacher_solves_the_tasks(name: str) -> None:
+    # small samples, loose bounds: the full held-out numbers are in each TRAINING.md
+    path = _teacher(name)
+    model, tok = AutoModelForCausalLM.from_pretrained(path).eval(), load_tokenizer(path)
+    ld = ioi_scores(model, tok, ioi_eval_prompts(7, "test", HELD_OUT_NAMES, IOI_TRAIN_TEMPLATES, 32))
+    assert (ld > 0).float().mean() >= 0.9 and ld.mean() > 3.0
+    prob_diff, _ = greater_than_scores(model, tok, gt_eval_prompts(7, "test", GT_TRAIN_FORMATS, 32))
+    assert prob_diff.mean() > 0.5
+    assert relation_accuracy(model, tok, "capital", shots=5, seed=7, draws=2) >= 0.75
