@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from transformers import Qwen2ForCausalLM
+from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.modeling_utils import slice_logits_to_keep
-from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
 from rcid_tl.causalqwen.config import CausalQwen2Config, InferenceMode, parse_inference_mode
@@ -19,20 +19,22 @@ from rcid_tl.causalqwen.loss import ovr_loss
 from rcid_tl.errors import InputError
 
 
-@dataclass
-class CausalQwenOutput(ModelOutput):
-    """Shapes: U (batch, pos, causal_size); S, probabilities and logits (batch, pos, d_vocab)."""
+# transformers 5.24 renamed the KV cache's argument and output field from `past_key_values` to `cache`; we use
+# whichever name the installed version declares, so the model works on both sides of the rename.
+CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
-    loss: Tensor | None = None
-    logits: Tensor | None = None
+
+@dataclass
+class CausalQwenOutput(CausalLMOutputWithPast):
+    """The causal-LM output (loss, logits, the KV cache under the installed version's field name, hidden states,
+    attentions) plus the causal head's. Shapes: U (batch, pos, causal_size); S, probabilities and logits
+    (batch, pos, d_vocab)."""
+
     loc_U: Tensor | None = None
     scale_U: Tensor | None = None
     loc_S: Tensor | None = None
     scale_S: Tensor | None = None
     ovr_probs: Tensor | None = None
-    past_key_values: object | None = None
-    hidden_states: tuple[Tensor, ...] | None = None
-    attentions: tuple[Tensor, ...] | None = None
 
 
 class CausalQwenForCausalLM(Qwen2ForCausalLM):
@@ -69,11 +71,13 @@ class CausalQwenForCausalLM(Qwen2ForCausalLM):
         use_cache: bool | None = None,
         logits_to_keep: int | Tensor = 0,
         inference_mode: InferenceMode | str | None = None,
+        cache=None,
         **kwargs,
     ) -> CausalQwenOutput:
+        # `generate` passes the KV cache as `cache` (transformers ≥ 5.24) or `past_key_values` (older); accept both
+        kv_cache = cache if cache is not None else past_key_values
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                             **kwargs)
+                             inputs_embeds=inputs_embeds, use_cache=use_cache, **{CACHE_FIELD: kv_cache}, **kwargs)
         hidden = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
         loc_U, scale_U = self.abduction_network(hidden)
         loc_S, scale_S = self.action_network(loc_U, scale_U, self.lm_head)
@@ -92,8 +96,8 @@ class CausalQwenForCausalLM(Qwen2ForCausalLM):
                 loc_S, scale_S, self.ovr_classifier.thresholds, labels)
         return CausalQwenOutput(
             loss=loss, logits=logits, loc_U=loc_U, scale_U=scale_U, loc_S=loc_S, scale_S=scale_S, ovr_probs=probs,
-            past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions)
+            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)})
 
     def generate(self, inputs: Tensor | None = None, *args, inference_mode: InferenceMode | str | None = None,
                  **kwargs):
