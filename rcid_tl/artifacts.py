@@ -1,25 +1,94 @@
-"""Result files written atomically (temp file in the same directory, then rename), so nothing is half-written."""
+"""Files and directories written atomically (temp in the same directory, then rename) with the permissions a plain
+open()/mkdir() gives, and torch state files read back without running any code they might name."""
 
 import csv
 import io
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+import secrets
+import shutil
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 
-def write_text(path: Path, text: str) -> Path:
+from rcid_tl.errors import InputError
+
+# Temp files and dirs are created with mode 0o666 / 0o777 and the kernel applies the umask (and any default ACL) at
+# creation, exactly as for a plain open()/mkdir(). Reading the umask instead (os.umask(0), then restore) would
+# briefly set it process-wide, a race with any other thread creating files, and tempfile's 0o600/0o700 would keep
+# result files from the people they are meant for.
+
+
+def _fresh(path: Path, make) -> Path:
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            make(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A new empty temp file next to `path` for the caller to write; it replaces `path` when the block ends and is
+    removed if the block raises (Ctrl-C included), so `path` is either the old file or the whole new one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = _fresh(path, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """A new empty temp directory next to `path` for the caller to fill; when the block ends everything in it gets
+    the plain open()/mkdir() mode and it takes `path`'s place (an old `path` is moved aside, then deleted); if the
+    block raises, it is deleted and `path` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _fresh(path, lambda p: os.mkdir(p, 0o777))
+    old = None
+    try:
+        yield tmp
+        _plain_modes(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.rename(old, path)  # interrupted between the two renames: put the previous directory back
+            old = None
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _plain_modes(root: Path) -> None:
+    # Some writers make private files (transformers saves model.safetensors 0o600). `root` was made by mkdir(0o777),
+    # so its mode is the plain-mkdir one, and the plain-open() mode is that less the execute bits.
+    dir_mode = stat.S_IMODE(root.stat().st_mode) & 0o777
+    for parent, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(parent, name), dir_mode)
+        for name in files:
+            os.chmod(os.path.join(parent, name), dir_mode & 0o666)
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 
@@ -42,7 +111,22 @@ def write_figure(path: Path, figure) -> list[Path]:
         png = figure.to_image(format="png")
     except Exception:  # no kaleido/browser here: HTML only, as documented
         return written
-    tmp = path.with_suffix(".png.tmp")
-    tmp.write_bytes(png)
-    os.replace(tmp, path.with_suffix(".png"))
+    with atomic_path(path.with_suffix(".png")) as tmp:
+        tmp.write_bytes(png)
     return [*written, path.with_suffix(".png")]
+
+
+def write_torch(path: Path, payload: Any) -> Path:
+    """`payload` (tensors in plain dicts, lists, tuples, numbers and strings) via torch.save, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_torch(path: Path, remedy: str = "delete it or choose another --out") -> Any:
+    """A file written by `write_torch`, loaded on the CPU by torch's weights-only unpickler, which builds only
+    tensors and plain containers and never calls what a file names; any unreadable file is an InputError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, empty, not torch's format, or a pickle naming disallowed globals
+        raise InputError(f"cannot read {path}: it is damaged or was not written by rcid-tl; {remedy}") from None

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from rcid_tl.artifacts import write_text
+from rcid_tl.artifacts import write_text, write_torch
 from rcid_tl.errors import InputError
 from rcid_tl.fv.cie import RelationCIE, relation_cie
 from rcid_tl.fv.layout import RunLayout, step_log
@@ -106,10 +106,7 @@ def mean_acts_payload(model: TransformerBridge, clean_mean: torch.Tensor, **extr
 
 
 def _save_tensor_file(path: Path, payload) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # atomic, like every other artifact
+    write_torch(path, payload)  # atomic, like every other artifact
 
 
 def _write_artifacts(layout, model, results: dict[str, RelationCIE], cie, key: ScoreKey, layers: list[int]) -> None:

@@ -4,12 +4,12 @@ Booting a bridge replaces the HF model's submodules in place, so its state-dict 
 and `save_pretrained` refuses to run. We strip those keys and load them into a fresh model of the same config.
 """
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoModelForCausalLM
+
+from rcid_tl.artifacts import atomic_dir
 
 _BRIDGE_INFIX = "._original_component"
 
@@ -28,17 +28,9 @@ def save_hf_model(model: TransformerBridge, out_dir: str | Path) -> Path:
     state = hf_state_dict(model)
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     _check_nothing_lost(state, missing, unexpected)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         fresh.save_pretrained(tmp)
         model.tokenizer.save_pretrained(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir
 
 

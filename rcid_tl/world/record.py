@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from rcid_tl.artifacts import write_text
+
 _CURVE_METRICS = ("ioi_acc", "ioi_logit_diff", "gt_prob_diff", "relation_5shot_acc")
 
 
@@ -25,7 +27,7 @@ def write_loss_curve(metrics_path: Path, html_path: Path) -> None:
             1, 2,
         )
     fig.update_xaxes(title_text="tokens")
-    fig.write_html(html_path, include_plotlyjs="cdn")
+    write_text(html_path, fig.to_html(include_plotlyjs="cdn"))
 
 
 def write_training_record(
@@ -37,7 +39,7 @@ def write_training_record(
         "wall_time_s": round(wall_s, 1), "n_params": n_params, "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "config": config, "scores": scores,
     }
-    (model_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text(model_dir / "training.json", json.dumps(record, indent=2) + "\n")
     shape = config["shape"]
     lines = [
         f"# World teacher ({shape['arch']}, {shape['n_layer']} layers, d_model {shape['d_model']})",
@@ -64,4 +66,4 @@ def write_training_record(
             "transformers 5 makes `AutoTokenizer` build its own byte-level Qwen2Tokenizer for model_type qwen2.",
             "",
         ]
-    (model_dir / "TRAINING.md").write_text("\n".join(lines))
+    write_text(model_dir / "TRAINING.md", "\n".join(lines))
