@@ -2,6 +2,7 @@
 on general text, fit W*, precompute the teacher's targets, train (resumably), save the student as a standard
 Hugging Face directory and evaluate it."""
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,12 @@ from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
 PPL_ROWS, PPL_LEN = 64, 128  # held-out text for perplexity: 8,192 tokens by default
+STATE = "train_state.pt"
+
+# Settings that cannot change the trained weights, so a run may be resumed with new values: how often states are
+# saved and losses logged, the device (a run may move to a GPU), and the evaluation-only ones (evaluation starts from
+# the final weights, and metrics.json records the values it used). Every other setting must match the saved run's.
+RESUMABLE_WITH_NEW = ("checkpoint_every", "log_every", "device", "eval_n", "eval_seed", "ppl_rows", "n_bootstrap")
 
 
 @dataclass
@@ -113,20 +120,39 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
     return loss_at
 
 
+def run_settings(config: DistillConfig) -> str:
+    """The settings a resumed run must share with the run that saved the state, as JSON."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_WITH_NEW}
+    return json.dumps(settings, sort_keys=True, default=lambda v: getattr(v, "value", str(v)))
+
+
 def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | None = None, command: str = ""
                 ) -> dict[str, Any] | None:
     """Distill into `out` (resuming from `out/train_state.pt` if present). Returns metrics.json's content, or None
-    when `stop_after` (total steps, pre-training included) ended the call before training finished."""
+    when `stop_after` (total steps, pre-training included) ended the call before training finished.
+
+    A state that cannot be read or belongs to a run with other settings is an InputError, raised before any model
+    loads. Ctrl-C re-raises KeyboardInterrupt with a message saying how to resume, once a state is saved."""
     t0 = time.perf_counter()
-    s = prepare(config)
     out = Path(out)
+    settings = run_settings(config)
+    saved = load_state(out / STATE, settings)
+    try:
+        return _run(config, out, settings, saved, stop_after, command, t0)
+    except KeyboardInterrupt as err:
+        if err.args or not (out / STATE).exists():  # the trainer named the step already, or there is none
+            raise
+        raise KeyboardInterrupt("re-run the same command to resume from the last saved checkpoint") from None
+
+
+def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, stop_after: int | None, command: str,
+         t0: float) -> dict[str, Any] | None:
+    s = prepare(config)
     out.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = out / "train_state.pt", out / "train_log.jsonl"
-    saved = load_state(state_path)
     s.student.eval()  # no dropout: the clean and corrupt forwards of one step must see the same network
     student_weights = nn.ModuleDict({"student": s.student.original_model})
-    loop = dict(state_path=state_path, log_path=log_path, checkpoint_every=config.checkpoint_every,
-                log_every=config.log_every)
+    loop = dict(state_path=out / STATE, log_path=out / "train_log.jsonl", checkpoint_every=config.checkpoint_every,
+                log_every=config.log_every, settings=settings, resume=saved)
     p = config.pretrain
     if p.steps and (saved is None or saved["phase"] == "pretrain"):
         rows = s.text.rows(s.teacher.tokenizer, p.steps * config.pretrain_rows, config.pretrain_len)

@@ -1,8 +1,9 @@
 """A resumable training loop: AdamW, warm-up + cosine schedule, clipping, JSONL log, periodic checkpoints.
 
 The loop never sees models or data, only `loss_at(step)`; batch t is fixed by the run's config (see `data_order`),
-and the checkpoint holds weights, optimizer, scheduler, RNG states and the data order. So a run killed and resumed
-ends with the same weights as one that ran straight through (given the same thread count).
+and the checkpoint holds weights, optimizer, scheduler, RNG states, the data order and the run's settings. So a run
+killed and resumed ends with the same weights as one that ran straight through (given the same thread count), and
+a run folder refuses to be resumed with other settings.
 """
 
 import json
@@ -15,7 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rcid_tl.artifacts import read_torch, write_text, write_torch
 from rcid_tl.distill.config import OptimConfig
+from rcid_tl.errors import InputError
 from rcid_tl.progress import track
 
 LossFn = Callable[[int], tuple[Tensor, dict[str, float]]]
@@ -38,69 +41,116 @@ def make_optimizer(params: nn.Module, cfg: OptimConfig) -> tuple[torch.optim.Ada
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
 
 
-def save_state(path: Path, phase: str, step: int, modules: nn.Module, opt, sched, order: Tensor) -> None:
+STATE_KEYS = {"phase", "step", "modules", "opt", "sched", "order", "torch_rng", "python_rng", "settings"}
+
+
+def save_state(path: Path, phase: str, step: int, modules: nn.Module, opt, sched, order: Tensor, settings: str
+               ) -> None:
+    """Everything needed to resume, in types torch's weights-only loader accepts (the settings as JSON text)."""
     state = {"phase": phase, "step": step, "modules": modules.state_dict(), "opt": opt.state_dict(),
              "sched": sched.state_dict(), "order": order, "torch_rng": torch.get_rng_state(),
-             "python_rng": random.getstate()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a kill during the save leaves the previous checkpoint intact
+             "python_rng": random.getstate(), "settings": settings}
+    write_torch(path, state)  # atomic: a kill during the save leaves the previous checkpoint intact
 
 
-def load_state(path: Path) -> dict | None:
-    return torch.load(path, weights_only=False) if path.exists() else None
+def load_state(path: Path, settings: str) -> dict | None:
+    """The state saved at `path` (None if there is none), after checking that the run it belongs to had these
+    `settings` (JSON); raises InputError naming the file or the settings that differ."""
+    if not path.exists():
+        return None
+    state = read_torch(path)
+    if not isinstance(state, dict) or not STATE_KEYS <= state.keys() or not isinstance(state["settings"], str):
+        raise InputError(f"{path} is not a training state this rcid-tl can resume; delete it or choose another --out")
+    changes = setting_changes(json.loads(state["settings"]), json.loads(settings))
+    if changes:
+        raise InputError(f"--out {path.parent} holds a run with different settings ({', '.join(changes)}); use "
+                         "another --out or delete it")
+    return state
+
+
+def setting_changes(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """`key: saved → now` for each setting that differs, nested keys dotted (`optim.steps: 600 → 800`)."""
+    changes = []
+    for key in dict.fromkeys([*saved, *now]):
+        a, b = saved.get(key, _UNSET), now.get(key, _UNSET)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += setting_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append(f"{prefix}{key}: {_show(a)} → {_show(b)}")
+    return changes
+
+
+_UNSET = object()
+
+
+def _show(value) -> str:
+    return "(unset)" if value is _UNSET else json.dumps(value, ensure_ascii=False)
 
 
 def trim_log(path: Path, phase: str, step: int) -> None:
     """Drop log records of `phase` written after the checkpoint we resume from (and of any later phase)."""
     if not path.exists():
         return
-    records = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+    records = [r for r in map(_record, path.read_text().splitlines()) if r is not None]
     phases = list(dict.fromkeys(r["phase"] for r in records))
     later = set(phases[phases.index(phase) + 1 :]) if phase in phases else set()
     keep = [r for r in records if r["phase"] not in later and not (r["phase"] == phase and r["step"] > step)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def _record(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except ValueError:  # empty, or a line cut short by a kill mid-write: it is after the checkpoint anyway
+        return None
 
 
 def train_loop(
     phase: str, modules: nn.Module, loss_at: LossFn, cfg: OptimConfig, order: Tensor, *, state_path: Path,
-    log_path: Path, checkpoint_every: int, log_every: int, stop_after: int | None = None,
+    log_path: Path, checkpoint_every: int, log_every: int, settings: str, resume: dict | None = None,
+    stop_after: int | None = None,
 ) -> int:
-    """Run (or resume) `phase` for `cfg.steps` steps over the parameters of `modules`; returns the steps done.
+    """Run `phase` for `cfg.steps` steps over the parameters of `modules`, continuing from `resume` (a state from
+    `load_state`) if it is of this phase; returns the steps done. Ctrl-C re-raises KeyboardInterrupt with a message
+    naming the step a re-run resumes from.
 
     `stop_after` ends this call early (a checkpoint is written there) without changing the schedule."""
     opt, sched = make_optimizer(modules, cfg)
     step = 0
-    state = load_state(state_path)
-    if state is not None and state["phase"] == phase:
-        if not torch.equal(state["order"], order):
-            raise RuntimeError("the saved data order differs from this run's; the config changed since the checkpoint")
-        modules.load_state_dict(state["modules"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        step = state["step"]
+    if resume is not None and resume["phase"] == phase:
+        if not torch.equal(resume["order"], order):  # same settings, so only a change in rcid-tl itself gets here
+            raise InputError(f"{state_path} was saved with another data order (by another rcid-tl version?); delete "
+                             "it or choose another --out")
+        modules.load_state_dict(resume["modules"])
+        opt.load_state_dict(resume["opt"])
+        sched.load_state_dict(resume["sched"])
+        torch.set_rng_state(resume["torch_rng"])
+        random.setstate(resume["python_rng"])
+        step = resume["step"]
     trim_log(log_path, phase, step)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    start, t0, running = step, time.perf_counter(), []
+    start, saved, t0, running = step, step, time.perf_counter(), []
     params = [p for p in modules.parameters() if p.requires_grad]
-    with log_path.open("a") as log:
-        for step in track(range(step, end), phase, total=end - step):
-            loss, parts = loss_at(step)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            running.append({"loss": loss.item(), **parts})
-            done = step + 1
-            if done % log_every == 0 or done == end:
-                mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-                log.write(json.dumps({"phase": phase, "step": done, **mean, "lr": sched.get_last_lr()[0],
-                                      "elapsed_s": round(time.perf_counter() - t0, 3)}) + "\n")
-                log.flush()
-                running = []
-            if done % checkpoint_every == 0 or done == end:
-                save_state(state_path, phase, done, modules, opt, sched, order)
+    try:
+        with log_path.open("a") as log:
+            for step in track(range(step, end), phase, total=end - step):
+                loss, parts = loss_at(step)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                running.append({"loss": loss.item(), **parts})
+                done = step + 1
+                if done % log_every == 0 or done == end:
+                    mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
+                    log.write(json.dumps({"phase": phase, "step": done, **mean, "lr": sched.get_last_lr()[0],
+                                          "elapsed_s": round(time.perf_counter() - t0, 3)}) + "\n")
+                    log.flush()
+                    running = []
+                if done % checkpoint_every == 0 or done == end:
+                    save_state(state_path, phase, done, modules, opt, sched, order, settings)
+                    saved = done
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"re-run the same command to resume from {phase} step {saved}") from None
     return max(start, end)

@@ -15,6 +15,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from rcid_tl.artifacts import atomic_dir, read_torch, write_text, write_torch
+from rcid_tl.distill.trainer import setting_changes
+from rcid_tl.errors import InputError
 from rcid_tl.world.corpus import WorldConfig
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.record import write_loss_curve, write_training_record
@@ -76,19 +79,46 @@ def _optimizer(model: PreTrainedModel, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def _save_checkpoint(path: Path, model, opt, sched, step: int, elapsed: float) -> None:
-    tmp = path.with_suffix(".tmp")
+_STATE_KEYS = {"model", "opt", "sched", "step", "elapsed_s", "config"}
+# Settings that cannot change the trained weights, so a run may be resumed with new values.
+_RESUMABLE_WITH_NEW = ("log_every", "checkpoint_every", "eval_every", "eval_prompts", "final_eval_prompts")
+
+
+def _settings(cfg: TrainConfig) -> str:
+    return json.dumps({k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_WITH_NEW}, sort_keys=True)
+
+
+def _save_checkpoint(path: Path, model, opt, sched, step: int, elapsed: float, settings: str) -> None:
     state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-             "elapsed_s": elapsed}
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never leaves a half-written checkpoint
+             "elapsed_s": elapsed, "config": settings}
+    write_torch(path, state)  # atomic: an interrupted save never leaves a half-written checkpoint
+
+
+def _load_checkpoint(path: Path, settings: str) -> dict:
+    """The checkpoint at `path`, loaded without running code and checked to come from a run with `settings`."""
+    state = read_torch(path, remedy="delete it or train into another directory")
+    if not isinstance(state, dict) or not _STATE_KEYS <= state.keys() or not isinstance(state["config"], str):
+        raise InputError(f"{path} is not a checkpoint this rcid-tl can resume; delete it or train into another "
+                         "directory")
+    changes = setting_changes(json.loads(state["config"]), json.loads(settings))
+    if changes:
+        raise InputError(f"{path.parent} holds a run with different settings ({', '.join(changes)}); train into "
+                         "another directory or delete it")
+    return state
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """Drop log records written after the checkpoint we resume from."""
+    """Drop log records written after the checkpoint we resume from (and a line cut short by a kill mid-write)."""
     if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in keep))
+        keep = [ln for ln in path.read_text().splitlines() if _step_of(ln) is not None and _step_of(ln) <= step]
+        write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop_after: int | None = None) -> Path:
@@ -106,9 +136,9 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
     model = build_teacher(cfg.shape, len(tokenizer), tokenizer.eos_token_id)
     opt = _optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_at)
-    step, elapsed = 0, 0.0
+    step, elapsed, settings = 0, 0.0, _settings(cfg)
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
+        state = _load_checkpoint(ckpt_path, settings)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -145,7 +175,7 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
             if step % cfg.checkpoint_every == 0 or step == end:
-                _save_checkpoint(ckpt_path, model, opt, sched, step, time.perf_counter() - t0)
+                _save_checkpoint(ckpt_path, model, opt, sched, step, time.perf_counter() - t0, settings)
     write_loss_curve(log_path, out / "loss_curve.html")
     if step < cfg.steps:
         return out / "model"
@@ -153,11 +183,11 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
 
 
 def _finish(model, tokenizer, cfg: TrainConfig, out: Path, command: str, wall_s: float) -> Path:
-    model_dir = out / "model"
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
     scores = evaluate_teacher(model, tokenizer, n=cfg.final_eval_prompts)
-    write_training_record(model_dir, cfg.to_dict(), scores.to_dict(), command=command, wall_s=wall_s,
-                          n_params=sum(p.numel() for p in model.parameters()),
-                          tokens=cfg.steps * cfg.batch_size * cfg.seq_len)
-    return model_dir
+    with atomic_dir(out / "model") as model_dir:  # weights and record appear together or not at all
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        write_training_record(model_dir, cfg.to_dict(), scores.to_dict(), command=command, wall_s=wall_s,
+                              n_params=sum(p.numel() for p in model.parameters()),
+                              tokens=cfg.steps * cfg.batch_size * cfg.seq_len)
+    return out / "model"

@@ -2,6 +2,7 @@
 and resumed ends with the same weights and the same log as a run that went straight through."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -27,8 +28,9 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, method):
     if method is Method.RCID:
         assert run_distill(config, tmp_path / "resumed", stop_after=2) is None  # inside pre-training
     assert run_distill(config, tmp_path / "resumed", stop_after=6) is None  # inside distillation (step 3 of 6)
-    state = torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=False)
+    state = torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=True)  # plain data, no code
     assert (state["phase"], state["step"]) == ("distill", 3)
+    assert json.loads(state["settings"])["lam"] == config.lam
     resumed = run_distill(config, tmp_path / "resumed")
     a = load_file(tmp_path / "straight" / "student" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "student" / "model.safetensors")
@@ -50,3 +52,16 @@ def test_completed_run_is_not_retrained(tmp_path):
     after = load_file(tmp_path / "run" / "student" / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert first["metric_mean"] == second["metric_mean"]
+
+
+def test_settings_that_cannot_change_the_weights_may_change_on_resume(tmp_path):
+    config = tiny_config(Method.STANDARD_KD, optim=OptimConfig(steps=4, lr=1e-3, warmup=1))
+    straight = run_distill(config, tmp_path / "straight")
+    assert run_distill(config, tmp_path / "run", stop_after=2) is None
+    # how often states are saved and losses logged, and evaluation-only settings (see RESUMABLE_WITH_NEW)
+    moved = replace(config, checkpoint_every=1, log_every=1, eval_n=5, n_bootstrap=20)
+    resumed = run_distill(moved, tmp_path / "run")
+    a = load_file(tmp_path / "straight" / "student" / "model.safetensors")
+    b = load_file(tmp_path / "run" / "student" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["n_eval"] == 5 and straight["n_eval"] == 6 and resumed["config"]["eval_n"] == 5
