@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 
 TopK = Annotated[int, typer.Option("--top-k", help="How many (layer, position) checkpoints to keep.")]
@@ -25,6 +26,7 @@ def checkpoints(
 
     Example: rcid-tl checkpoints --model world-gpt2 --task ioi --top-k 8 --out runs/ckpt
     """
+    check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
     from rcid_tl.consistency.run import CheckpointsConfig, SelectionConfig, run_checkpoints
     from rcid_tl.hooks.names import parse_site

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 from rcid_tl.cli.checkpoints import CheckpointSite, MinUnmodified, TopK
 
@@ -29,6 +30,7 @@ def consistency(
 
     Example: rcid-tl consistency --teacher world-gpt2 --student runs/student --task ioi --n 100 --out runs/cons
     """
+    check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
     from rcid_tl.consistency.run import AUTO, ConsistencyConfig, SelectionConfig, run_consistency
     from rcid_tl.hooks.names import parse_site

@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_count, check_out
 from rcid_tl.cli import options as o
 
 Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name (world-gpt2), local HF dir or hub name.")]
@@ -39,6 +40,9 @@ def distill(
 
     Example: rcid-tl distill --teacher world-gpt2 --method rcid --task ioi --seed 42 --steps 600 --out runs/rcid-42
     """
+    check_out(out)
+    check_count(steps, "--steps")  # before OptimConfig, whose own message cannot name the option
+    check_count(pretrain_steps, "--pretrain-steps", minimum=0)
     from rcid_tl.distill.config import DistillConfig, OptimConfig
     from rcid_tl.distill.methods import parse_method
     from rcid_tl.distill.run import run_distill

@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 from rcid_tl.cli.distill import Checkpoints, Teacher, Text, TopK
 
@@ -20,6 +21,7 @@ def evaluate(
 
     Example: rcid-tl evaluate --teacher world-gpt2 --student runs/rcid-42/student --task ioi --n 200 --out runs/ev
     """
+    check_out(out)
     from rcid_tl.distill.evaluate import EvalConfig, run_evaluate
     from rcid_tl.errors import InputError
     from rcid_tl.tasks.registry import TaskSpec

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_finite, check_out, check_plain_name
 from rcid_tl.cli import options as o
 from rcid_tl.errors import InputError
 
@@ -46,18 +47,23 @@ InjectLayers = Annotated[str, typer.Option("--inject-layers", help="Step6 layer 
 def _base(out_base_dir: Path | None, run_id: str | None, model: str, relations: str, seed: int | None) -> Path:
     from rcid_tl.fv.layout import RunLayout, slug
 
+    if run_id is not None:
+        check_plain_name(run_id, "--run-id")
     if out_base_dir is not None:
-        return out_base_dir
+        return check_out(out_base_dir, "--out-base-dir")
     if run_id is None and seed is None:
         raise InputError("name the run: --out-base-dir BASE or --run-id ID")
-    return RunLayout.for_run(run_id or f"{slug(model)}_{slug(relations)}_seed{seed}").base
+    return check_out(RunLayout.for_run(run_id or f"{slug(model)}_{slug(relations)}_seed{seed}").base, "--run-id")
 
 
 def _alphas(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(a) for a in text.split(","))
+        alphas = tuple(float(a) for a in text.split(","))
     except ValueError:
         raise InputError(f"bad --alpha {text!r}; write numbers such as 1 or 0.5,1,2") from None
+    for alpha in alphas:
+        check_finite(alpha, "--alpha")
+    return alphas
 
 
 def _stepd(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop, layers,
@@ -97,6 +103,7 @@ def export_world_relations(out: o.Out = Path("relations_world.csv")) -> None:
     """Write the synthetic world's relations (what the embedded teachers learned) as a q_id,input,output CSV."""
     from rcid_tl.fv.relations import world_relation_set, write_relation_csv
 
+    check_out(out, kind="file")
     _say(f"wrote {write_relation_csv(out, world_relation_set())}")
 
 

@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 from rcid_tl.errors import parse_choice
 
@@ -26,6 +27,7 @@ def knockout(
 
     Example: rcid-tl knockout --model gpt2 --task ioi --class name-mover --method mean --corruption abc --out runs/k
     """
+    check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
     from rcid_tl.interventions.knockout import Method, Reference
     from rcid_tl.sweeps.common import ModelSpec

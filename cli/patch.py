@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 from rcid_tl.errors import InputError
 
@@ -24,6 +25,7 @@ def patch(
 
     Example: rcid-tl patch --model gpt2 --task ioi --n 50 --site resid_pre --positions io,s2,end --out runs/p
     """
+    check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
     from rcid_tl.hooks.names import parse_site
     from rcid_tl.interventions.write import Direction

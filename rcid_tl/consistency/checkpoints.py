@@ -108,6 +108,10 @@ def select_checkpoints(
     quota = top_k // 2 if min_unmodified is None else min_unmodified
     if not 0 <= quota <= top_k:
         raise InputError(f"--min-unmodified must be between 0 and --top-k ({top_k}), got {quota}")
+    n_points = model.cfg.n_layers * len(dataset.position_names)
+    if top_k > n_points:
+        raise InputError(f"--top-k {top_k} asks for more checkpoints than exist: only {n_points} candidate (layer, "
+                         f"position) points ({model.cfg.n_layers} layers × {len(dataset.position_names)} positions)")
     site = Site(site)
     norms = imprint_norms(model, dataset, site=site, batch_size=batch_size)
     modified = modified_positions(dataset)

@@ -13,6 +13,7 @@ from rcid_tl.consistency.causal import ConsistencyResult, causal_consistency, ch
 from rcid_tl.consistency.checkpoints import (
     CHECKPOINT_SITES, Checkpoint, load_checkpoints, save_checkpoints, select_checkpoints,
 )
+from rcid_tl.checks import check_count
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import model_label
@@ -106,10 +107,8 @@ class ConsistencyConfig:
         except ValueError:
             raise InputError(f"unknown --layer-map {self.layer_map!r}; allowed: "
                              f"{', '.join(m.value for m in LayerMap)}") from None
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be ≥ 1, got {self.batch_size}")
-        if self.n_bootstrap < 1:
-            raise InputError(f"--n-bootstrap must be ≥ 1, got {self.n_bootstrap}")
+        check_count(self.batch_size, "--batch-size")
+        check_count(self.n_bootstrap, "--n-bootstrap")
 
 
 def run_consistency(
@@ -121,6 +120,7 @@ def run_consistency(
         checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names)
     student = student or config.student.load()
     check_same_tokenizer(teacher, student)
+    dataset.check_context(student.cfg.n_ctx)
     if config.checkpoints == AUTO:
         checkpoints = config.selection.select(teacher, dataset)
     layer_map = _layer_map(config, teacher, student, dataset)

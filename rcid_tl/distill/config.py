@@ -2,8 +2,11 @@
 validated before anything is loaded or written."""
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rcid_tl.checks import MAX_EXAMPLES, check_count, check_device, check_real
+from rcid_tl.distill.data import WORLD, TextSource
 from rcid_tl.distill.methods import Method
 from rcid_tl.errors import InputError
 from rcid_tl.tasks.registry import TaskSpec
@@ -21,10 +24,8 @@ class OptimConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise InputError(f"steps must be ≥ 0, got {self.steps}")
-        if self.lr <= 0:
-            raise InputError(f"--lr must be > 0, got {self.lr}")
+        check_count(self.steps, "steps", minimum=0)
+        check_real(self.lr, "--lr", inclusive=False)
         if self.grad_clip <= 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise InputError("need grad_clip > 0, warmup ≥ 0 and 0 ≤ min_lr_ratio ≤ 1")
 
@@ -68,19 +69,22 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", Method(self.method))
-        if self.lam < 0:
-            raise InputError(f"--lambda must be ≥ 0, got {self.lam}")
-        if self.temperature <= 0:
-            raise InputError(f"--temperature must be > 0, got {self.temperature}")
-        if self.mix_weight < 0:
-            raise InputError(f"--mix-weight must be ≥ 0, got {self.mix_weight}")
+        check_count(self.optim.steps, "--steps")
+        check_count(self.pretrain.steps, "--pretrain-steps", minimum=0)
+        check_real(self.lam, "--lambda")
+        check_real(self.temperature, "--temperature", inclusive=False)
+        check_real(self.mix_weight, "--mix-weight")
         for name in ("batch_size", "top_k", "mix_rows", "mix_len", "pretrain_rows", "pretrain_len", "eval_n", "ppl_rows",
-                     "n_bootstrap",
-                     "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+                     "n_bootstrap", "checkpoint_every", "log_every"):
+            check_count(getattr(self, name), "--" + name.replace("_", "-"))
+        check_count(self.eval_n, "--eval-n", maximum=MAX_EXAMPLES)
         if self.checkpoint_every % self.log_every:
-            raise InputError("checkpoint-every must be a multiple of log-every so resumed logs line up")
+            raise InputError("--checkpoint-every must be a multiple of log-every so resumed logs line up")
+        check_device(self.device)
+        if self.checkpoints != "auto" and not Path(self.checkpoints).is_file():
+            raise InputError(f"checkpoints file {self.checkpoints!r} not found")
+        if self.text not in ("auto", "none", WORLD):
+            TextSource(self.text)  # an InputError unless the file exists
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -16,8 +16,10 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl import __version__
 from rcid_tl.alignment.layers import proportional_layer_map
 from rcid_tl.artifacts import write_json
+from rcid_tl.checks import check_count, check_device
 from rcid_tl.consistency.causal import causal_consistency, check_same_tokenizer
 from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, select_checkpoints
+from rcid_tl.errors import InputError
 from rcid_tl.interventions.read import answer_forward
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.loading import load_model
@@ -96,6 +98,16 @@ class EvalConfig:
     n_bootstrap: int = 1000
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        check_count(self.top_k, "--top-k")
+        check_count(self.batch_size, "--batch-size")
+        check_count(self.n_bootstrap, "--n-bootstrap")
+        check_device(self.device)
+        if self.checkpoints != "auto" and not Path(self.checkpoints).is_file():
+            raise InputError(f"checkpoints file {self.checkpoints!r} not found")
+        if self.text not in ("auto", "none", "world") and not Path(self.text).is_file():
+            raise InputError(f"text source {self.text!r} is neither 'auto', 'none', 'world' nor an existing text file")
+
 
 def run_evaluate(config: EvalConfig, out: str | Path) -> dict[str, Any]:
     """Load, validate, evaluate, and write `out/evaluation.json` (nothing is written on bad input)."""
@@ -104,14 +116,14 @@ def run_evaluate(config: EvalConfig, out: str | Path) -> dict[str, Any]:
     teacher = load_model(config.teacher, device=config.device)
     student = load_model(config.student, device=config.device)
     check_same_tokenizer(teacher, student)
-    dataset = build_task(config.task, teacher.tokenizer)
+    dataset = build_task(config.task, teacher.tokenizer, min(teacher.cfg.n_ctx, student.cfg.n_ctx))
+    text = resolve_text(config.text, teacher)
+    rows = text.rows(teacher.tokenizer, PPL_ROWS, PPL_LEN, held_out=True) if text else None
     if config.checkpoints == "auto":
         checkpoints = select_checkpoints(teacher, dataset, top_k=config.top_k, batch_size=config.batch_size)
     else:
         checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names)
     layer_map = proportional_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
-    text = resolve_text(config.text, teacher)
-    rows = text.rows(teacher.tokenizer, PPL_ROWS, PPL_LEN, held_out=True) if text else None
     result = evaluate_student(teacher, student, dataset, checkpoints, layer_map, rows, batch_size=config.batch_size,
                               n_bootstrap=config.n_bootstrap, seed=config.task.seed)
     payload = {"rcid_tl_version": __version__, "teacher": config.teacher, "student": config.student,

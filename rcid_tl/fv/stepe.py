@@ -11,6 +11,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl import __version__
 from rcid_tl.artifacts import write_json
+from rcid_tl.checks import check_count, check_finite
 from rcid_tl.errors import InputError
 from rcid_tl.fv.evaluation import PromptKind, evaluate_injection
 from rcid_tl.fv.layout import RunLayout, step_log
@@ -39,6 +40,11 @@ class StepEConfig:
     n_eval_trials: int | None = None
     rows_per_forward: int = 128
     sampled_trials: Path | None = None  # default: <out_base>/artifacts/sampled_trials.json
+
+    def __post_init__(self) -> None:
+        check_count(self.k, "--k")
+        check_finite(self.alpha, "--alpha")
+        check_count(self.rows_per_forward, "--batch-size")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from transformers import (
     AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast,
 )
 
+from safetensors import SafetensorError
+
 from rcid_tl.causalqwen.bridge import attach_causal_hooks, boot_overrides  # also registers the Auto classes
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import HookNamer
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # tokenizer_config.json classes that mean "a plain tokenizer.json", whatever the model's architecture
 GENERIC_TOKENIZER_CLASSES = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
+# a model directory needs one of these to be tokenized (fast tokenizer, BPE vocab, sentencepiece, WordPiece)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -62,21 +66,56 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     process_weights: bool = False,
 ) -> TransformerBridge:
-    """Boot `spec` (embedded name, local HF directory, or hub name such as `gpt2`) as a hooked model."""
+    """Boot `spec` (embedded name, local HF directory, or hub name such as `gpt2`) as a hooked model.
+
+    A damaged local directory (corrupt config, missing tokenizer files, truncated weights, a tokenizer class that is
+    not a tokenizer, a config that asks to run its own code) is an InputError naming it; no code from a model
+    directory or the hub is ever executed (`trust_remote_code` stays off)."""
     path = resolve_model_path(spec)
     source = str(path) if path is not None else spec
     if path is not None:
-        if not (path / "config.json").is_file():
-            raise InputError(f"model path {spec!r} has no config.json; expected a Hugging Face model directory")
+        check_model_dir(path, spec)
     try:
         tokenizer = load_tokenizer(source, local=path is not None)
         hf_model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, attn_implementation="eager", local_files_only=path is not None
+            source, dtype=dtype, attn_implementation="eager", local_files_only=path is not None,
+            trust_remote_code=False,
         )
-    except OSError as err:
+    except InputError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError, json.JSONDecodeError) as err:
+        # the loaders' own words (first line), e.g. "Error while deserializing header" for truncated weights
         hint = "" if path is not None else " (no local directory by that name, and the hub is unreachable?)"
-        raise InputError(f"could not load model {spec!r}{hint}: {str(err).splitlines()[0]}") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"could not load model {spec!r}{hint}: {first}") from None
     return wrap_hf_model(hf_model, tokenizer, label=spec, device=device, process_weights=process_weights)
+
+
+def check_model_dir(path: Path, spec: str) -> None:
+    """A local model directory has a readable config that runs no custom code, weights, and tokenizer files."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise InputError(f"model path {spec!r} has no config.json; expected a Hugging Face model directory")
+    config = _read_json(config_file, spec)
+    if not isinstance(config, dict):
+        raise InputError(f"model path {spec!r}: config.json is not a JSON object")
+    if "auto_map" in config:
+        raise InputError(f"model path {spec!r} asks to run custom code from its directory (auto_map in "
+                         f"config.json); rcid-tl does not run it")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise InputError(f"model path {spec!r} has no weights (model.safetensors)")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(f"model path {spec!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the "
+                         f"tokenizer with the model")
+    if (path / "tokenizer_config.json").is_file():
+        _read_json(path / "tokenizer_config.json", spec)
+
+
+def _read_json(file: Path, spec: str) -> object:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"model path {spec!r}: {file.name} is not valid JSON ({err})") from None
 
 
 def load_tokenizer(source: str | Path, *, local: bool = True) -> PreTrainedTokenizerBase:
@@ -84,16 +123,27 @@ def load_tokenizer(source: str | Path, *, local: bool = True) -> PreTrainedToken
 
     `AutoTokenizer` lets the model type win over that declaration for some architectures (transformers 5 maps
     "qwen2" to its byte-level Qwen2Tokenizer), which silently swaps in a different tokenizer for a student that was
-    saved with its teacher's.
+    saved with its teacher's. The declared class must be a tokenizer class of `transformers` (never a model or any
+    other importable name).
     """
     config_file = Path(source) / "tokenizer_config.json"
     if local and config_file.is_file() and (Path(source) / "tokenizer.json").is_file():
         declared = json.loads(config_file.read_text()).get("tokenizer_class")
         if declared in GENERIC_TOKENIZER_CLASSES:
             return PreTrainedTokenizerFast.from_pretrained(source)
-        if isinstance(declared, str) and isinstance(getattr(transformers, declared, None), type):
-            return getattr(transformers, declared).from_pretrained(source)
-    return AutoTokenizer.from_pretrained(source, local_files_only=local)
+        if declared is not None:
+            return tokenizer_class(declared, source).from_pretrained(source)
+    return AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=False)
+
+
+def tokenizer_class(declared: object, source: str | Path) -> type[PreTrainedTokenizerBase]:
+    """The `transformers` tokenizer class named `declared`, or an InputError (the allow-list is: subclasses of
+    PreTrainedTokenizerBase that `transformers` exports)."""
+    found = getattr(transformers, declared, None) if isinstance(declared, str) else None
+    if not (isinstance(found, type) and issubclass(found, PreTrainedTokenizerBase)):
+        raise InputError(f"tokenizer class {declared!r} in {str(Path(source) / 'tokenizer_config.json')!r} is not a "
+                         f"tokenizer class of transformers")
+    return found
 
 
 def wrap_hf_model(

@@ -7,6 +7,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl import __version__
+from rcid_tl.checks import check_device
 from rcid_tl.errors import InputError
 from rcid_tl.metrics import RunMetrics
 from rcid_tl.models.loading import load_model, parse_dtype
@@ -22,6 +23,11 @@ class ModelSpec:
     device: str = "cpu"
     dtype: str = "float32"
 
+    def __post_init__(self) -> None:
+        # checked here, before loading anything, so a missing GPU fails at once rather than after a model load
+        parse_dtype(self.dtype)
+        check_device(self.device)
+
     def load(self) -> TransformerBridge:
         return load_model(self.name, device=self.device, dtype=parse_dtype(self.dtype))
 
@@ -30,7 +36,7 @@ def prepare(model: ModelSpec | TransformerBridge, task: TaskSpec) -> tuple[Trans
     """Load the model (unless given one) and build the task with its tokenizer."""
     bridge = model.load() if isinstance(model, ModelSpec) else model
     torch.manual_seed(task.seed)
-    return bridge, build_task(task, bridge.tokenizer)
+    return bridge, build_task(task, bridge.tokenizer, bridge.cfg.n_ctx)
 
 
 def parse_layers(text: str, n_layers: int) -> tuple[int, ...]:

@@ -104,6 +104,15 @@ class ContrastiveDataset:
     def __len__(self) -> int:
         return len(self.examples)
 
+    def check_context(self, n_ctx: int) -> None:
+        """InputError unless every example fits a model whose context is `n_ctx` tokens (checked before a forward,
+        where an over-long row would fail deep inside the position embedding)."""
+        for i, e in enumerate(self.examples, start=1):
+            if len(e.clean_ids) > n_ctx:
+                what = f"row {i}" if self.task.startswith("pairs:") else f"example {i}"
+                raise InputError(f"task {self.task}, {what} is {len(e.clean_ids)} tokens, more than the model's "
+                                 f"context of {n_ctx}")
+
     def check_positions(self, names: Sequence[str]) -> list[str]:
         unknown = [n for n in names if n not in self.position_names]
         if unknown:

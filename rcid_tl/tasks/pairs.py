@@ -5,6 +5,7 @@ e.g. " Mary"). Named positions: `diff` (first token where clean and corrupt diff
 """
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     """Rows of a .jsonl/.json-lines or .csv file, each with the four required fields."""
     if not path.is_file():
         raise InputError(f"pairs file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"pairs file {path.name} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                         f"{err.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     else:
         rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for i, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -73,13 +78,13 @@ def build_pairs(config: PairsConfig, tokenizer: PreTrainedTokenizerBase) -> Cont
 def _example(row: dict, index: int, tokenizer: PreTrainedTokenizerBase, config: PairsConfig) -> Example:
     where = f"pairs file {config.path.name}, row {index}"
     bos = [tokenizer.bos_token_id] if config.prepend_bos and tokenizer.bos_token_id is not None else []
-    clean = bos + tokenizer.encode(row["clean"], add_special_tokens=False)
-    corrupt = bos + tokenizer.encode(row["corrupt"], add_special_tokens=False)
+    clean = bos + _encode(tokenizer, row, "clean", where)
+    corrupt = bos + _encode(tokenizer, row, "corrupt", where)
     if len(clean) != len(corrupt):
         raise InputError(f"{where}: clean is {len(clean)} tokens but corrupt is {len(corrupt)}; they must match")
     answers = []
     for field in ("answer", "wrong"):
-        ids = tokenizer.encode(row[field], add_special_tokens=False)
+        ids = _encode(tokenizer, row, field, where)
         if len(ids) != 1:
             raise InputError(f"{where}: {field} {row[field]!r} is {len(ids)} tokens; it must be exactly one")
         answers.append(ids[0])
@@ -89,6 +94,29 @@ def _example(row: dict, index: int, tokenizer: PreTrainedTokenizerBase, config: 
     end = len(clean) - 1
     return Example(
         clean_ids=tuple(clean), corrupt_ids=tuple(corrupt), answer_pos=end, correct_id=answers[0],
-        wrong_id=answers[1], positions={"diff": differ[0], "end": end}, template=int(row.get("template", 0) or 0),
+        wrong_id=answers[1], positions={"diff": differ[0], "end": end}, template=_template(row, where),
         clean_text=row["clean"], corrupt_text=row["corrupt"],
     )
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, row: dict, field: str, where: str) -> list[int]:
+    """Token ids of one field; text the tokenizer can only map to its unknown token is an error, not a silent
+    `<unk>` that every unknown word would share."""
+    ids = tokenizer.encode(row[field], add_special_tokens=False)
+    if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
+        raise InputError(f"{where}: {field} {row[field]!r} contains text this tokenizer maps to its unknown token "
+                         f"{tokenizer.unk_token!r}")
+    return ids
+
+
+def _template(row: dict, where: str) -> int:
+    """The optional `template` field: an integer (mean ablation groups examples by it), 0 when absent."""
+    value = row.get("template", 0)
+    if value in (None, ""):
+        return 0
+    try:
+        if isinstance(value, bool) or float(value) != int(float(value)):
+            raise ValueError
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{where}: template {value!r} is not an integer") from None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from rcid_tl.checks import MAX_EXAMPLES, check_count
 from rcid_tl.errors import InputError
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.greater_than import GreaterThanConfig, build_greater_than
@@ -26,8 +27,7 @@ class TaskSpec:
     corruption: str = Corruption.S2_IO.value  # IOI only
 
     def __post_init__(self) -> None:
-        if self.n is not None and self.n < 1:
-            raise InputError(f"--n must be ≥ 1, got {self.n}")
+        check_count(self.n, "--n", maximum=MAX_EXAMPLES)
         if self.name not in ("ioi", "greater-than") and not self.name.startswith("pairs:"):
             raise InputError(f"unknown task {self.name!r}; allowed: {', '.join(TASKS)}")
         if self.corruption not in {c.value for c in Corruption}:
@@ -35,8 +35,16 @@ class TaskSpec:
             raise InputError(f"unknown corruption {self.corruption!r}; allowed: {allowed}")
 
 
-def build_task(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
-    """The task's examples for `tokenizer`; a world-tokenizer model gets the world's own word lists."""
+def build_task(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, n_ctx: int | None = None) -> ContrastiveDataset:
+    """The task's examples for `tokenizer`; a world-tokenizer model gets the world's own word lists. With `n_ctx`
+    (the model's context length), every example is checked to fit it."""
+    dataset = _build(spec, tokenizer)
+    if n_ctx is not None:
+        dataset.check_context(n_ctx)
+    return dataset
+
+
+def _build(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
     from rcid_tl.world import tasks as world_tasks  # deferred: the world package builds its vocabulary on import
 
     on_world = world_tasks.is_world_tokenizer(tokenizer)

@@ -46,7 +46,7 @@ def bad_checkpoints(tmp_path_factory):
 
 CASES = {
     "unknown method": (["--method", "dark-kd"], "unknown method 'dark-kd'; allowed: standard-kd, fitnets"),
-    "negative lambda": (["--method", "rcid", "--lambda", "-0.5"], r"--lambda must be ≥ 0, got -0.5"),
+    "negative lambda": (["--method", "rcid", "--lambda", "-0.5"], r"--lambda must be a finite number ≥ 0, got -0.5"),
     "tokenizer differs": (["--method", "rcid", "--student", "{tiny}"],
                           "the student's tokenizer differs from the teacher's"),
     "checkpoint layer missing": (["--method", "rcid", "--checkpoints", "{ck}"], "layer 9 is out of range"),
