@@ -7,6 +7,7 @@ output path the case must not create (added as --out / --out-base-dir unless the
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -45,6 +46,7 @@ def fx(tmp_path_factory, tiny_gpt2_dir) -> Path:
     remote.write_text(json.dumps({**json.loads(remote.read_text()), "model_type": "evil",
                                   "auto_map": {"AutoModelForCausalLM": "evil.EvilModel"}}))
     (root / "no-config").mkdir()
+    (root / "read-only").mkdir(mode=0o555)
     (root / "a-file").write_text("not a directory\n")
 
     pairs = {
@@ -54,6 +56,7 @@ def fx(tmp_path_factory, tiny_gpt2_dir) -> Path:
         "lengths-differ": [{**ROW, "corrupt": "When Mary and John went to the store, Mary Ann gave a drink to"}],
         "identical": [{**ROW, "corrupt": ROW["clean"]}],
         "missing-field": [{k: v for k, v in ROW.items() if k != "wrong"}],
+        "two-token-answer": [{**ROW, "answer": " Zyxwv"}],
         "world-unknown-answer": [{**WORLD_ROW, "answer": " Zyxwv"}],
         "world-unknown-word": [{**WORLD_ROW, "clean": WORLD_ROW["clean"].replace("farm", "zyxwvut"),
                                 "corrupt": WORLD_ROW["corrupt"].replace("farm", "zyxwvut")}],
@@ -84,6 +87,7 @@ CASES = {
     # --out: creatable and writable, checked before any model loads
     "out is a file": (["patch"], ["--out", "{fx}/a-file"], r"--out .*a-file.* is an existing file"),
     "out under a file": (["knockout", "--all-heads"], ["--out", "{fx}/a-file/run"], r"--out .*a-file.* not a directory"),
+    "out under read-only parent": (["patch"], ["--out", "{fx}/read-only/run"], r"is not writable"),
     "out unwritable": (["checkpoints"], ["--out", "/proc/rcid-tl-out"], r"--out '/proc/rcid-tl-out' .*(writable|create)"),
     "distill out is a file": (["distill"], ["--out", "{fx}/a-file"], r"--out .*a-file.* is an existing file"),
     "fv out-base is a file": (["fv", "cie"], ["--out-base-dir", "{fx}/a-file"], r"--out-base-dir .*is an existing file"),
@@ -152,6 +156,14 @@ CASES = {
     "heads": (["knockout", D, T, "--heads", "0.9"], [], r"head 0.9 is out of range"),
     "fv k over heads": (["fv", "run", "--qids", "antonym", "--n-trials", "2", "--k", "99"], [],
                         r"k = 99 is out of range"),
+    "position": (["patch", D, T, "--positions", "io,yy"], [], r"unknown position 'yy'; task ioi has: io, s1"),
+    "unpatchable site": (["patch", D, T, "--site", "pattern"], [], r"site 'pattern' cannot be patched"),
+    "head layer": (["knockout", D, T, "--heads", "7.0"], [], r"layer 7 is out of range"),
+    "head syntax": (["knockout", D, T, "--heads", "nine"], [], r"bad head 'nine'; write heads as LAYER.HEAD"),
+    "head class": (["knockout", D, T, "--class", "movers"], [], r"unknown head class 'movers'; allowed: name-mover"),
+    "class off GPT-2 small": (["knockout", D, T, "--class", "induction"], [], r"names GPT-2 small's heads"),
+    "two head choices": (["knockout", D, T, "--heads", "0.1", "--all-heads"], [], r"choose exactly one of --heads"),
+    "no head choice": (["knockout", D, T], [], r"choose exactly one of --heads"),
     # damaged models
     "empty weights": (["patch", D, "{fx}/empty-weights"], [], r"could not load model .*empty-weights"),
     "truncated weights": (["knockout", D, "{fx}/truncated-weights", "--all-heads"], [],
@@ -162,6 +174,7 @@ CASES = {
                            r"tokenizer class 'GPT2LMHeadModel' .*not a tokenizer"),
     "remote code": (["patch", D, "{fx}/remote-code"], [], r"custom code .*not run"),
     "no config": (["consistency", "--student", "{fx}/no-config"], [], r"has no config.json"),
+    "model missing": (["patch", D, "{fx}/no-such-dir"], [], r"is not a directory with a Hugging Face model"),
     "model is a file": (["evaluate", "--student", "{fx}/a-file"], [], r"is not a directory with a Hugging Face"),
     "student damaged": (["distill", "--student", "{fx}/empty-weights"], [], r"could not load model .*empty-weights"),
     # damaged pairs files
@@ -174,6 +187,9 @@ CASES = {
     "pairs identical": (["knockout", D, T, "--all-heads", "--task", "pairs:{fx}/identical.jsonl"], [], r"identical"),
     "pairs field": (["patch", D, T, "--task", "pairs:{fx}/missing-field.jsonl"], [], r"missing or non-text field"),
     "pairs json": (["patch", D, T, "--task", "pairs:{fx}/not-json.jsonl"], [], r"line 1: not valid JSON"),
+    "pairs missing": (["patch", D, T, "--task", "pairs:{fx}/none.jsonl"], [], r"pairs file .* does not exist"),
+    "pairs two-token answer": (["knockout", D, T, "--all-heads", "--task", "pairs:{fx}/two-token-answer.jsonl"], [],
+                               r"row 1: answer ' Zyxwv' is \d tokens; it must be exactly one"),
     "pairs empty": (["patch", D, T, "--task", "pairs:{fx}/empty.jsonl"], [], r"has no rows"),
     "pairs csv": (["patch", D, T, "--task", "pairs:{fx}/columns.csv"], [], r"missing or non-text field 'wrong'"),
     "pairs unknown answer": (["patch", "--task", "pairs:{fx}/world-unknown-answer.jsonl"], [],
@@ -207,6 +223,8 @@ def test_bad_input(cli, tiny_gpt2_dir, fx, tmp_path, case):
     command, extra, message = CASES[case]
     if "/proc/" in " ".join(extra) and not sys.platform.startswith("linux"):
         pytest.skip("needs Linux's /proc as an unwritable location")
+    if "read-only" in " ".join(extra) and os.geteuid() == 0:
+        pytest.skip("root writes into a read-only directory anyway ('out unwritable' covers root)")
     out = tmp_path / "out"
     args = [a.format(tiny=tiny_gpt2_dir, fx=fx) for a in command + extra]
     if command[0] not in {"models", "pach"} and not extra and command != ["consistency"]:
