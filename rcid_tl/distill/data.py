@@ -54,12 +54,13 @@ def _cached_world_rows(n_rows: int, row_len: int, held_out: bool) -> Tensor:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:  # the `datasets` text loader when installed (streams large files); plain reading otherwise
-        from datasets import load_dataset
-
-        return [r["text"] for r in load_dataset("text", data_files=str(path), split="train") if r["text"].strip()]
-    except ImportError:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # Plain reading: every line is tokenised into memory anyway, and `datasets`' text loader would add an Arrow
+    # cache under the user's home and a progress bar for no gain.
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"text file {str(path)!r} is not UTF-8 text (offset {err.start}); save it as UTF-8") from None
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def _file_rows(

@@ -64,6 +64,15 @@ def resolve_text(spec: str, teacher: TransformerBridge) -> TextSource | None:
     return TextSource(spec)
 
 
+def check_text_file(text: TextSource, teacher: TransformerBridge, config: DistillConfig) -> None:
+    """A text file long enough for every use this run makes of it (raises before any output exists)."""
+    if config.pretrain.steps:
+        text.rows(teacher.tokenizer, 1, config.pretrain_len)
+    if config.mix_weight > 0:
+        text.rows(teacher.tokenizer, 1, config.mix_len)
+    text.rows(teacher.tokenizer, 1, PPL_LEN, held_out=True)
+
+
 def prepare(config: DistillConfig) -> Setup:
     """Load teacher and student, build the data, choose checkpoints; raises InputError on any bad input."""
     teacher = load_model(config.teacher, device=config.device)
@@ -77,10 +86,13 @@ def prepare(config: DistillConfig) -> Setup:
     text = resolve_text(config.text, teacher)
     if text is None and (config.mix_weight > 0 or config.pretrain.steps > 0):
         raise InputError("mixing and pre-training need general text: give --text world or --text FILE")
-    train = build_task(config.task, teacher.tokenizer)
+    if text is not None and text.spec != WORLD:
+        check_text_file(text, teacher, config)
+    n_ctx = min(teacher.cfg.n_ctx, student.cfg.n_ctx)
+    train = build_task(config.task, teacher.tokenizer, n_ctx)
     evaluation = build_task(TaskSpec(config.task.name, n=config.eval_n, seed=config.eval_seed,
                                      prepend_bos=config.task.prepend_bos, corruption=config.task.corruption),
-                            teacher.tokenizer)
+                            teacher.tokenizer, n_ctx)
     if config.checkpoints == "auto":
         checkpoints = select_checkpoints(teacher, train, top_k=config.top_k, min_unmodified=config.min_unmodified)
     else:

@@ -139,6 +139,7 @@ CASES = {
     "metric": (["patch", "--metric", "accuracy"], [], r"unknown metric 'accuracy'; allowed: task"),
     "corruption": (["distill", "--corruption", "swap"], [], r"unknown corruption 'swap'"),
     "task": (["evaluate", "--student", T, "--task", "sst2"], [], r"unknown task 'sst2'"),
+    "text too short": (["distill", "--text", "{fx}/short.txt"], [], r"text file .*short.txt.* has fewer than 128"),
     "text missing": (["distill", "--text", "{fx}/none.txt"], [], r"text source .*none.txt.* is neither"),
     "fv format": (["fv", "sample", "--format", "json"], [], r"unknown prompt format 'json'"),
     "fv score key": (["fv", "cie", "--score-key", "auc"], [], r"unknown score key 'auc'"),
