@@ -1,16 +1,22 @@
-"""Progress bars for long library work (rich), silent when disabled or when nothing is long."""
+"""Progress of long library work: a rich bar when stderr is a terminal, plain log lines (start, about every 10%, end)
+when it is a file or pipe, nothing when disabled or when nothing is long."""
 
+import logging
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 T = TypeVar("T")
 ENABLED = {"value": True}
+log = logging.getLogger(__name__)  # INFO lines; the CLI shows them, a library user chooses with logging's config
 
 
 def set_progress(enabled: bool) -> None:
-    """Turn progress bars on or off globally (tests and scripts that capture output turn them off)."""
+    """Turn progress reporting (bars and log lines) on or off globally (tests and capturing scripts turn it off)."""
     ENABLED["value"] = enabled
 
 
@@ -19,10 +25,46 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     total = len(items) if total is None else total
     if not ENABLED["value"] or total <= 1:
         yield from items
-        return
+    elif _stderr_is_terminal():
+        yield from _bar(items, description, total)
+    else:  # a log file, nohup, CI: a redrawn bar would show nothing there
+        yield from _lines(items, description, total)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
+def _bar(items: Iterable[T], description: str, total: int) -> Iterator[T]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(description, total=total)
         for item in items:
             yield item
             progress.advance(task)
+
+
+def _lines(items: Iterable[T], description: str, total: int) -> Iterator[T]:
+    log.info("%s: 0/%d", description, total)
+    t0, tenths = time.perf_counter(), 0
+    for done, item in enumerate(items, 1):
+        yield item
+        if done * 10 // total == tenths and done != total:
+            continue
+        tenths, elapsed = done * 10 // total, time.perf_counter() - t0
+        if done < total:
+            log.info("%s: %d/%d (%d%%), %s elapsed, ~%s left", description, done, total, 100 * done // total,
+                     _duration(elapsed), _duration(elapsed * (total - done) / done))
+        else:
+            log.info("%s: %d/%d (100%%), done in %s", description, done, total, _duration(elapsed))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
