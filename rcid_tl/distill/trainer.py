@@ -7,6 +7,7 @@ a run folder refuses to be resumed with other settings.
 """
 
 import json
+import logging
 import math
 import random
 import time
@@ -22,6 +23,7 @@ from rcid_tl.errors import InputError
 from rcid_tl.progress import track
 
 LossFn = Callable[[int], tuple[Tensor, dict[str, float]]]
+log = logging.getLogger(__name__)
 
 
 def lr_factor(cfg: OptimConfig, step: int) -> float:
@@ -127,12 +129,13 @@ def train_loop(
         torch.set_rng_state(resume["torch_rng"])
         random.setstate(resume["python_rng"])
         step = resume["step"]
+        log.info("%s: resuming from step %d of %d", phase, step, cfg.steps)
     trim_log(log_path, phase, step)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     start, saved, t0, running = step, step, time.perf_counter(), []
     params = [p for p in modules.parameters() if p.requires_grad]
     try:
-        with log_path.open("a") as log:
+        with log_path.open("a") as log_file:
             for step in track(range(step, end), phase, total=end - step):
                 loss, parts = loss_at(step)
                 loss.backward()
@@ -144,9 +147,9 @@ def train_loop(
                 done = step + 1
                 if done % log_every == 0 or done == end:
                     mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-                    log.write(json.dumps({"phase": phase, "step": done, **mean, "lr": sched.get_last_lr()[0],
+                    log_file.write(json.dumps({"phase": phase, "step": done, **mean, "lr": sched.get_last_lr()[0],
                                           "elapsed_s": round(time.perf_counter() - t0, 3)}) + "\n")
-                    log.flush()
+                    log_file.flush()
                     running = []
                 if done % checkpoint_every == 0 or done == end:
                     save_state(state_path, phase, done, modules, opt, sched, order, settings)
