@@ -1,12 +1,19 @@
-"""The Typer app: one module per command; bad input becomes one line on stderr and exit code 2, Ctrl-C one line and
-exit code 130, and the library's progress log lines go to stderr."""
+"""The Typer app: one module per command; bad input (command-line errors included) becomes one line on stderr and
+exit code 2, Ctrl-C one line and exit code 130, and the library's progress log lines go to stderr."""
 
+import functools
 import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 import typer
+
+try:  # recent typer vendors click as typer._click; older releases use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:
+    from click import exceptions as click_errors
 
 from rcid_tl.cli.fv import fv_app
 from rcid_tl.cli.distill import distill
@@ -32,6 +39,26 @@ app.command()(evaluate)
 app.add_typer(fv_app, name="fv")
 
 
+class Interrupted(Exception):
+    """Ctrl-C inside a command, carried past Typer (which would turn a KeyboardInterrupt into a bare exit code)."""
+
+
+def _interruptible(command: Callable) -> Callable:
+    @functools.wraps(command)  # keeps the signature and annotations Typer reads the options from
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as err:
+            raise Interrupted(str(err)) from None
+
+    return run
+
+
+for _typer in (app, fv_app):
+    for _info in _typer.registered_commands:
+        _info.callback = _interruptible(_info.callback)
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
@@ -48,33 +75,31 @@ def main() -> None:
     library.addHandler(handler)
     library.setLevel(logging.INFO)
     try:
-        app()
+        # not standalone: command-line errors come back to us, to be said in one line like every other bad input
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as err:
+        err.show()  # a bare `rcid-tl` or `rcid-tl fv`: the help, as before
+        code = err.exit_code
+    except click_errors.UsageError as err:
+        _error(err.format_message())
     except InputError as err:
-        print(f"rcid-tl: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt as err:  # Ctrl-C outside a command (typer handles those, see below)
-        _interrupted(err)
-    except SystemExit as exit_:
-        if exit_.code != 130:
-            raise
-        _interrupted(_interrupt_in(exit_))
+        _error(str(err))
+    except Interrupted as err:
+        _interrupted(str(err))
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C while parsing, or end of input at a prompt
+        _interrupted("")
     finally:
         library.removeHandler(handler)
         library.setLevel(level)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
-def _interrupt_in(exit_: SystemExit) -> KeyboardInterrupt:
-    # Typer turns Ctrl-C inside a command into a silent exit 130 raised from the KeyboardInterrupt; find it for
-    # its message (the trainer's says which step a re-run resumes from).
-    seen: BaseException | None = exit_
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return KeyboardInterrupt()
+def _error(message: str) -> None:
+    print(f"rcid-tl: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)
 
 
-def _interrupted(err: KeyboardInterrupt) -> None:
+def _interrupted(message: str) -> None:
     # Every file is written atomically (rcid_tl.artifacts), so an interrupted run leaves whole files or none.
-    print(f"rcid-tl: interrupted; {str(err) or 'no file was left half-written'}", file=sys.stderr)
+    print(f"rcid-tl: interrupted; {message or 'no file was left half-written'}", file=sys.stderr)
     sys.exit(130)

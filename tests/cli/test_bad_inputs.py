@@ -212,7 +212,7 @@ CASES = {
     "evaluate no student": (["evaluate"], [], r"--student is required"),
     # the command line itself
     "missing option": (["consistency"], [], r"Missing option '--student'"),
-    "not an integer": (["patch", "--n", "ten"], [], r"'ten' is not a valid integer"),
+    "not an integer": (["patch", "--n", "ten"], [], r"Invalid value for '--n'"),
     "no such option": (["knockout", "--head", "0.1"], [], r"No such option: --head"),
     "no such command": (["pach"], [], r"No such command 'pach'"),
     "models extra": (["models", "--all"], [], r"No such option: --all"),
