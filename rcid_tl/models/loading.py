@@ -8,7 +8,9 @@ unprocessed (`no_processing`), which keeps activations identical to the HF model
 import json
 import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import transformers
@@ -75,20 +77,38 @@ def load_model(
     source = str(path) if path is not None else spec
     if path is not None:
         check_model_dir(path, spec)
+    # Offline, ask only the local cache: the hub client would otherwise retry for about a minute before failing.
+    local = path is not None or not hub_reachable()
     try:
-        tokenizer = load_tokenizer(source, local=path is not None)
+        tokenizer = load_tokenizer(source, local=local)
         hf_model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, attn_implementation="eager", local_files_only=path is not None,
-            trust_remote_code=False,
+            source, dtype=dtype, attn_implementation="eager", local_files_only=local, trust_remote_code=False,
         )
     except InputError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError, json.JSONDecodeError) as err:
+        if path is None and local:
+            raise InputError(f"model {spec!r} is not an embedded model or a local directory, the Hugging Face hub "
+                             f"is unreachable, and it is not in the local cache; give a local model directory or an "
+                             f"embedded name (rcid-tl models)") from None
         # the loaders' own words (first line), e.g. "Error while deserializing header" for truncated weights
-        hint = "" if path is not None else " (no local directory by that name, and the hub is unreachable?)"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"could not load model {spec!r}{hint}: {first}") from None
+        raise InputError(f"could not load model {spec!r}: {first}") from None
     return wrap_hf_model(hf_model, tokenizer, label=spec, device=device, process_weights=process_weights)
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (False at once in offline mode, `HF_HUB_OFFLINE=1`)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def check_model_dir(path: Path, spec: str) -> None:

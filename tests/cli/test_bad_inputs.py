@@ -175,6 +175,8 @@ CASES = {
                            r"tokenizer class 'GPT2LMHeadModel' .*not a tokenizer"),
     "remote code": (["patch", D, "{fx}/remote-code"], [], r"custom code .*not run"),
     "no config": (["consistency", "--student", "{fx}/no-config"], [], r"has no config.json"),
+    "hub name offline": (["patch", D, "no-such-org/no-such-model"], [],
+                         r"model 'no-such-org/no-such-model' is not an embedded model .*hub is unreachable"),
     "model missing": (["patch", D, "{fx}/no-such-dir"], [], r"is not a directory with a Hugging Face model"),
     "model is a file": (["evaluate", "--student", "{fx}/a-file"], [], r"is not a directory with a Hugging Face"),
     "student damaged": (["distill", "--student", "{fx}/empty-weights"], [], r"could not load model .*empty-weights"),
@@ -220,7 +222,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input(cli, tiny_gpt2_dir, fx, tmp_path, case):
+def test_bad_input(cli, tiny_gpt2_dir, fx, tmp_path, monkeypatch, case):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # tests never reach the hub, even where it is reachable
     command, extra, message = CASES[case]
     if "/proc/" in " ".join(extra) and not sys.platform.startswith("linux"):
         pytest.skip("needs Linux's /proc as an unwritable location")
