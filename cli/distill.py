@@ -63,6 +63,6 @@ def distill(
     ci = ", ".join("nan" if x is None else f"{x:.3f}" for x in cc["mean_r_ci"])
     ppl = "n/a" if m["perplexity"] is None else f"{m['perplexity']:.2f}"
     mean_r = "nan" if cc["mean_r"] is None else f"{cc['mean_r']:.3f}"
-    Console(stderr=True).print(
+    Console(stderr=True, soft_wrap=True).print(
         f"{m['method']} seed {m['seed']}: accuracy {m['accuracy']:.3f}, {m['metric']} {m['metric_mean']:+.3f}, "
         f"perplexity {ppl}, causal consistency {mean_r} [{ci}]; wrote {out}")

@@ -95,7 +95,7 @@ def _step6(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers,
 
 
 def _say(text: str) -> None:
-    Console(stderr=True).print(text, highlight=False)
+    Console(stderr=True, soft_wrap=True).print(text, highlight=False)
 
 
 @fv_app.command("export-world-relations")

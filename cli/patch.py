@@ -45,4 +45,4 @@ def patch(
     paths = result.save(out)
     best = max(result.effects, key=lambda e: abs(e["mean"]))
     where = f"layer {best['layer']} {best['position']}" + (f" head {best['head']}" if "head" in best else "")
-    Console(stderr=True).print(f"largest mean Δ {best['mean']:+.4f} at {where}; wrote {', '.join(map(str, paths))}")
+    Console(stderr=True, soft_wrap=True).print(f"largest mean Δ {best['mean']:+.4f} at {where}; wrote {', '.join(map(str, paths))}")

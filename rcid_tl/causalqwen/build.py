@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
+from rcid_tl.artifacts import atomic_dir
 from rcid_tl.causalqwen.config import CausalQwen2Config
 from rcid_tl.causalqwen.modeling import CausalQwenForCausalLM
 from rcid_tl.errors import InputError
@@ -45,6 +46,7 @@ def causal_qwen_from_qwen2(qwen2: Qwen2ForCausalLM, **causal_fields) -> CausalQw
 def save_causal_qwen(model: CausalQwenForCausalLM, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> Path:
     """A directory `AutoModelForCausalLM.from_pretrained` and `rcid_tl.models.load_model` both open."""
     out = Path(out_dir)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out

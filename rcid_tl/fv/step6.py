@@ -11,7 +11,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl import __version__
-from rcid_tl.artifacts import write_json, write_text
+from rcid_tl.artifacts import read_torch, write_json, write_text
 from rcid_tl.errors import InputError
 from rcid_tl.fv.evaluation import PromptKind, evaluate_injection, matrices
 from rcid_tl.fv.layout import RunLayout, step_log
@@ -123,7 +123,7 @@ def _load_vectors(layout: RunLayout, fv: FVSource, qids: tuple[str, ...]) -> dic
     path = layout.fv_by_layer if fv is FVSource.QID else layout.fv_global
     if not path.is_file():
         raise InputError(f"function vectors {path} do not exist; run `rcid-tl fv vectors` (StepE) first")
-    payload = torch.load(path, weights_only=True)
+    payload = read_torch(path, "re-run `rcid-tl fv vectors` (StepE) for this run")
     if fv is FVSource.GLOBAL:
         return {GLOBAL: payload}
     return {q: payload["fv_by_layer"][i].sum(0) for i, q in enumerate(payload["qids"]) if q in qids}

@@ -10,7 +10,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl import __version__
-from rcid_tl.artifacts import write_json
+from rcid_tl.artifacts import read_torch, write_json
 from rcid_tl.checks import check_count, check_finite
 from rcid_tl.errors import InputError
 from rcid_tl.fv.evaluation import PromptKind, evaluate_injection
@@ -25,6 +25,8 @@ from rcid_tl.models.loading import model_label, namer
 from rcid_tl.sweeps.common import ModelSpec
 
 GLOBAL = "global"  # the name of the all-relation (AIE) function vector in evaluations
+
+REMEDY = "re-run `rcid-tl fv cie` (StepD) for this run"  # what to do about a damaged StepD file
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def load_stepd(layout: RunLayout, model: TransformerBridge, sampled_trials: Path
     missing = [q for q in snapshot.qids if q not in cie or not layout.qid_clean_mean(q).is_file()]
     if missing:
         raise InputError(f"StepD artifacts in {layout.artifacts} lack relation {missing[0]!r}; re-run StepD")
-    mean_z = {q: torch.load(layout.qid_clean_mean(q), weights_only=True)["clean_mean"] for q in snapshot.qids}
+    mean_z = {q: read_torch(layout.qid_clean_mean(q), REMEDY)["clean_mean"] for q in snapshot.qids}
     return StepDInputs(snapshot, cie, mean_z)
 
 
