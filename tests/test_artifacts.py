@@ -7,7 +7,7 @@ import stat
 import pytest
 import torch
 
-from rcid_tl.artifacts import atomic_dir, atomic_path, write_csv, write_json, write_text, write_torch
+from rcid_tl.artifacts import atomic_dir, atomic_path, write_csv, write_figure, write_json, write_text, write_torch
 from rcid_tl.models.saving import save_hf_model
 
 
@@ -85,3 +85,18 @@ def test_a_finished_directory_replaces_the_old_one_whole(tmp_path):
         (tmp / "config.json").write_text("new")
     assert [p.name for p in old.iterdir()] == ["config.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["student"]
+
+
+def test_figures_open_offline_and_share_one_plotly_bundle(tmp_path):
+    import re
+
+    import plotly.graph_objects as go
+
+    for name in ("a", "b"):
+        write_figure(tmp_path / name, go.Figure(go.Heatmap(z=[[1, 2], [3, 4]])))
+    bundles = sorted(p.name for p in tmp_path.glob("plotly-*.min.js"))
+    assert len(bundles) == 1 and (tmp_path / bundles[0]).stat().st_size > 1_000_000  # the real plotly.js, once
+    for name in ("a", "b"):
+        html = (tmp_path / f"{name}.html").read_text()
+        assert not re.search(r"https?://[^\s\"']*\.js", html)  # no script from the network (a CDN)
+        assert f'src="{bundles[0]}"' in html
