@@ -28,8 +28,8 @@ AllTokens = Annotated[bool, typer.Option("--kl-all-tokens", help="Task KL on eve
 
 
 def distill(
-    teacher: Teacher = "world-gpt2", method: MethodOpt = "rcid", task: o.Task = "ioi", n: o.N = 1024,
-    seed: o.Seed = 42, student: StudentOpt = None, steps: Steps = 600, batch_size: o.BatchSize = 32,
+    teacher: Teacher = "world-gpt2", method: MethodOpt = "rcid", task: o.Task = "ioi", n: o.Count = 1024,
+    seed: o.Seed = 42, student: StudentOpt = None, steps: Steps = 600, batch_size: o.TrainBatch = 32,
     lr: Lr = 3e-3, lam: Lambda = 1.0, temperature: Temperature = 2.0, top_k: TopK = 8,
     checkpoints: Checkpoints = "auto", text: Text = "auto", mix_weight: MixWeight = 0.0, pretrain_steps: Pretrain = 0,
     eval_n: EvalN = 200, checkpoint_every: Every = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",

@@ -13,7 +13,7 @@ StudentDir = Annotated[str, typer.Option("--student", help="Student: a local HF 
 
 
 def evaluate(
-    teacher: Teacher = "world-gpt2", student: StudentDir = "", task: o.Task = "ioi", n: o.N = 200, seed: o.Seed = 999,
+    teacher: Teacher = "world-gpt2", student: StudentDir = "", task: o.Task = "ioi", n: o.Count = 200, seed: o.Seed = 999,
     checkpoints: Checkpoints = "auto", top_k: TopK = 8, text: Text = "auto", batch_size: o.BatchSize = 64,
     out: o.Out = "runs/evaluate", device: o.Device = "cpu", corruption: o.Corruption = "s2-io",
 ) -> None:

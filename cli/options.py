@@ -12,9 +12,11 @@ Model = Annotated[str, typer.Option(
 Task = Annotated[str, typer.Option("--task", help="ioi | greater-than | pairs:FILE (JSONL/CSV: clean, corrupt, answer, wrong).")]
 N = Annotated[int | None, typer.Option(
     "--n", help="Number of examples (default 100; pairs: the first N rows, default every row).", show_default=False)]
+Count = Annotated[int, typer.Option("--n", help="Number of task examples (pairs: the first N rows).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for sampling examples (and resample ablation).")]
 Positions = Annotated[str, typer.Option("--positions", help="all, or named positions such as io,s2,end.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Rows (site × example pairs) per forward pass.")]
+TrainBatch = Annotated[int, typer.Option("--batch-size", help="Training examples per optimizer step.")]
 Out = Annotated[Path, typer.Option("--out", help="Output directory (created; files written atomically).")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]
 Dtype = Annotated[str, typer.Option("--dtype", help="float32 | bfloat16 | float16")]
