@@ -3,6 +3,7 @@ on general text, fit W*, precompute the teacher's targets, train (resumably), sa
 Hugging Face directory and evaluate it."""
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from rcid_tl.models.student import build_student_for, student_config_for
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
+log = logging.getLogger(__name__)  # stage lines; the CLI shows them on stderr
 PPL_ROWS, PPL_LEN = 64, 128  # held-out text for perplexity: 8,192 tokens by default
 STATE = "train_state.pt"
 
@@ -159,7 +161,7 @@ def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | Non
 
 def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, stop_after: int | None, command: str,
          t0: float) -> dict[str, Any] | None:
-    s = prepare(config)
+    s = prepare(config)  # says nothing: a bad input must stay the one line of its error
     out.mkdir(parents=True, exist_ok=True)
     s.student.eval()  # no dropout: the clean and corrupt forwards of one step must see the same network
     student_weights = nn.ModuleDict({"student": s.student.original_model})
@@ -173,6 +175,8 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
                           order, stop_after=stop_after, **loop)
         if done < p.steps:
             return None
+    log.info("%d training examples, %d checkpoints; fitting W* and precomputing the teacher's targets",
+             len(s.train), len(s.checkpoints))
     maps = fit_maps(s.teacher, s.student, s.train, s.pairings, n_fit=config.n_fit)
     objective = Objective(config.method, s.pairings, maps, lam=config.lam, temperature=config.temperature,
                           learned_projection=config.learned_projection, kl_all_tokens=config.kl_all_tokens
@@ -193,6 +197,7 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
 
 def _finish(s: Setup, config: DistillConfig, out: Path, wall_s: float, command: str) -> dict[str, Any]:
     save_hf_model(s.student, out / "student")
+    log.info("saved %s; evaluating on %d held-out examples", out / "student", len(s.evaluation))
     held_out = s.text.rows(s.teacher.tokenizer, config.ppl_rows, PPL_LEN, held_out=True) if s.text else None
     t0 = time.perf_counter()
     scores = evaluate_student(s.teacher, s.student, s.evaluation, s.checkpoints, s.layer_map, held_out,
