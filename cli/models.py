@@ -13,8 +13,11 @@ def models() -> None:
     """
     from rcid_tl.models.embedded import embedded_names, embedded_path
 
-    table = Table("name", "architecture", "layers × width, heads", "params", "MB", "IOI acc / logit diff",
-                  "GT prob diff", "relations 5-shot / 0-shot", "ppl", "IOI circuit")
+    # compact, borderless, names never cut: readable at 80 columns (wider terminals just get more room)
+    table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold")
+    table.add_column("name", no_wrap=True)
+    for header in ("arch", "shape", "params", "IOI acc/ld", "GT pd", "rel 5/0", "ppl", "circuit"):
+        table.add_column(header, no_wrap=True)
     for name in embedded_names():
         path = embedded_path(name)
         config = json.loads((path / "config.json").read_text())
@@ -25,20 +28,21 @@ def models() -> None:
         width = config.get("n_embd", config.get("hidden_size"))
         heads = config.get("n_head", config.get("num_attention_heads"))
         kv = config.get("num_key_value_heads")
-        megabytes = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1e6
         table.add_row(
-            name, config["model_type"], f"{layers} × {width}, {heads}" + (f" (kv {kv})" if kv else ""),
-            f"{record.get('n_params', 0) / 1e6:.2f}M", f"{megabytes:.1f}",
-            _pair(scores, "ioi_acc", "ioi_logit_diff"), _one(scores, "gt_prob_diff"),
-            _pair(scores, "relation_5shot_acc", "relation_0shot_acc"), _one(scores, "val_perplexity"),
-            ", ".join(circuit.get("circuit", [])) or "-",
+            name, config["model_type"], f"{layers}×{width},{heads}" + (f" kv{kv}" if kv else ""),
+            f"{record.get('n_params', 0) / 1e6:.2f}M", _pair(scores, "ioi_acc", "ioi_logit_diff"),
+            _one(scores, "gt_prob_diff", 3), _pair(scores, "relation_5shot_acc", "relation_0shot_acc"),
+            _one(scores, "val_perplexity"), ",".join(circuit.get("circuit", [])) or "-",
         )
     Console().print(table)
+    Console().print("shape: layers×d_model,heads (kv: key/value heads); IOI acc/ld: accuracy/logit difference; GT pd: "
+                    "Greater-Than probability difference; rel 5/0: relation accuracy 5-shot/0-shot; ppl: validation "
+                    "perplexity; circuit: IOI circuit heads (circuit.json)")
 
 
-def _one(scores: dict, key: str) -> str:
-    return f"{scores[key]:.3f}" if key in scores else "-"
+def _one(scores: dict, key: str, digits: int = 2) -> str:
+    return f"{scores[key]:.{digits}f}" if key in scores else "-"
 
 
 def _pair(scores: dict, a: str, b: str) -> str:
-    return f"{_one(scores, a)} / {_one(scores, b)}"
+    return f"{_one(scores, a)}/{_one(scores, b)}"
