@@ -34,5 +34,6 @@ def evaluate(
     s, cc = result["student"], result["consistency"]
     ppl = "n/a" if s["perplexity"] is None else f"{s['perplexity']:.2f}"
     mean_r = "nan" if cc["mean_r"] is None else f"{cc['mean_r']:.3f}"
-    Console(stderr=True, soft_wrap=True).print(f"accuracy {s['accuracy']:.3f}, {s['metric']} {s['metric_mean']:+.3f}, perplexity "
-                               f"{ppl}, causal consistency {mean_r}; wrote {out}/evaluation.json")
+    Console(stderr=True, soft_wrap=True).print(
+        f"accuracy {s['accuracy']:.3f}, {s['metric']} {s['metric_mean']:+.3f}, perplexity {ppl}, causal consistency "
+        f"{mean_r}; wrote {out}/evaluation.json")

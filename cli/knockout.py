@@ -44,5 +44,5 @@ def knockout(
     result = run_knockout(config)
     paths = result.save(out)
     top = max(result.ablations, key=lambda a: abs(a["mean"]))
-    Console(stderr=True, soft_wrap=True).print(f"largest mean Δ {top['mean']:+.4f} for heads {','.join(top['heads'])}; "
-                               f"wrote {', '.join(map(str, paths))}")
+    Console(stderr=True, soft_wrap=True).print(
+        f"largest mean Δ {top['mean']:+.4f} for heads {','.join(top['heads'])}; wrote {', '.join(map(str, paths))}")
