@@ -49,9 +49,7 @@ def check_device(spec: str) -> str:
         have += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if torch.backends.mps.is_available():
         have.append("mps")
-    available = kind == "cpu" or (kind == "cuda" and index < torch.cuda.device_count() and torch.cuda.is_available()) \
-        or (kind == "mps" and "mps" in have)
-    if not available:
+    if (f"cuda:{index}" if kind == "cuda" else kind) not in have:
         raise InputError(f"device {spec!r} is not available here; this machine has: {', '.join(have)}")
     return spec.strip()
 

@@ -74,19 +74,24 @@ class DistillConfig:
         check_real(self.lam, "--lambda")
         check_real(self.temperature, "--temperature", inclusive=False)
         check_real(self.mix_weight, "--mix-weight")
-        for name in ("batch_size", "top_k", "mix_rows", "mix_len", "pretrain_rows", "pretrain_len", "eval_n", "ppl_rows",
+        for name in ("batch_size", "top_k", "mix_rows", "mix_len", "pretrain_rows", "pretrain_len", "ppl_rows",
                      "n_bootstrap", "checkpoint_every", "log_every"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         check_count(self.eval_n, "--eval-n", maximum=MAX_EXAMPLES)
         if self.checkpoint_every % self.log_every:
             raise InputError("--checkpoint-every must be a multiple of log-every so resumed logs line up")
         check_device(self.device)
-        if self.checkpoints != "auto" and not Path(self.checkpoints).is_file():
-            raise InputError(f"checkpoints file {self.checkpoints!r} not found")
-        if self.text not in ("auto", "none", WORLD):
-            TextSource(self.text)  # an InputError unless the file exists
+        check_sources(self.checkpoints, self.text)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["method"] = self.method.value
         return d
+
+
+def check_sources(checkpoints: str, text: str) -> None:
+    """`--checkpoints` is auto or an existing file; `--text` is auto, none, world or an existing text file."""
+    if checkpoints != "auto" and not Path(checkpoints).is_file():
+        raise InputError(f"checkpoints file {checkpoints!r} not found")
+    if text not in ("auto", "none", WORLD):
+        TextSource(text)  # an InputError unless the file exists

@@ -19,7 +19,7 @@ from rcid_tl.artifacts import write_json
 from rcid_tl.checks import check_count, check_device
 from rcid_tl.consistency.causal import causal_consistency, check_same_tokenizer
 from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, select_checkpoints
-from rcid_tl.errors import InputError
+from rcid_tl.distill.config import check_sources
 from rcid_tl.interventions.read import answer_forward
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.loading import load_model
@@ -103,10 +103,7 @@ class EvalConfig:
         check_count(self.batch_size, "--batch-size")
         check_count(self.n_bootstrap, "--n-bootstrap")
         check_device(self.device)
-        if self.checkpoints != "auto" and not Path(self.checkpoints).is_file():
-            raise InputError(f"checkpoints file {self.checkpoints!r} not found")
-        if self.text not in ("auto", "none", "world") and not Path(self.text).is_file():
-            raise InputError(f"text source {self.text!r} is neither 'auto', 'none', 'world' nor an existing text file")
+        check_sources(self.checkpoints, self.text)
 
 
 def run_evaluate(config: EvalConfig, out: str | Path) -> dict[str, Any]:

@@ -60,13 +60,22 @@ def load_state(path: Path, settings: str) -> dict | None:
     `settings` (JSON); raises InputError naming the file or the settings that differ."""
     if not path.exists():
         return None
-    state = read_torch(path)
-    if not isinstance(state, dict) or not STATE_KEYS <= state.keys() or not isinstance(state["settings"], str):
-        raise InputError(f"{path} is not a training state this rcid-tl can resume; delete it or choose another --out")
-    changes = setting_changes(json.loads(state["settings"]), json.loads(settings))
+    return read_resumable(path, settings, keys=STATE_KEYS, settings_key="settings", kind="training state",
+                          remedy="delete it or choose another --out",
+                          other_run=f"--out {path.parent}", other_remedy="use another --out or delete it")
+
+
+def read_resumable(path: Path, settings: str, *, keys: set[str], settings_key: str, kind: str, remedy: str,
+                   other_run: str, other_remedy: str) -> dict:
+    """A state file read without running code, holding `keys`, whose saved settings (JSON under `settings_key`)
+    equal `settings`; anything else is an InputError: a damaged file or another kind of file (`remedy`), or a run
+    with other settings (`other_run` names where, `other_remedy` what to do)."""
+    state = read_torch(path, remedy=remedy)
+    if not isinstance(state, dict) or not keys <= state.keys() or not isinstance(state[settings_key], str):
+        raise InputError(f"{path} is not a {kind} this rcid-tl can resume; {remedy}")
+    changes = setting_changes(json.loads(state[settings_key]), json.loads(settings))
     if changes:
-        raise InputError(f"--out {path.parent} holds a run with different settings ({', '.join(changes)}); use "
-                         "another --out or delete it")
+        raise InputError(f"{other_run} holds a run with different settings ({', '.join(changes)}); {other_remedy}")
     return state
 
 

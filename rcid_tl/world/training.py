@@ -15,9 +15,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from rcid_tl.artifacts import atomic_dir, read_torch, write_text, write_torch
-from rcid_tl.distill.trainer import setting_changes
-from rcid_tl.errors import InputError
+from rcid_tl.artifacts import atomic_dir, write_text, write_torch
+from rcid_tl.distill.trainer import read_resumable
 from rcid_tl.world.corpus import WorldConfig
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.record import write_loss_curve, write_training_record
@@ -96,21 +95,15 @@ def _save_checkpoint(path: Path, model, opt, sched, step: int, elapsed: float, s
 
 def _load_checkpoint(path: Path, settings: str) -> dict:
     """The checkpoint at `path`, loaded without running code and checked to come from a run with `settings`."""
-    state = read_torch(path, remedy="delete it or train into another directory")
-    if not isinstance(state, dict) or not _STATE_KEYS <= state.keys() or not isinstance(state["config"], str):
-        raise InputError(f"{path} is not a checkpoint this rcid-tl can resume; delete it or train into another "
-                         "directory")
-    changes = setting_changes(json.loads(state["config"]), json.loads(settings))
-    if changes:
-        raise InputError(f"{path.parent} holds a run with different settings ({', '.join(changes)}); train into "
-                         "another directory or delete it")
-    return state
+    return read_resumable(path, settings, keys=_STATE_KEYS, settings_key="config", kind="checkpoint",
+                          remedy="delete it or train into another directory", other_run=str(path.parent),
+                          other_remedy="train into another directory or delete it")
 
 
 def _trim_log(path: Path, step: int) -> None:
     """Drop log records written after the checkpoint we resume from (and a line cut short by a kill mid-write)."""
     if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if _step_of(ln) is not None and _step_of(ln) <= step]
+        keep = [ln for ln in path.read_text().splitlines() if (at := _step_of(ln)) is not None and at <= step]
         write_text(path, "".join(ln + "\n" for ln in keep))
 
 
