@@ -19,6 +19,7 @@ class Site(str, Enum):
     Z = "z"  # (batch, pos, head, d_head): per-head attention output before W_O
     RESULT = "result"  # (batch, pos, head, d_model): per-head output through W_O
     PATTERN = "pattern"  # (batch, head, query_pos, key_pos)
+    Q = "q"  # (batch, pos, head, d_head): queries before any rotary embedding
     K = "k"  # (batch, pos, kv_head, d_head): grouped heads on GQA models
     V = "v"  # (batch, pos, kv_head, d_head)
     ATTN_OUT = "attn_out"  # (batch, pos, d_model)
@@ -26,7 +27,7 @@ class Site(str, Enum):
 
     @property
     def per_head(self) -> bool:
-        return self in (Site.Z, Site.RESULT, Site.PATTERN, Site.K, Site.V)
+        return self in (Site.Z, Site.RESULT, Site.PATTERN, Site.Q, Site.K, Site.V)
 
     @property
     def patch_in_place(self) -> bool:
@@ -43,6 +44,7 @@ _TEMPLATES: dict[Site, str] = {
     Site.Z: "blocks.{layer}.attn.hook_z",
     Site.RESULT: "blocks.{layer}.attn.hook_result",
     Site.PATTERN: "blocks.{layer}.attn.hook_pattern",
+    Site.Q: "blocks.{layer}.attn.hook_q",
     Site.K: "blocks.{layer}.attn.hook_k",
     Site.V: "blocks.{layer}.attn.hook_v",
     Site.ATTN_OUT: "blocks.{layer}.hook_attn_out",
@@ -53,6 +55,9 @@ _TEMPLATES: dict[Site, str] = {
 def parse_site(value: str) -> Site:
     """The `Site` named `value`, or an InputError listing the allowed names."""
     return parse_choice(Site, value, "site")
+
+
+FINAL_NORM_SCALE = "ln_final.hook_scale"  # (batch, pos, 1): the final norm's divisor, for direct logit attribution
 
 
 def hook_name(site: Site | str, layer: int) -> str:
