@@ -105,19 +105,21 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
 
 
 def write_figure(path: Path, figure) -> list[Path]:
-    """The figure as HTML that works offline, plus PNG when a static-image engine (kaleido and a browser) is
-    available. plotly.js is written once per directory (`plotly-<version>.min.js`, ~4.6 MB) and referenced
-    relatively, so the HTML opens without a network and a folder of figures shares one copy."""
+    """The figure as HTML that works offline, plus PNG when a browser engine (kaleido and Chromium) is available
+    (rcid_tl.plotting.images; without one a log line says so once). plotly.js is written once per directory
+    (`plotly-<version>.min.js`, ~4.6 MB) and referenced relatively, so the HTML opens without a network and a folder
+    of figures shares one copy."""
     from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    from rcid_tl.plotting.images import png_bytes
 
     bundle = path.parent / f"plotly-{get_plotlyjs_version()}.min.js"
     if not bundle.is_file():
         write_text(bundle, get_plotlyjs())
-    html = figure.to_html(include_plotlyjs=bundle.name, full_html=True)
+    html = figure.to_html(include_plotlyjs=bundle.name, full_html=True, config={"responsive": True})
     written = [write_text(path.with_suffix(".html"), html)]
-    try:
-        png = figure.to_image(format="png")
-    except Exception:  # no kaleido/browser here: HTML only, as documented
+    png = png_bytes(figure)
+    if png is None:
         return written
     with atomic_path(path.with_suffix(".png")) as tmp:
         tmp.write_bytes(png)

@@ -2,10 +2,14 @@
 Llama, and an autouse check that no test leaves a hook attached to any hooked model."""
 
 import json
+import os
 import weakref
 from pathlib import Path
 
 import jaxtyping
+
+# Static PNGs start a browser (~4 s per process); tests that need one turn them back on.
+os.environ.setdefault("RCID_TL_PNG", "0")
 
 # Runtime shape checks (STYLE: jaxtyping + beartype in tests) on the library packages these tests cover. The hook
 # must be installed before those modules are first imported, so it comes before every rcid_tl import.

@@ -8,13 +8,14 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from rcid_tl.artifacts import write_text
+from rcid_tl.artifacts import write_figure, write_text
 
 _CURVE_METRICS = ("ioi_acc", "ioi_logit_diff", "gt_prob_diff", "relation_5shot_acc")
 
 
 def write_loss_curve(metrics_path: Path, html_path: Path) -> None:
-    """Training loss and the periodic task scores against tokens seen, as one standalone HTML file."""
+    """Training loss and the periodic task scores against tokens seen, as HTML that opens offline (and a PNG beside
+    it when a browser engine is available)."""
     records = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln]
     losses = [r for r in records if "loss" in r]
     evals = [r for r in records if "eval" in r]
@@ -27,7 +28,8 @@ def write_loss_curve(metrics_path: Path, html_path: Path) -> None:
             1, 2,
         )
     fig.update_xaxes(title_text="tokens")
-    write_text(html_path, fig.to_html(include_plotlyjs="cdn"))
+    fig.update_layout(title=f"Teacher training: {metrics_path.parent.name}")
+    write_figure(html_path, fig)
 
 
 def write_training_record(
