@@ -13,13 +13,20 @@ Heads = Annotated[Optional[str], typer.Option("--heads", help="A head set knocke
 Class = Annotated[Optional[str], typer.Option("--class", help="An IOI head class of GPT-2 small, e.g. name-mover.")]
 AllHeads = Annotated[bool, typer.Option("--all-heads", help="Knock out every head, one at a time.")]
 MethodOpt = Annotated[str, typer.Option("--method", help="zero | mean (per template) | resample (same template).")]
+ReferenceN = Annotated[Optional[int], typer.Option(
+    "--reference-n", help="Examples in the reference distribution of mean/resample (a separate sample). "
+    "[default: enough for ≥ 50 per template and answer position]", show_default=False)]
+ReferenceSeed = Annotated[Optional[int], typer.Option(
+    "--reference-seed", help="Seed of the reference distribution. [default: derived from --seed, never equal to it]",
+    show_default=False)]
 ReferenceOpt = Annotated[str, typer.Option("--reference", help="Run whose z feeds mean/resample: corrupt | clean.")]
 
 
 def knockout(
     model: o.Model = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0,
     heads: Heads = None, head_class: Class = None, all_heads: AllHeads = False, method: MethodOpt = "mean",
-    reference: ReferenceOpt = "corrupt", positions: o.Positions = "all", batch_size: o.BatchSize = 64,
+    reference: ReferenceOpt = "corrupt", reference_n: ReferenceN = None, reference_seed: ReferenceSeed = None,
+    positions: o.Positions = "all", batch_size: o.BatchSize = 64,
     out: o.Out = "runs/knockout", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False, metric: o.MetricName = "task",
 ) -> None:
@@ -39,7 +46,7 @@ def knockout(
         task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),
         heads=heads, head_class=head_class, all_heads=all_heads, method=parse_choice(Method, method, "--method"),
         reference=parse_choice(Reference, reference, "--reference"), positions=positions, rows_per_forward=batch_size,
-        metric=metric,
+        metric=metric, reference_n=reference_n, reference_seed=reference_seed,
     )
     result = run_knockout(config)
     paths = result.save(out)

@@ -32,12 +32,13 @@ def models() -> None:
             name, config["model_type"], f"{layers}×{width},{heads}" + (f" kv{kv}" if kv else ""),
             f"{record.get('n_params', 0) / 1e6:.2f}M", _pair(scores, "ioi_acc", "ioi_logit_diff"),
             _one(scores, "gt_prob_diff", 3), _pair(scores, "relation_5shot_acc", "relation_0shot_acc"),
-            _one(scores, "val_perplexity"), ",".join(circuit.get("circuit", [])) or "-",
+            _one(scores, "val_perplexity"), _circuit(circuit),
         )
     Console().print(table)
     Console().print("shape: layers×d_model,heads (kv: key/value heads); IOI acc/ld: accuracy/logit difference; GT pd: "
                     "Greater-Than probability difference; rel 5/0: relation accuracy 5-shot/0-shot; ppl: validation "
-                    "perplexity; circuit: IOI circuit heads (circuit.json)")
+                    "perplexity; circuit: heads in the IOI circuit and the change of the IOI logit difference when they are "
+                    "mean-ablated (heads and criteria in circuit.json)")
 
 
 def _one(scores: dict, key: str, digits: int = 2) -> str:
@@ -46,3 +47,9 @@ def _one(scores: dict, key: str, digits: int = 2) -> str:
 
 def _pair(scores: dict, a: str, b: str) -> str:
     return f"{_one(scores, a)}/{_one(scores, b)}"
+
+
+def _circuit(circuit: dict) -> str:
+    if not circuit.get("circuit"):
+        return "-"
+    return f"{len(circuit['circuit'])}h {circuit['circuit_effects']['ioi']:+.0%}"

@@ -24,11 +24,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-heads", type=int, default=6)
+    parser.add_argument("--reference-n", type=int, default=None,
+                        help="reference examples per task (default: ≥ 50 per template and answer position)")
     parser.add_argument("--out", type=Path, required=True, help="circuit JSON (a .html figure is written beside it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     set_progress(False)
-    report = search_circuit(load_model(args.model), n=args.n, seed=args.seed, max_heads=args.max_heads)
+    report = search_circuit(load_model(args.model), n=args.n, seed=args.seed, max_heads=args.max_heads,
+                            reference_n=args.reference_n)
     write_json(args.out, {"rcid_tl_version": rcid_tl.__version__, "model": args.model, **report.to_dict()})
     heads = list(report.head_effects)
     figure = go.Figure(go.Heatmap(
@@ -37,7 +40,9 @@ def main() -> None:
     figure.update_layout(title=f"{args.model}: mean ablation of each head (circuit {', '.join(report.circuit)})",
                          xaxis_title="head (layer.head)")
     write_figure(args.out.with_suffix(""), figure)
-    print(json.dumps({"circuit": report.circuit, "effects": report.circuit_effects, "baselines": report.baselines}))
+    print(json.dumps({"circuit": report.circuit, "effects": report.circuit_effects, "baselines": report.baselines,
+                      "meets_criteria": report.meets_criteria,
+                      "min_reference_group": {t: g["min_group_size"] for t, g in report.reference_groups.items()}}))
 
 
 if __name__ == "__main__":

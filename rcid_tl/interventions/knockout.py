@@ -1,8 +1,14 @@
 """Head-level knockout: zero, mean (per template, over a reference run; Wang et al. 2023 §2.1) and resample ablation
 of single heads or head sets at `hook_z`, at all or at named per-example positions. Many ablations run in one
-forward: each row is one (ablation, example) pair."""
+forward: each row is one (ablation, example) pair.
+
+Mean and resample values come from a reference distribution: a separate batch of the same task (e.g. 3,000 ABC
+prompts for IOI), grouped by (template, answer position) so that every token position lines up. Without one, the
+evaluated examples themselves are the reference — with a few examples per group that is close to resample ablation,
+so group sizes below `MIN_GROUP` are logged as a warning and reported in `MeanStats`."""
 
 from collections.abc import Sequence
+import logging
 from dataclasses import dataclass
 from enum import Enum
 
@@ -11,12 +17,17 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
+from rcid_tl.parallel import map_shards
 from rcid_tl.progress import track
 from rcid_tl.tasks.base import Batch
+
+MIN_GROUP = 50  # reference examples per (template, answer position) below which a mean is poorly estimated
+log = logging.getLogger(__name__)
 
 
 class Method(str, Enum):
@@ -38,6 +49,22 @@ class Ablation:
     positions: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class ReferenceGroups:
+    """How many reference examples each evaluated (template, answer position) group's mean or resample drew on."""
+
+    sizes: dict[str, int]  # "template:answer_pos" -> reference examples in that group, for the evaluated groups
+    n_reference: int  # reference examples in all
+
+    @property
+    def smallest(self) -> int:
+        return min(self.sizes.values())
+
+    def to_json(self) -> dict:
+        return {"n_reference": self.n_reference, "min_group_size": self.smallest, "group_sizes": self.sizes,
+                "min_group_floor": MIN_GROUP}
+
+
 def knockout(
     model: TransformerBridge,
     batch: Batch,
@@ -47,9 +74,11 @@ def knockout(
     reference: Reference = Reference.CORRUPT,
     seed: int = 0,
     rows_per_forward: int = 64,
-) -> tuple[Float[Tensor, "ablation batch"], RunMetrics]:
-    """The metric after each ablation, per example, and the unablated clean/corrupt metrics (delta = clean − ablated).
-    """
+    reference_batch: Batch | None = None,
+) -> tuple[Float[Tensor, "ablation batch"], RunMetrics, ReferenceGroups | None]:
+    """The metric after each ablation, per example, the unablated clean/corrupt metrics (delta = clean − ablated),
+    and (for mean and resample) the reference group sizes. `reference_batch` is the reference distribution whose
+    clean or corrupt run (`reference`) supplies the replacement values; None uses `batch` itself."""
     names = namer(model)
     for ablation in ablations:
         for head in ablation.heads:
@@ -58,40 +87,80 @@ def knockout(
             batch.position(position)
     layers = sorted({h.layer for a in ablations for h in a.heads})
     hook_names = [names.name(Site.Z, layer) for layer in layers]
-    clean_logits, clean_cache = cache_hooks(model, batch.clean, hook_names, batch.answer_pos)
-    corrupt_logits, corrupt_cache = cache_hooks(model, batch.corrupt, hook_names, batch.answer_pos)
-    metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
-    ref = clean_cache if Reference(reference) is Reference.CLEAN else corrupt_cache
-    replacement = {name: _replacement(ref[name], batch, Method(method), seed) for name in hook_names}
+    with torch.no_grad():
+        clean, corrupt = (cache_hooks(model, tokens, [], batch.answer_pos)[0] for tokens in (batch.clean, batch.corrupt))
+    metrics = RunMetrics(clean=metric(clean, batch).cpu(), corrupt=metric(corrupt, batch).cpu())
+    replacement, groups = _replacements(model, batch, reference_batch if reference_batch is not None else batch,
+                                        hook_names, Method(method), Reference(reference), seed, rows_per_forward)
 
     n = len(batch)
     rows = [(a, e) for a in range(len(ablations)) for e in range(n)]
-    out = torch.empty(len(rows))
     chunks = [rows[k : k + rows_per_forward] for k in range(0, len(rows), rows_per_forward)]
-    for k, chunk in enumerate(track(chunks, "knockout")):
-        out[k * rows_per_forward : k * rows_per_forward + len(chunk)] = _ablated_metric(
-            model, batch, ablations, replacement, chunk, metric, layers, hook_names
-        )
-    return out.view(len(ablations), n), metrics
+    # under torchrun each process runs its share of the chunks; every process gets all of them back
+    out = torch.cat(map_shards(
+        chunks, lambda chunk: _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names),
+        "knockout"))
+    return out.view(len(ablations), n), metrics, groups
 
 
-def _replacement(z: Tensor, batch: Batch, method: Method, seed: int) -> Tensor:
-    """Per-example replacement values (batch, pos, head, d_head) for one layer's z."""
+def _group_keys(batch: Batch) -> list[str]:
+    # Examples of one IOI template share positions; pairs rows (template 0) of different lengths would otherwise
+    # average real tokens with padding. Tokens after the answer position cannot reach its logits, so equal answer
+    # positions are enough.
+    return [f"{t}:{a}" for t, a in zip(batch.template.tolist(), batch.answer_pos.tolist())]
+
+
+def _replacements(model, batch: Batch, ref_batch: Batch, hook_names: list[str], method: Method,
+                  reference: Reference, seed: int, rows_per_forward: int
+                  ) -> tuple[dict[str, Tensor], ReferenceGroups | None]:
+    """Per hook, replacement values (batch, pos, head, d_head) for the evaluated examples: zeros, the mean of the
+    reference run's z over the example's reference group, or the z of a random member of that group."""
+    width = batch.clean.shape[1]
     if method is Method.ZERO:
-        return torch.zeros_like(z)
-    out = torch.empty_like(z)
-    generator = torch.Generator().manual_seed(seed)
-    # Group by template and answer position: examples of one IOI template share positions; pairs rows (template 0)
-    # of different lengths would otherwise average real tokens with padding. Tokens after the answer position
-    # cannot reach its logits, so equal answer positions are enough. A group of one is left unchanged.
-    group = batch.template * (int(batch.answer_pos.max()) + 1) + batch.answer_pos
-    for key in group.unique():
-        members = (group == key).nonzero().flatten()
-        if method is Method.MEAN:
-            out[members] = z[members].mean(0, keepdim=True)
-        else:
-            out[members] = z[members[torch.randperm(len(members), generator=generator)]]
-    return out
+        zeros = torch.zeros(len(batch), width, model.cfg.n_heads, model.cfg.d_head)
+        return dict.fromkeys(hook_names, zeros), None
+    keys, ref_keys = _group_keys(batch), _group_keys(ref_batch)
+    members: dict[str, list[int]] = {}
+    for i, key in enumerate(ref_keys):
+        members.setdefault(key, []).append(i)
+    missing = sorted(set(keys) - members.keys())
+    if missing:
+        template, answer = missing[0].split(":")
+        raise InputError(f"no reference example has template {template} with the answer at position {answer}; "
+                         f"use a larger reference distribution (--reference-n)")
+    groups = ReferenceGroups({k: len(members[k]) for k in sorted(set(keys))}, len(ref_batch))
+    if groups.smallest < MIN_GROUP:
+        log.warning("mean/resample ablation: the smallest reference group has %d examples (< %d); the estimate is "
+                    "noisy — use a larger reference distribution (--reference-n)", groups.smallest, MIN_GROUP)
+    tokens = ref_batch.clean if reference is Reference.CLEAN else ref_batch.corrupt
+    if method is Method.RESAMPLE:  # one random member of each example's group, run alone
+        generator = torch.Generator().manual_seed(seed)
+        pick = torch.tensor([members[k][int(torch.randint(len(members[k]), (1,), generator=generator))]
+                             for k in keys])
+        _, cache = cache_hooks(model, tokens[pick], hook_names, ref_batch.answer_pos[pick])
+        return {name: _fit_width(cache[name].cpu(), width) for name in hook_names}, groups
+    group_of = {k: g for g, k in enumerate(sorted(members))}
+    ref_group = torch.tensor([group_of[k] for k in ref_keys])
+    sums: dict[str, Tensor] = {}
+    for chunk in track(torch.arange(len(ref_batch)).split(rows_per_forward), "reference means"):
+        _, cache = cache_hooks(model, tokens[chunk], hook_names, ref_batch.answer_pos[chunk])
+        for name in hook_names:
+            z = cache[name].cpu().double()
+            if name not in sums:
+                sums[name] = torch.zeros(len(group_of), tokens.shape[1], *z.shape[2:], dtype=torch.float64)
+            sums[name][:, : z.shape[1]].index_add_(0, ref_group[chunk], z)
+    counts = torch.bincount(ref_group, minlength=len(group_of)).double()
+    example_group = torch.tensor([group_of[k] for k in keys])
+    return {name: _fit_width((sums[name] / counts.view(-1, 1, 1, 1))[example_group].float(), width)
+            for name in hook_names}, groups
+
+
+def _fit_width(z: Tensor, width: int) -> Tensor:
+    """`z` (examples, pos, ...) cut or zero-padded to `width` positions (positions past an example's answer position
+    cannot reach its logits, so what stands there is never read)."""
+    if z.shape[1] >= width:
+        return z[:, :width].contiguous()
+    return torch.cat([z, z.new_zeros(z.shape[0], width - z.shape[1], *z.shape[2:])], dim=1)
 
 
 def _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names) -> Tensor:

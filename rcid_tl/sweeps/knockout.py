@@ -8,6 +8,7 @@ import numpy as np
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.artifacts import write_csv, write_figure, write_json
+from rcid_tl.checks import MAX_EXAMPLES, check_count
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.head_classes import heads_of_class
@@ -17,6 +18,7 @@ from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named
 from rcid_tl.models.loading import model_label, namer
 from rcid_tl.plotting.heatmaps import bar_chart, layer_heatmap
 from rcid_tl.sweeps.common import ModelSpec, parse_positions, prepare, result_header
+from rcid_tl.tasks.reference import reference_distribution
 from rcid_tl.tasks.registry import TaskSpec
 
 
@@ -34,6 +36,8 @@ class KnockoutConfig:
     positions: str = "all"
     rows_per_forward: int = 64
     metric: str = TASK_METRIC  # or an OvR metric (CausalQwen), see rcid_tl.metrics
+    reference_n: int | None = None  # mean/resample reference size; None: ≥ MIN_GROUP per group (tasks.reference)
+    reference_seed: int | None = None  # None: the task seed + tasks.reference.SEED_OFFSET
 
     def __post_init__(self) -> None:
         check_metric_name(self.metric)
@@ -42,6 +46,7 @@ class KnockoutConfig:
             raise InputError("choose exactly one of --heads, --class or --all-heads")
         if self.rows_per_forward < 1:
             raise InputError(f"--batch-size must be ≥ 1, got {self.rows_per_forward}")
+        check_count(self.reference_n, "--reference-n", maximum=MAX_EXAMPLES)
         object.__setattr__(self, "method", Method(self.method))
         object.__setattr__(self, "reference", Reference(self.reference))
 
@@ -98,9 +103,14 @@ def run_knockout(config: KnockoutConfig, model: TransformerBridge | None = None)
     positions = None if config.positions.strip() == "all" else parse_positions(config.positions, dataset)
     ablations = choose_ablations(config, bridge, positions)
     metric, metric_name = metric_named(config.metric, dataset)
+    reference = None
+    if config.method is not Method.ZERO:
+        reference = reference_distribution(config.task, bridge.tokenizer, dataset, config.reference_n,
+                                           config.reference_seed, bridge.cfg.n_ctx)
     with metric_readout(bridge, config.metric):
-        ablated, metrics = knockout(bridge, dataset.batch(), ablations, metric, config.method,
-                                    config.reference, config.task.seed, config.rows_per_forward)
+        ablated, metrics, groups = knockout(
+            bridge, dataset.batch(), ablations, metric, config.method, config.reference, config.task.seed,
+            config.rows_per_forward, reference_batch=None if reference is None else reference.batch())
     entries = []
     for ablation, values in zip(ablations, ablated):
         delta = metrics.clean - values
@@ -112,4 +122,8 @@ def run_knockout(config: KnockoutConfig, model: TransformerBridge | None = None)
                         "heads": config.heads, "class": config.head_class, "all_heads": config.all_heads,
                         "positions": config.positions, "rows_per_forward": config.rows_per_forward,
                         "device": config.model.device, "dtype": config.model.dtype}
+    if groups is not None:
+        header["reference_distribution"] = {
+            "task_config": dict(reference.config), "run": config.reference.value, **groups.to_json(),
+            "same_as_evaluated": reference is dataset}
     return KnockoutResult(header, config.method.value, entries, bridge.cfg.n_layers, bridge.cfg.n_heads)

@@ -1,8 +1,10 @@
 """Find a world teacher's IOI circuit with the foundation's knockout, and check that it is specific to IOI.
 
-Every head is mean-ablated on three tasks: IOI (Wang et al.'s mean over the ABC distribution, per template),
-Greater-Than (mean over the clean prompts) and 5-shot relations (mean over clean prompts of all relations, so
-relation-specific information is removed too). A greedy forward search then adds, one head at a time, the head whose
+Every head is mean-ablated on three tasks: IOI (Wang et al.'s mean over a separate sample of ABC prompts, per
+template), Greater-Than (mean over separate clean prompts) and 5-shot relations (mean over separate clean prompts of
+all relations, so relation-specific information is removed too). Means come from reference distributions of their own
+(≥ 50 examples per template and answer position for IOI and Greater-Than; see `rcid_tl.tasks.reference`), never
+from the scored examples. A greedy forward search then adds, one head at a time, the head whose
 joint ablation cuts the IOI logit difference most while Greater-Than probability difference and relation accuracy each
 stay within a tolerance of their baselines — so general-purpose heads that break every task are never chosen.
 """
@@ -18,6 +20,7 @@ from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
 from rcid_tl.metrics import Metric, metric_for
 from rcid_tl.tasks.base import Batch, ContrastiveDataset, Example
+from rcid_tl.tasks.reference import reference_distribution, reference_seed
 from rcid_tl.tasks.registry import TaskSpec, build_task
 from rcid_tl.world.fewshot import relation_prompt
 from rcid_tl.world.relations import RELATIONS
@@ -33,6 +36,7 @@ class CircuitTask:
     dataset: ContrastiveDataset
     metric: Metric
     reference: Reference
+    reference_dataset: ContrastiveDataset  # a separate sample whose `reference` run supplies the means
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class CircuitReport:
     head_effects: dict[str, dict[str, float]]  # "L.H" -> task -> relative change of the mean metric
     circuit: list[str]
     circuit_effects: dict[str, float]  # task -> relative change with the whole circuit ablated
+    meets_criteria: bool  # IOI cut ≥ target_cut with every other task within tolerance
+    reference_groups: dict[str, dict]  # task -> sizes of the reference groups the means were taken over
     steps: list[dict]  # the greedy search, one entry per added head
     config: dict
 
@@ -74,44 +80,55 @@ def relation_dataset(tokenizer, n: int, seed: int, shots: int = 5) -> Contrastiv
     )
 
 
-def circuit_tasks(model: TransformerBridge, n: int, seed: int) -> dict[str, CircuitTask]:
-    ioi = build_task(TaskSpec("ioi", n=n, seed=seed, corruption="abc"), model.tokenizer)
-    gt = build_task(TaskSpec("greater-than", n=n, seed=seed), model.tokenizer)
+def circuit_tasks(model: TransformerBridge, n: int, seed: int, reference_n: int | None = None
+                  ) -> dict[str, CircuitTask]:
+    """The three tasks with `n` scored examples each and their reference distributions (`reference_n` examples
+    each; None: enough for ≥ 50 per group on IOI and Greater-Than, 10 × n 5-shot prompts on relations)."""
+    tok = model.tokenizer
+    ioi_spec, gt_spec = TaskSpec("ioi", n=n, seed=seed, corruption="abc"), TaskSpec("greater-than", n=n, seed=seed)
+    ioi, gt = build_task(ioi_spec, tok), build_task(gt_spec, tok)
+    relations = relation_dataset(tok, n, seed)
     return {
-        "ioi": CircuitTask(ioi, metric_for(ioi), Reference.CORRUPT),
-        "greater-than": CircuitTask(gt, metric_for(gt), Reference.CLEAN),
-        "relations": CircuitTask(relation_dataset(model.tokenizer, n, seed), top1_accuracy, Reference.CLEAN),
+        "ioi": CircuitTask(ioi, metric_for(ioi), Reference.CORRUPT,
+                           reference_distribution(ioi_spec, tok, ioi, reference_n)),
+        "greater-than": CircuitTask(gt, metric_for(gt), Reference.CLEAN,
+                                    reference_distribution(gt_spec, tok, gt, reference_n)),
+        "relations": CircuitTask(relations, top1_accuracy, Reference.CLEAN,
+                                 relation_dataset(tok, reference_n or 10 * n, reference_seed(ioi_spec, None))),
     }
 
 
 def relative_changes(
     model: TransformerBridge, tasks: dict[str, CircuitTask], head_sets: Sequence[Sequence[Head]], seed: int = 0
-) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Baseline mean metric per task, and per head set the relative change (ablated / baseline − 1)."""
+) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
+    """Baseline mean metric per task, per head set the relative change (ablated / baseline − 1), and per task the
+    reference group sizes."""
     ablations = [Ablation(tuple(heads)) for heads in head_sets]
-    baselines, changes = {}, [{} for _ in head_sets]
+    baselines, changes, groups = {}, [{} for _ in head_sets], {}
     for name, task in tasks.items():
-        ablated, metrics = knockout(model, task.dataset.batch(), ablations, task.metric, Method.MEAN,
-                                    task.reference, seed=seed, rows_per_forward=256)
+        ablated, metrics, sizes = knockout(model, task.dataset.batch(), ablations, task.metric, Method.MEAN,
+                                           task.reference, seed=seed, rows_per_forward=256,
+                                           reference_batch=task.reference_dataset.batch())
+        groups[name] = sizes.to_json()
         baselines[name] = metrics.clean.mean().item()
         for k, row in enumerate(ablated.mean(1).tolist()):
             changes[k][name] = row / baselines[name] - 1
-    return baselines, changes
+    return baselines, changes, groups
 
 
 def search_circuit(
     model: TransformerBridge, n: int = 100, seed: int = 0, max_heads: int = 6, target_cut: float = 0.5,
-    tolerance: float = 0.25,
+    tolerance: float = 0.25, reference_n: int | None = None,
 ) -> CircuitReport:
     """Greedy forward selection of at most `max_heads` heads (see the module docstring)."""
-    tasks = circuit_tasks(model, n, seed)
+    tasks = circuit_tasks(model, n, seed, reference_n)
     heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
-    baselines, singles = relative_changes(model, tasks, [[h] for h in heads])
+    baselines, singles, groups = relative_changes(model, tasks, [[h] for h in heads])
     circuit: list[Head] = []
     steps, best = [], {name: 0.0 for name in TASKS}
     while len(circuit) < max_heads and best["ioi"] > -target_cut:
         candidates = [h for h in heads if h not in circuit]
-        _, changes = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
+        _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
         allowed = [(c["ioi"], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance)]
         if not allowed:
             break
@@ -123,10 +140,14 @@ def search_circuit(
         head_effects={str(h): c for h, c in zip(heads, singles)},
         circuit=[str(h) for h in circuit],
         circuit_effects=best,
+        meets_criteria=best["ioi"] <= -target_cut and _specific(best, tolerance),
+        reference_groups=groups,
         steps=steps,
         config={"n": n, "seed": seed, "max_heads": max_heads, "target_cut": target_cut, "tolerance": tolerance,
-                "method": "mean", "ioi_reference": "abc corruption, per template",
-                "greater_than_reference": "clean prompts", "relations_reference": "clean 5-shot prompts, all relations"},
+                "method": "mean", "reference_n": reference_n,
+                "ioi_reference": "separate abc-corrupted prompts, per template and answer position",
+                "greater_than_reference": "separate clean prompts, per answer position",
+                "relations_reference": "separate clean 5-shot prompts of all relations, per answer position"},
     )
 
 

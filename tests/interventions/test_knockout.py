@@ -13,7 +13,7 @@ import torch
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head
-from rcid_tl.interventions.knockout import Ablation, Method, Reference, _replacement, knockout
+from rcid_tl.interventions.knockout import MIN_GROUP, Ablation, Method, Reference, knockout
 from rcid_tl.metrics import metric_for
 from rcid_tl.tasks import IOIConfig, PairsConfig, build_ioi, build_pairs
 from tests import hf_reference as ref
@@ -56,7 +56,7 @@ def test_zero_ablation_equals_zeroed_output_projection(case):
     heads = [Head(0, 1), Head(last, model.cfg.n_heads - 2), Head(last, model.cfg.n_heads - 3)]
     ablations = [Ablation((h,)) for h in heads] + [Ablation(tuple(heads))]
     batch = dataset.batch()
-    ours, runs = knockout(model, batch, ablations, metric_for(dataset), Method.ZERO)
+    ours, runs, _ = knockout(model, batch, ablations, metric_for(dataset), Method.ZERO)
     for row, ablation in enumerate(ablations):
         edited = copy.deepcopy(hf)
         for h in ablation.heads:
@@ -71,11 +71,11 @@ def test_zero_ablation_at_end_only_matches_hf_hook(case):
     model, hf, dataset = case
     head = Head(0, 1)  # in layer 0 its outputs at earlier positions reach `end` through later layers
     batch = dataset.batch()
-    ours, runs = knockout(model, batch, [Ablation((head,), ("end",))], metric_for(dataset), Method.ZERO)
+    ours, runs, _ = knockout(model, batch, [Ablation((head,), ("end",))], metric_for(dataset), Method.ZERO)
     zeros = torch.zeros(*batch.clean.shape, ref.head_dim(hf))
     theirs = _score(ref.replaced_head_logits(hf, batch.clean, head.layer, head.head, zeros, batch.answer_pos), batch)
     torch.testing.assert_close(ours[0], theirs, atol=ATOL, rtol=0)
-    everywhere, _ = knockout(model, batch, [Ablation((head,))], metric_for(dataset), Method.ZERO)
+    everywhere, _, _ = knockout(model, batch, [Ablation((head,))], metric_for(dataset), Method.ZERO)
     assert not torch.allclose(everywhere[0], ours[0], atol=1e-4)  # restricting the positions mattered
 
 
@@ -84,7 +84,7 @@ def test_mean_ablation_matches_hf_template_mean(tiny_gpt2, tiny_gpt2_hf, one_tem
     """Wang et al.'s mean ablation: the head's z replaced by its mean over the reference run's same-template
     examples, at every position."""
     batch, head = one_template.batch(), Head(1, 2)
-    ours, _ = knockout(tiny_gpt2, batch, [Ablation((head,))], metric_for(one_template), Method.MEAN, reference)
+    ours, _, _ = knockout(tiny_gpt2, batch, [Ablation((head,))], metric_for(one_template), Method.MEAN, reference)
     source = batch.clean if reference is Reference.CLEAN else batch.corrupt
     _, z = ref.record(tiny_gpt2_hf, source, "z", head.layer)
     mean = z[:, :, head.head].mean(0, keepdim=True).expand(len(batch), -1, -1)  # (batch, pos, d_head)
@@ -96,7 +96,7 @@ def test_mean_ablation_matches_hf_template_mean(tiny_gpt2, tiny_gpt2_hf, one_tem
 def test_mean_and_resample_over_identical_examples_change_nothing(tiny_gpt2, one_template, method):
     copies = dataclasses.replace(one_template, examples=(one_template.examples[0],) * 4)
     heads = [Ablation((Head(0, 0),)), Ablation((Head(1, 3), Head(0, 2)), ("s2", "end"))]
-    ablated, runs = knockout(tiny_gpt2, copies.batch(), heads, metric_for(copies), method, Reference.CLEAN)
+    ablated, runs, _ = knockout(tiny_gpt2, copies.batch(), heads, metric_for(copies), method, Reference.CLEAN)
     # the clean mean of four equal vectors is that vector up to one rounding of the sum
     torch.testing.assert_close(ablated, runs.clean.expand_as(ablated), atol=1e-5, rtol=0)
 
@@ -131,9 +131,35 @@ def test_mean_and_resample_group_rows_by_length_not_only_template(stories, pairs
     assert len(set(batch.answer_pos.tolist())) == 2  # two rows of one length, one longer
     ablation = Ablation((Head(0, 0), Head(1, 3)))
     for method in (Method.MEAN, Method.RESAMPLE):
-        ablated, metrics = knockout(stories, batch, [ablation], metric_for(pairs), method, Reference.CLEAN)
+        ablated, metrics, _ = knockout(stories, batch, [ablation], metric_for(pairs), method, Reference.CLEAN)
         assert float(ablated[0, 2]) == pytest.approx(float(metrics.clean[2]), abs=ATOL)
-    z = torch.randn(3, batch.clean.shape[1], 8, 4)
-    mean = _replacement(z, batch, Method.MEAN, seed=0)
-    torch.testing.assert_close(mean[0], z[:2].mean(0))
-    torch.testing.assert_close(mean[2], z[2])
+
+
+def test_mean_over_a_reference_distribution_matches_a_brute_force_loop(tiny_gpt2, tiny_gpt2_hf, gpt2_tokenizer):
+    """Each evaluated example's head output replaced by the mean of z over the reference examples with its template
+    and answer position — computed here one example at a time with plain HF hooks."""
+    evaluated = build_ioi(IOIConfig(n=6, seed=1), gpt2_tokenizer)
+    reference = build_ioi(IOIConfig(n=240, seed=2), gpt2_tokenizer)
+    head, batch, ref_batch = Head(1, 2), evaluated.batch(), reference.batch()
+    ours, _, groups = knockout(tiny_gpt2, batch, [Ablation((head,))], metric_for(evaluated), Method.MEAN,
+                               Reference.CORRUPT, reference_batch=ref_batch)
+    for i, e in enumerate(evaluated.examples):
+        members = [r for r in reference.examples if (r.template, r.answer_pos) == (e.template, e.answer_pos)]
+        assert groups.sizes[f"{e.template}:{e.answer_pos}"] == len(members) >= 1
+        zs = [ref.record(tiny_gpt2_hf, torch.tensor([r.corrupt_ids]), "z", head.layer)[1][0, : len(e.clean_ids)]
+              for r in members]
+        mean = torch.stack([z[:, head.head] for z in zs]).double().mean(0).float()[None]
+        tokens = torch.tensor([e.clean_ids])
+        logits = ref.replaced_head_logits(tiny_gpt2_hf, tokens, head.layer, head.head, mean)
+        theirs = logits[0, e.answer_pos, e.correct_id] - logits[0, e.answer_pos, e.wrong_id]
+        assert float(ours[0, i]) == pytest.approx(float(theirs), abs=ATOL)
+    assert groups.n_reference == 240 and groups.smallest < MIN_GROUP  # 240 prompts over 30 templates: ~8 each
+
+
+def test_a_reference_without_the_evaluated_group_is_an_input_error(tiny_gpt2, one_template, gpt2_tokenizer):
+    full = build_ioi(IOIConfig(n=60, seed=9), gpt2_tokenizer)
+    others = dataclasses.replace(full, examples=tuple(e for e in full.examples
+                                                      if e.template != one_template.examples[0].template))
+    with pytest.raises(InputError, match=r"no reference example has template .* \(--reference-n\)"):
+        knockout(tiny_gpt2, one_template.batch(), [Ablation((Head(0, 0),))], metric_for(one_template), Method.MEAN,
+                 reference_batch=others.batch())

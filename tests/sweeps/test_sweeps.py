@@ -80,7 +80,7 @@ def test_knockout_sweep_all_heads(spec, tiny_gpt2, tmp_path):
     result = run_knockout(config, model=tiny_gpt2)
     assert [a["heads"] for a in result.ablations] == [[f"{layer}.{h}"] for layer in range(2) for h in range(4)]
     dataset = build_ioi(IOIConfig(n=2, seed=5), tiny_gpt2.tokenizer)
-    direct, runs = knockout(tiny_gpt2, dataset.batch(), [Ablation((Head(1, 3),))], metric_for(dataset), Method.ZERO)
+    direct, runs, _ = knockout(tiny_gpt2, dataset.batch(), [Ablation((Head(1, 3),))], metric_for(dataset), Method.ZERO)
     last = result.ablations[-1]
     assert last["metric"] == pytest.approx(direct[0].tolist(), abs=1e-6)
     assert last["delta"] == pytest.approx((runs.clean - direct[0]).tolist(), abs=1e-6)
