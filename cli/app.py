@@ -62,10 +62,7 @@ for _typer in (app, fv_app):
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress reports; HF's weight-loading bar is noise
+    _quiet_transformers()
     # The library logs progress and notes at INFO and never prints; the CLI shows them on stderr, so a run whose
     # stderr goes to a file (nohup, CI, `2> log`) still says how far it got. Removed again on exit because tests
     # call main() many times in one process.
@@ -92,6 +89,19 @@ def main() -> None:
         library.removeHandler(handler)
         library.setLevel(level)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_transformers() -> None:
+    """Errors only, and no weight-loading bar (our own progress reports it), without importing transformers: that
+    import alone takes about a second, and `--help` or a bad option must answer before it would finish."""
+    if "transformers" in sys.modules:  # imported already (a test, a script calling main()): set it directly
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    else:  # read by transformers and huggingface_hub when they are first imported
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _error(message: str) -> None:

@@ -5,13 +5,16 @@ from typing import Annotated
 
 import typer
 
+from rcid_tl.task_defaults import DEFAULT_N
+
 DEFAULT_MODEL = "world-gpt2"  # the embedded teacher: runs offline; --model gpt2 for the real one
 
 Model = Annotated[str, typer.Option(
     "--model", help="Embedded model (world-gpt2, world-qwen2: see `rcid-tl models`), local HF directory, or hub name.")]
 Task = Annotated[str, typer.Option("--task", help="ioi | greater-than | pairs:FILE (JSONL/CSV: clean, corrupt, answer, wrong).")]
 N = Annotated[int | None, typer.Option(
-    "--n", help="Number of examples (default 100; pairs: the first N rows, default every row).", show_default=False)]
+    "--n", help=f"Number of examples (default {DEFAULT_N}; pairs: the first N rows, default every row).",
+    show_default=False)]
 Count = Annotated[int, typer.Option("--n", help="Number of task examples (pairs: the first N rows).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for sampling examples (and resample ablation).")]
 Positions = Annotated[str, typer.Option("--positions", help="all, or named positions such as io,s2,end.")]

@@ -15,6 +15,7 @@ from rcid_tl.causalqwen.bridge import metric_readout
 from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named
 from rcid_tl.models.loading import model_label
 from rcid_tl.plotting.heatmaps import faceted_heatmaps, layer_heatmap
+from rcid_tl.plotting.titles import titled
 from rcid_tl.sweeps.common import ModelSpec, parse_layers, parse_positions, prepare, result_header
 from rcid_tl.tasks.registry import TaskSpec
 
@@ -48,7 +49,13 @@ class PatchResult:
     effects: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.header, "direction": self.direction, "effects": self.effects}
+        return {**self.header, "kind": "patch", "direction": self.direction, "effects": self.effects}
+
+    def to_frame(self):
+        """A tidy pandas DataFrame, one row per (site, layer, [head,] position, example) (rcid_tl.results)."""
+        from rcid_tl.results import patch_frame
+
+        return patch_frame(self)
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
@@ -63,7 +70,8 @@ class PatchResult:
     def figure(self):
         layers = sorted({e["layer"] for e in self.effects})
         positions = list(dict.fromkeys(e["position"] for e in self.effects))
-        title = f"{self.header['model']} · {self.header['task']} · {self.direction} · Δ = metric(clean) − metric(patched)"
+        title = titled(f"Activation patching ({self.direction}, {self.effects[0]['site']})", self.header,
+                       "Δ = metric(clean) − metric(patched); positive (red): patching lowered the metric")
         if "head" not in self.effects[0]:
             grid = np.zeros((max(layers) + 1, len(positions)))
             for e in self.effects:

@@ -1,10 +1,12 @@
-"""Build a task from its command-line spec: `ioi`, `greater-than`, or `pairs:FILE`."""
+"""Build a task from its name (`ioi`, `greater-than`, or `pairs:FILE`) for a model or a tokenizer; world models get
+the world's own word lists."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from rcid_tl.task_defaults import DEFAULT_N
 from rcid_tl.checks import MAX_EXAMPLES, check_count
 from rcid_tl.errors import InputError
 from rcid_tl.tasks.base import ContrastiveDataset
@@ -13,7 +15,6 @@ from rcid_tl.tasks.ioi import Corruption, IOIConfig, build_ioi
 from rcid_tl.tasks.pairs import PairsConfig, build_pairs
 
 TASKS = ("ioi", "greater-than", "pairs:FILE")
-DEFAULT_N = 100  # examples sampled for ioi and greater-than when no count is given
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class TaskSpec:
     """A task as the user names it, plus the sampling options shared by all tasks."""
 
     name: str
-    n: int | None = None  # None: 100 sampled examples, or every row of a pairs file
+    n: int | None = None  # None: DEFAULT_N sampled examples, or every row of a pairs file
     seed: int = 0
     prepend_bos: bool = True
     corruption: str = Corruption.S2_IO.value  # IOI only
@@ -35,10 +36,23 @@ class TaskSpec:
             raise InputError(f"unknown corruption {self.corruption!r}; allowed: {allowed}")
 
 
-def build_task(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, n_ctx: int | None = None) -> ContrastiveDataset:
-    """The task's examples for `tokenizer`; a world-tokenizer model gets the world's own word lists. With `n_ctx`
-    (the model's context length), every example is checked to fit it."""
-    dataset = _build(spec, tokenizer)
+def build_task(
+    spec: object, task: PreTrainedTokenizerBase | str, n_ctx: int | None = None, **options
+) -> ContrastiveDataset:
+    """The task's examples, checked to fit the model's context; a world-tokenizer model gets the world's own word
+    lists (the general lists are mostly unknown words to it, and score at chance).
+
+    Two call forms: `build_task(model, "ioi", n=50, seed=0, corruption="abc")` for a hooked model (its tokenizer and
+    context length are used; `options` are TaskSpec's fields), and `build_task(TaskSpec(...), tokenizer, n_ctx)`."""
+    if isinstance(spec, TaskSpec):
+        if options:
+            raise TypeError(f"build_task(TaskSpec, tokenizer) takes no task options; got {', '.join(options)}")
+        dataset = _build(spec, task)
+    else:
+        if not isinstance(task, str):
+            raise TypeError("build_task(model, task_name, ...) needs the task's name, such as 'ioi'")
+        dataset = _build(TaskSpec(task, **options), spec.tokenizer)
+        n_ctx = spec.cfg.n_ctx if n_ctx is None else n_ctx
     if n_ctx is not None:
         dataset.check_context(n_ctx)
     return dataset

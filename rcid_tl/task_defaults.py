@@ -1,0 +1,4 @@
+"""Sampling defaults of the tasks, in a module with no imports so that the command line's help can show them without
+loading the library."""
+
+DEFAULT_N = 100  # examples sampled for ioi and greater-than when no count is given
