@@ -4,6 +4,7 @@ consistency.
 
     python experiments/distill_study.py --out runs/distill_study --results figures/distill_study --jobs 2
     python experiments/distill_study.py --out runs/distill_study --results figures/distill_study --collect-only
+    python experiments/distill_study.py --results figures/distill_study --replot   # the figure only, from the JSON
 
 Runs are separate processes on one thread each (`--jobs` at a time); a finished run (metrics.json present) is
 skipped and an interrupted one resumes from its own training state, so re-running the command completes a study.
@@ -101,14 +102,19 @@ def markdown(rows: list[dict], summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(rows: list[dict]):
+# one colour per method in every panel (plotly would restart its colour cycle in each panel)
+COLOURS = {"standard-kd": "#1f77b4", "fitnets": "#ff7f0e", "informed-fitnets": "#2ca02c", "rcid": "#d62728"}
+PANELS = (("accuracy", "accuracy", "accuracy"), ("logit_diff", "logit difference", "metric_mean"),
+          ("perplexity", "perplexity (held out, log scale)", "perplexity"), ("mean_r", "causal consistency (mean r)", None))
+
+
+def figure(rows: list[dict], run_args: list[str]):
+    """One panel per measure, one point per seed with its method's colour, the teacher as a dashed line."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    panels = (("accuracy", "accuracy"), ("logit_diff", "logit difference"), ("perplexity", "perplexity (held out)"),
-              ("mean_r", "causal consistency (mean r)"))
-    fig = make_subplots(rows=1, cols=4, subplot_titles=[t for _, t in panels])
-    for col, (key, _) in enumerate(panels, start=1):
+    fig = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[t for _, t, _ in PANELS], horizontal_spacing=0.07)
+    for col, (key, _, teacher_key) in enumerate(PANELS, start=1):
         for method in METHODS:
             mine = [r for r in rows if r["method"] == method and r[key] is not None]
             error = None
@@ -116,10 +122,31 @@ def figure(rows: list[dict]):
                 error = dict(type="data", symmetric=False, array=[r["ci_high"] - r["mean_r"] for r in mine],
                              arrayminus=[r["mean_r"] - r["ci_low"] for r in mine])
             fig.add_trace(go.Scatter(x=[method] * len(mine), y=[r[key] for r in mine], mode="markers", error_y=error,
+                                     marker={"color": COLOURS[method], "size": 9}, legendgroup=method,
                                      text=[f"seed {r['seed']}" for r in mine], name=method, showlegend=col == 1),
                           row=1, col=col)
-    fig.update_layout(title="world-gpt2 → 2×64 student on IOI: four methods × three seeds", height=420, width=1400)
+        if teacher_key and rows:
+            fig.add_hline(y=rows[0]["teacher"][teacher_key], line_dash="dash", line_color="grey", row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)  # the legend names the methods
+    fig.update_yaxes(type="log", row=1, col=3)
+    option = dict(zip(run_args[::2], run_args[1::2]))
+    fig.update_layout(
+        title=(f"world-gpt2 → 2×64 student on IOI (s2-io corruption), {len({r['seed'] for r in rows})} seeds per "
+               f"method<br><sub>evaluated on n = {option.get('--eval-n', '?')} held-out examples after "
+               f"{option.get('--steps', '?')} steps; metric: logit difference; error bars: 95% bootstrap CI of mean r; "
+               "dashed: the teacher</sub>"),
+        height=480, autosize=True, margin={"t": 110},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.08, "xanchor": "center", "x": 0.5},
+    )
     return fig
+
+
+def replot(results: Path) -> list[Path]:
+    """The figure again from a saved study table (no training)."""
+    from rcid_tl.artifacts import write_figure
+
+    saved = json.loads(results.with_suffix(".json").read_text())
+    return write_figure(results, figure(saved["runs"], saved["run_args"]))
 
 
 def main() -> None:
@@ -129,8 +156,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("figures/distill_study"), help="table and figure prefix")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each on one thread)")
     parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figure from RESULTS.json")
     args, extra = parser.parse_known_args()
     args.extra = extra  # anything else goes to every `rcid-tl distill` (e.g. --mix-weight 0.5)
+    if args.replot:
+        print(", ".join(map(str, replot(args.results))))
+        return
     if not args.collect_only:
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: run_one(*job, args), [(m, s) for s in SEEDS for m in METHODS]))
@@ -142,9 +173,7 @@ def main() -> None:
     header = ["method", "seed", "accuracy", "logit_diff", "perplexity", "mean_r", "ci_low", "ci_high", "wall_s"]
     write_csv(args.results.with_suffix(".csv"), header, [[r[k] for k in header] for r in rows])
     write_text(args.results.with_suffix(".md"), table)
-    from rcid_tl.artifacts import write_figure
-
-    write_figure(args.results, figure(rows))
+    replot(args.results)
     print(table)
 
 
