@@ -37,3 +37,14 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, axis: 
     figure = go.Figure(go.Bar(x=list(labels), y=list(values)))
     figure.update_layout(title=title, xaxis_title="ablation", yaxis_title=axis)
     return figure
+
+
+def attention_heatmap(pattern: np.ndarray, tokens: Sequence[str], title: str) -> go.Figure:
+    """A (query × key) attention pattern, white at 0 and dark at 1, tokens on both axes (position-numbered, so
+    repeated tokens stay apart)."""
+    labels = [f"{i}: {t!r}" for i, t in enumerate(tokens)]
+    figure = go.Figure(go.Heatmap(z=pattern, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1,
+                                  colorbar={"title": "weight"}))
+    figure.update_layout(title=title, xaxis_title="key (attended to)", yaxis_title="query (attending)",
+                         yaxis_autorange="reversed")
+    return figure
