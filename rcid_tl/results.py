@@ -1,6 +1,7 @@
 """Results in notebooks: `load_result(path)` reads any saved result JSON back into its result object, and each result
 becomes a tidy pandas DataFrame (one row per measured value, run facts in `frame.attrs`)."""
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -75,8 +76,12 @@ def _read_consistency(payload: dict[str, Any]):
     from rcid_tl.consistency.causal import ConsistencyResult
 
     nan = lambda x: math.nan if x is None else x  # noqa: E731  (saved JSON writes NaN as null)
-    return ConsistencyResult(payload["checkpoints"], nan(payload["mean_r"]), tuple(nan(x) for x in payload["mean_r_ci"]),
-                             _without(payload, "checkpoints", "mean_r", "mean_r_ci", "n_checkpoints_defined"))
+    # every saved summary that is a field of the result (mean_r, its CI, and what newer versions add) goes back into
+    # it; the counts derived from the checkpoints (n_checkpoints_*) are recomputed, everything else is the header
+    fields = {f.name for f in dataclasses.fields(ConsistencyResult)} - {"checkpoints", "header"}
+    summaries = {k: tuple(map(nan, v)) if k.endswith("_ci") else nan(v) for k, v in payload.items() if k in fields}
+    header = {k: v for k, v in _without(payload, "checkpoints", *fields).items() if not k.startswith("n_checkpoints_")}
+    return ConsistencyResult(payload["checkpoints"], header=header, **summaries)
 
 
 def _read_checkpoints(payload: dict[str, Any]):

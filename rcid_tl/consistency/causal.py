@@ -22,6 +22,7 @@ from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.write import Direction, PatchSite, patch_sites
 from rcid_tl.metrics import RunMetrics, metric_for
 from rcid_tl.models.loading import model_label, namer
+from rcid_tl.plotting.titles import describe_run
 from rcid_tl.sweeps.common import result_header
 from rcid_tl.tasks.base import ContrastiveDataset
 
@@ -44,7 +45,7 @@ class ConsistencyResult:
 
     def to_json(self) -> dict[str, Any]:
         finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no NaN)
-        return {**self.header, "checkpoints": self.checkpoints, "mean_r": finite(self.mean_r),
+        return {**self.header, "kind": "consistency", "checkpoints": self.checkpoints, "mean_r": finite(self.mean_r),
                 "mean_r_ci": [finite(x) for x in self.mean_r_ci], "n_checkpoints_defined": self.n_defined}
 
     def save(self, out_dir: str | Path) -> list[Path]:
@@ -55,13 +56,22 @@ class ConsistencyResult:
         return [
             write_json(out / "consistency.json", self.to_json()),
             write_csv(out / "consistency.csv", header, rows),
-            *write_figure(out / "consistency", consistency_figure(self.checkpoints, self._title())),
+            *write_figure(out / "consistency", self.figure()),
         ]
+
+    def figure(self):
+        """Δ_student against Δ_teacher, one panel per checkpoint (a plotly Figure)."""
+        return consistency_figure(self.checkpoints, self._title())
+
+    def to_frame(self):
+        """A tidy pandas DataFrame, one row per (checkpoint, example) (rcid_tl.results)."""
+        from rcid_tl.results import consistency_frame
+
+        return consistency_frame(self)
 
     def _title(self) -> str:
         ci = ", ".join(f"{x:.3f}" for x in self.mean_r_ci)
-        return (f"{self.header.get('model', 'teacher')} → {self.header.get('student', 'student')} · "
-                f"{self.header.get('task', '')} · mean r = {self.mean_r:.3f} [{ci}]")
+        return f"Causal consistency (noising), mean r = {self.mean_r:.3f} [{ci}]: {describe_run(self.header)}"
 
 
 def check_same_tokenizer(teacher: TransformerBridge, student: TransformerBridge) -> None:

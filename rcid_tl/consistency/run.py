@@ -77,6 +77,24 @@ class CheckpointsResult:
         return [save_checkpoints(out / "checkpoints.json", self.checkpoints, self.meta),
                 write_csv(out / "checkpoints.csv", ("layer", "position", "site", "mean_norm", "modified"), rows)]
 
+    def to_frame(self):
+        """A pandas DataFrame, one row per selected checkpoint (rcid_tl.results)."""
+        from rcid_tl.results import checkpoints_frame
+
+        return checkpoints_frame(self)
+
+    def figure(self):
+        """Mean ‖h_clean − h_corrupt‖ of each selected checkpoint (a plotly Figure)."""
+        from rcid_tl.plotting.heatmaps import bar_chart
+
+        site = self.meta.get("selection", {}).get("site", "")
+        title = (f"Causal checkpoints at {site}: {self.meta.get('model', '?')} · {self.meta.get('task', '?')}"
+                 "<br><sub>mean norm of h_clean − h_corrupt; * modified position</sub>")
+        labels = [f"L{c.layer} {c.position}{' *' if c.modified else ''}" for c in self.checkpoints]
+        figure = bar_chart(labels, [c.mean_norm for c in self.checkpoints], title, "mean ‖d‖")
+        figure.update_xaxes(title_text="checkpoint (layer, position)")
+        return figure
+
 
 def run_checkpoints(config: CheckpointsConfig, model: TransformerBridge | None = None) -> CheckpointsResult:
     """Select causal checkpoints on the model for the task."""

@@ -17,6 +17,7 @@ from rcid_tl.causalqwen.bridge import metric_readout
 from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named
 from rcid_tl.models.loading import model_label, namer
 from rcid_tl.plotting.heatmaps import bar_chart, layer_heatmap
+from rcid_tl.plotting.titles import titled
 from rcid_tl.sweeps.common import ModelSpec, parse_positions, prepare, result_header
 from rcid_tl.tasks.reference import reference_distribution
 from rcid_tl.tasks.registry import TaskSpec
@@ -60,7 +61,14 @@ class KnockoutResult:
     n_heads: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.header, "method": self.method, "ablations": self.ablations}
+        return {**self.header, "kind": "knockout", "method": self.method, "ablations": self.ablations,
+                "n_layers": self.n_layers, "n_heads": self.n_heads}
+
+    def to_frame(self):
+        """A tidy pandas DataFrame, one row per (ablated head set, example) (rcid_tl.results)."""
+        from rcid_tl.results import knockout_frame
+
+        return knockout_frame(self)
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
@@ -73,7 +81,8 @@ class KnockoutResult:
         ]
 
     def figure(self):
-        title = f"{self.header['model']} · {self.header['task']} · {self.method} ablation · mean Δ (clean − ablated)"
+        title = titled(f"Head knockout ({self.method} ablation)", self.header,
+                       "mean Δ = metric(clean) − metric(ablated); positive: the ablation lowered the metric")
         if all(len(a["heads"]) == 1 for a in self.ablations) and len(self.ablations) > 1:
             grid = np.zeros((self.n_layers, self.n_heads))
             for a in self.ablations:
