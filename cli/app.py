@@ -1,6 +1,7 @@
 """The Typer app: one module per command; bad input (command-line errors included) becomes one line on stderr and
 exit code 2, Ctrl-C one line and exit code 130, and the library's progress log lines go to stderr."""
 
+import contextlib
 import functools
 import logging
 import os
@@ -73,7 +74,8 @@ def main() -> None:
     library.setLevel(logging.INFO)
     try:
         # not standalone: command-line errors come back to us, to be said in one line like every other bad input
-        code = app(standalone_mode=False)
+        with _process_group():  # several processes under torchrun / accelerate launch; a no-op otherwise
+            code = app(standalone_mode=False)
     except click_errors.NoArgsIsHelpError as err:
         err.show()  # a bare `rcid-tl` or `rcid-tl fv`: the help, as before
         code = err.exit_code
@@ -104,6 +106,16 @@ def _quiet_transformers() -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def _process_group():
+    """The torch.distributed group a launcher describes (WORLD_SIZE > 1), joined for the command's duration; torch is
+    imported only then, so `--help` stays fast."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        from rcid_tl.parallel.world import joined
+
+        return joined()
+    return contextlib.nullcontext()
+
+
 def _error(message: str) -> None:
     print(f"rcid-tl: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(2)
@@ -113,3 +125,7 @@ def _interrupted(message: str) -> None:
     # Every file is written atomically (rcid_tl.artifacts), so an interrupted run leaves whole files or none.
     print(f"rcid-tl: interrupted; {message or 'no file was left half-written'}", file=sys.stderr)
     sys.exit(130)
+
+
+if __name__ == "__main__":  # python -m rcid_tl.cli.app, as torchrun -m runs it
+    main()

@@ -24,6 +24,8 @@ MixWeight = Annotated[float, typer.Option("--mix-weight", help="Weight of a KL o
 Pretrain = Annotated[int, typer.Option("--pretrain-steps", help="Steps of next-token pre-training on general text first.")]
 EvalN = Annotated[int, typer.Option("--eval-n", help="Held-out task examples for evaluation.")]
 Every = Annotated[int, typer.Option("--checkpoint-every", help="Save a resumable training state every N steps.")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="fp32 | bf16 (CUDA, CPU) | fp16 (CUDA): autocast for the forward and loss; weights stay fp32.")]
 AllTokens = Annotated[bool, typer.Option("--kl-all-tokens", help="Task KL on every token, not only the answer position.")]
 
 
@@ -33,19 +35,23 @@ def distill(
     lr: Lr = 3e-3, lam: Lambda = 1.0, temperature: Temperature = 2.0, top_k: TopK = 8,
     checkpoints: Checkpoints = "auto", text: Text = "auto", mix_weight: MixWeight = 0.0, pretrain_steps: Pretrain = 0,
     eval_n: EvalN = 200, checkpoint_every: Every = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",
-    corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False,
+    corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False, precision: PrecisionOpt = "fp32",
 ) -> None:
     """Distill TEACHER into a student on a task; writes OUT/student (a Hugging Face directory), OUT/metrics.json
     (accuracy, metric, perplexity, causal consistency) and OUT/train_log.jsonl. Re-running resumes.
 
     Example: rcid-tl distill --teacher world-gpt2 --method rcid --task ioi --seed 42 --steps 600 --out runs/rcid-42
+
+    Data-parallel: torchrun --nproc-per-node 2 -m rcid_tl.cli.app distill ... (--batch-size is the global batch).
     """
     check_out(out)
     check_count(steps, "--steps")  # before OptimConfig, whose own message cannot name the option
     check_count(pretrain_steps, "--pretrain-steps", minimum=0)
     from rcid_tl.distill.config import DistillConfig, OptimConfig
+    from rcid_tl.distill.precision import check_precision
     from rcid_tl.distill.methods import parse_method
     from rcid_tl.distill.run import run_distill
+    from rcid_tl.parallel import world
     from rcid_tl.tasks.registry import TaskSpec
 
     config = DistillConfig(
@@ -56,9 +62,12 @@ def distill(
         mix_weight=mix_weight, pretrain=OptimConfig(steps=pretrain_steps, lr=lr, warmup=max(1, pretrain_steps // 20)),
         eval_n=eval_n, checkpoint_every=checkpoint_every, log_every=min(10, checkpoint_every), device=device,
     )
+    mode = check_precision(precision, device)  # the device is checked by the config
     import sys
 
-    m = run_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]))
+    m = run_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]), precision=mode)
+    if not world().main:
+        return  # rank 0 reports
     cc = m["causal_consistency"]
     ci = ", ".join("nan" if x is None else f"{x:.3f}" for x in cc["mean_r_ci"])
     ppl = "n/a" if m["perplexity"] is None else f"{m['perplexity']:.2f}"

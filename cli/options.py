@@ -13,9 +13,10 @@ Model = Annotated[str, typer.Option(
     "--model", help="Embedded model (world-gpt2, world-qwen2: see `rcid-tl models`), local HF directory, or hub name.")]
 Task = Annotated[str, typer.Option("--task", help="ioi | greater-than | pairs:FILE (JSONL/CSV: clean, corrupt, answer, wrong).")]
 N = Annotated[int | None, typer.Option(
-    "--n", help=f"Number of examples (default {DEFAULT_N}; pairs: the first N rows, default every row).",
+    "--n", "-n", help=f"Number of examples (default {DEFAULT_N}; pairs: the first N rows, default every row).",
     show_default=False)]
-Count = Annotated[int, typer.Option("--n", help="Number of task examples (pairs: the first N rows).")]
+# -n as well: torchrun's own parser reads `--n` as an ambiguous abbreviation of its --nnodes/--nproc-per-node
+Count = Annotated[int, typer.Option("--n", "-n", help="Number of task examples (pairs: the first N rows).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for sampling examples (and resample ablation).")]
 Positions = Annotated[str, typer.Option("--positions", help="all, or named positions such as io,s2,end.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Rows (site × example pairs) per forward pass.")]

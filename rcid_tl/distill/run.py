@@ -22,13 +22,16 @@ from rcid_tl.distill.config import DistillConfig
 from rcid_tl.distill.data import WORLD, TextSource, data_order
 from rcid_tl.distill.evaluate import evaluate_student
 from rcid_tl.distill.losses import kd_loss
-from rcid_tl.distill.methods import Objective, Pairing, pairings_for
+from rcid_tl.distill.methods import Method, Objective, Pairing, pairings_for
+from rcid_tl.distill.precision import Precision
 from rcid_tl.distill.targets import fit_maps, precompute_targets
 from rcid_tl.distill.trainer import load_state, train_loop
 from rcid_tl.errors import InputError
 from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
+from rcid_tl.parallel import from_main, rank_slice, world
+from rcid_tl.parallel.world import check_rank_device
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
@@ -106,7 +109,7 @@ def prepare(config: DistillConfig) -> Setup:
 
 def _pretrain_loss(student: TransformerBridge, rows: Tensor, per_step: int):
     def loss_at(step: int):
-        chunk = rows[step * per_step : (step + 1) * per_step].to(student.cfg.device)
+        chunk = rank_slice(rows[step * per_step : (step + 1) * per_step], "--pretrain-rows").to(student.cfg.device)
         logits = student(chunk)[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), chunk[:, 1:].flatten())
         return loss, {}
@@ -118,11 +121,11 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
     bs, m = config.batch_size, config.mix_rows
 
     def loss_at(step: int):
-        rows = order[step * bs : (step + 1) * bs]
+        rows = rank_slice(order[step * bs : (step + 1) * bs], "--batch-size")  # this process's share
         batch = s.train.batch(rows.tolist())
         loss, parts = objective(s.student, batch, targets.take(rows, batch.clean.shape[1]))
         if mix is not None:
-            chunk = mix[step * m : (step + 1) * m].to(s.student.cfg.device)
+            chunk = rank_slice(mix[step * m : (step + 1) * m], "--mix-rows").to(s.student.cfg.device)
             with torch.no_grad():
                 teacher_logits = s.teacher(chunk)
             mix_kl = kd_loss(s.student(chunk), teacher_logits, torch.ones_like(chunk, dtype=torch.bool),
@@ -134,39 +137,66 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
     return loss_at
 
 
-def run_settings(config: DistillConfig) -> str:
-    """The settings a resumed run must share with the run that saved the state, as JSON."""
+def run_settings(config: DistillConfig, precision: Precision = Precision.FP32) -> str:
+    """The settings a resumed run must share with the run that saved the state, as JSON (the number of processes
+    is not one of them: a run may resume with more or fewer)."""
     settings = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_WITH_NEW}
+    if precision is not Precision.FP32:  # absent for float32, so states saved before the option existed resume
+        settings["precision"] = precision.value
     return json.dumps(settings, sort_keys=True, default=lambda v: getattr(v, "value", str(v)))
 
 
-def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | None = None, command: str = ""
-                ) -> dict[str, Any] | None:
+def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | None = None, command: str = "",
+                precision: Precision = Precision.FP32) -> dict[str, Any] | None:
     """Distill into `out` (resuming from `out/train_state.pt` if present). Returns metrics.json's content, or None
     when `stop_after` (total steps, pre-training included) ended the call before training finished.
 
     A state that cannot be read or belongs to a run with other settings is an InputError, raised before any model
-    loads. Ctrl-C re-raises KeyboardInterrupt with a message saying how to resume, once a state is saved."""
+    loads. Ctrl-C re-raises KeyboardInterrupt with a message saying how to resume, once a state is saved.
+
+    Under torchrun every process calls this: each trains on its share of every global batch (DDP), computes its
+    share of the teacher's targets and of the evaluation sweeps; rank 0 alone reads the state (and sends it to the
+    others) and writes every file, so `out` need only exist on rank 0's machine."""
     t0 = time.perf_counter()
     out = Path(out)
-    settings = run_settings(config)
-    saved = load_state(out / STATE, settings)
+    check_world(config)
+    settings = run_settings(config, precision)
+    saved = from_main(lambda: load_state(out / STATE, settings))
     try:
-        return _run(config, out, settings, saved, stop_after, command, t0)
+        return _run(config, out, settings, saved, stop_after, command, t0, precision)
     except KeyboardInterrupt as err:
         if err.args or not (out / STATE).exists():  # the trainer named the step already, or there is none
             raise
         raise KeyboardInterrupt("re-run the same command to resume from the last saved checkpoint") from None
 
 
+def check_world(config: DistillConfig) -> None:
+    """Under torchrun: every global batch splits evenly over the processes, and `--device cuda` finds a GPU per
+    process. Token-weighted losses are averaged per process (noted in the log)."""
+    w = world()
+    if not w.distributed:
+        return
+    check_rank_device(config.device)
+    splits = [("--batch-size", config.batch_size, True), ("--mix-rows", config.mix_rows, config.mix_weight > 0),
+              ("--pretrain-rows", config.pretrain_rows, config.pretrain.steps > 0)]
+    for option, rows, used in splits:
+        if used and rows % w.size:
+            raise InputError(f"{option} {rows} does not split evenly over {w.size} processes; use a multiple of "
+                             f"{w.size}")
+    if config.kl_all_tokens or config.method is Method.FITNETS:
+        log.warning("token-averaged losses (--kl-all-tokens, fitnets) are averaged per process, then over the "
+                    "%d processes: equal to one process's run only when every example has the same length", w.size)
+
+
 def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, stop_after: int | None, command: str,
-         t0: float) -> dict[str, Any] | None:
+         t0: float, precision: Precision) -> dict[str, Any] | None:
     s = prepare(config)  # says nothing: a bad input must stay the one line of its error
-    out.mkdir(parents=True, exist_ok=True)
+    if world().main:
+        out.mkdir(parents=True, exist_ok=True)
     s.student.eval()  # no dropout: the clean and corrupt forwards of one step must see the same network
     student_weights = nn.ModuleDict({"student": s.student.original_model})
     loop = dict(state_path=out / STATE, log_path=out / "train_log.jsonl", checkpoint_every=config.checkpoint_every,
-                log_every=config.log_every, settings=settings, resume=saved)
+                log_every=config.log_every, settings=settings, resume=saved, precision=precision)
     p = config.pretrain
     if p.steps and (saved is None or saved["phase"] == "pretrain"):
         rows = s.text.rows(s.teacher.tokenizer, p.steps * config.pretrain_rows, config.pretrain_len)
@@ -192,11 +222,13 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
                       order, stop_after=left, **loop)
     if done < config.optim.steps:
         return None
-    return _finish(s, config, out, time.perf_counter() - t0, command)
+    return _finish(s, config, out, time.perf_counter() - t0, command, precision)
 
 
-def _finish(s: Setup, config: DistillConfig, out: Path, wall_s: float, command: str) -> dict[str, Any]:
-    save_hf_model(s.student, out / "student")
+def _finish(s: Setup, config: DistillConfig, out: Path, wall_s: float, command: str, precision: Precision
+            ) -> dict[str, Any]:
+    if world().main:
+        save_hf_model(s.student, out / "student")
     log.info("saved %s; evaluating on %d held-out examples", out / "student", len(s.evaluation))
     held_out = s.text.rows(s.teacher.tokenizer, config.ppl_rows, PPL_LEN, held_out=True) if s.text else None
     t0 = time.perf_counter()
@@ -214,6 +246,8 @@ def _finish(s: Setup, config: DistillConfig, out: Path, wall_s: float, command: 
         "checkpoints": [c.to_dict() for c in s.checkpoints],
         "layer_map": {str(k): v for k, v in s.layer_map.items()},
         "wall_s": round(wall_s, 2), "eval_wall_s": round(eval_s, 2), "config": config.to_dict(),
+        "precision": precision.value, "processes": world().size,
     }
-    write_json(out / "metrics.json", metrics)
+    if world().main:
+        write_json(out / "metrics.json", metrics)
     return metrics

@@ -1,6 +1,7 @@
 """What the teacher contributes to distillation, computed once under no_grad and stored detached (seed §5.4):
 clean logits, and per pairing the clean state and the imprint d_T = h_clean − h_corrupt; plus the frozen W* maps
-fitted between student and teacher activations (seed §5.3)."""
+fitted between student and teacher activations (seed §5.3). Under torchrun the processes share the teacher's
+forwards and each ends with all of the targets."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from rcid_tl.alignment.procrustes import ProcrustesMap
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.read import at_positions
 from rcid_tl.models.loading import namer
+from rcid_tl.parallel import map_shards
 from rcid_tl.tasks.base import ContrastiveDataset
 
 
@@ -51,24 +53,30 @@ def precompute_targets(
     every = [p for p in pairings if p.position is None]
     hook = {p: names.name(Site(p.site), p.teacher_layer) for p in pairings}
     width = max(len(e.clean_ids) for e in dataset.examples)
-    parts: dict[str, list[Tensor]] = {"logits": [], "states": [], "imprints": [], "layers": []}
-    for start in range(0, len(dataset), batch_size):
+
+    def chunk_targets(start: int) -> dict[str, Tensor]:
         batch = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
         pad = width - batch.clean.shape[1]
         logits, clean = _forward(teacher, batch.clean, sorted(set(hook.values())))
+        part = {}
         if all_tokens:
-            parts["logits"].append(torch.nn.functional.pad(logits.float().cpu(), (0, 0, 0, pad)))
+            part["logits"] = torch.nn.functional.pad(logits.float().cpu(), (0, 0, 0, pad))
         else:
-            parts["logits"].append(at_positions(logits, batch.answer_pos)[:, None].float().cpu())
+            part["logits"] = at_positions(logits, batch.answer_pos)[:, None].float().cpu()
         states = [at_positions(clean[hook[p]], batch.position(p.position)) for p in at_pos]
         if at_pos:
             _, corrupt = _forward(teacher, batch.corrupt, sorted({hook[p] for p in at_pos}))
             lows = [at_positions(corrupt[hook[p]], batch.position(p.position)) for p in at_pos]
-            parts["imprints"].append(torch.stack([h - k for h, k in zip(states, lows)], 1).cpu())
-            parts["states"].append(torch.stack(states, 1).cpu())
+            part["imprints"] = torch.stack([h - k for h, k in zip(states, lows)], 1).cpu()
+            part["states"] = torch.stack(states, 1).cpu()
         if every:
             full = torch.stack([clean[hook[p]] for p in every], 2)  # (batch, pos, pairing, d_t)
-            parts["layers"].append(torch.nn.functional.pad(full.cpu(), (0, 0, 0, 0, 0, pad)))
+            part["layers"] = torch.nn.functional.pad(full.cpu(), (0, 0, 0, 0, 0, pad))
+        return part
+
+    # under torchrun each process computes its share of the chunks and every process gets all of them
+    chunks = map_shards(range(0, len(dataset), batch_size), chunk_targets, "teacher targets")
+    parts = {key: [c[key] for c in chunks if key in c] for key in ("logits", "states", "imprints", "layers")}
     n, d = len(dataset), teacher.cfg.d_model
     cat = lambda key, empty: torch.cat(parts[key]) if parts[key] else empty  # noqa: E731
     return TeacherTargets(
@@ -93,13 +101,19 @@ def fit_maps(
     rows = list(range(min(n_fit, len(dataset))))
     xs: dict[str, list[Tensor]] = {k: [] for k in wanted}
     ys: dict[str, list[Tensor]] = {k: [] for k in wanted}
-    for start in range(0, len(rows), batch_size):
+
+    def chunk_acts(start: int) -> dict[str, tuple[Tensor, Tensor]]:
         batch = dataset.batch(rows[start : start + batch_size])
         real = torch.arange(batch.clean.shape[1])[None, :] <= batch.answer_pos[:, None]  # (batch, pos)
         _, t_acts = _forward(teacher, batch.clean, sorted({t for t, _ in wanted.values()}))
         _, s_acts = _forward(student, batch.clean, sorted({s for _, s in wanted.values()}))
-        for key, (t_name, s_name) in wanted.items():
-            ys[key].append(t_acts[t_name][real.to(t_acts[t_name].device)].float().cpu())
-            xs[key].append(s_acts[s_name][real.to(s_acts[s_name].device)].float().cpu())
+        return {key: (s_acts[s_name][real.to(s_acts[s_name].device)].float().cpu(),
+                      t_acts[t_name][real.to(t_acts[t_name].device)].float().cpu())
+                for key, (t_name, s_name) in wanted.items()}
+
+    for acts in map_shards(range(0, len(rows), batch_size), chunk_acts, "fitting W*"):
+        for key, (x, y) in acts.items():
+            xs[key].append(x)
+            ys[key].append(y)
     device = student.cfg.device
     return {k: ProcrustesMap.fit(torch.cat(xs[k]), torch.cat(ys[k])).to(device) for k in wanted}

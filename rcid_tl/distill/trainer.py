@@ -3,7 +3,8 @@
 The loop never sees models or data, only `loss_at(step)`; batch t is fixed by the run's config (see `data_order`),
 and the checkpoint holds weights, optimizer, scheduler, RNG states, the data order and the run's settings. So a run
 killed and resumed ends with the same weights as one that ran straight through (given the same thread count), and
-a run folder refuses to be resumed with other settings.
+a run folder refuses to be resumed with other settings. Under torchrun the same loop runs data-parallel
+(DistributedDataParallel), and a state saved by any number of processes resumes with any other number.
 """
 
 import json
@@ -12,14 +13,18 @@ import math
 import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from rcid_tl.artifacts import read_torch, write_text, write_torch
 from rcid_tl.distill.config import OptimConfig
+from rcid_tl.distill.precision import Precision, autocast, grad_scaler
 from rcid_tl.errors import InputError
+from rcid_tl.parallel import mean_across, world
 from rcid_tl.progress import track
 
 LossFn = Callable[[int], tuple[Tensor, dict[str, float]]]
@@ -46,12 +51,15 @@ def make_optimizer(params: nn.Module, cfg: OptimConfig) -> tuple[torch.optim.Ada
 STATE_KEYS = {"phase", "step", "modules", "opt", "sched", "order", "torch_rng", "python_rng", "settings"}
 
 
-def save_state(path: Path, phase: str, step: int, modules: nn.Module, opt, sched, order: Tensor, settings: str
-               ) -> None:
-    """Everything needed to resume, in types torch's weights-only loader accepts (the settings as JSON text)."""
+def save_state(path: Path, phase: str, step: int, modules: nn.Module, opt, sched, order: Tensor, settings: str,
+               scaler: torch.amp.GradScaler | None = None) -> None:
+    """Everything needed to resume, in types torch's weights-only loader accepts (the settings as JSON text); the
+    loss scaler's state too when float16 training uses one."""
     state = {"phase": phase, "step": step, "modules": modules.state_dict(), "opt": opt.state_dict(),
              "sched": sched.state_dict(), "order": order, "torch_rng": torch.get_rng_state(),
              "python_rng": random.getstate(), "settings": settings}
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     write_torch(path, state)  # atomic: a kill during the save leaves the previous checkpoint intact
 
 
@@ -116,17 +124,37 @@ def _record(line: str) -> dict | None:
         return None
 
 
+class _Step(nn.Module):
+    """`loss_at` as a module over the trained parameters, so DistributedDataParallel can own its forward: it
+    averages the gradients over processes during backward (each process's loss is the mean over its equal share
+    of the global batch, so the average is the single-process gradient)."""
+
+    def __init__(self, modules: nn.Module, loss_at: LossFn, precision: Precision, device_type: str):
+        super().__init__()
+        self.modules_ = modules
+        self.loss_at, self.precision, self.device_type = loss_at, precision, device_type
+
+    def forward(self, step: int) -> tuple[Tensor, dict[str, float]]:
+        with autocast(self.precision, self.device_type):
+            return self.loss_at(step)
+
+
 def train_loop(
     phase: str, modules: nn.Module, loss_at: LossFn, cfg: OptimConfig, order: Tensor, *, state_path: Path,
     log_path: Path, checkpoint_every: int, log_every: int, settings: str, resume: dict | None = None,
-    stop_after: int | None = None,
+    stop_after: int | None = None, precision: Precision = Precision.FP32,
 ) -> int:
     """Run `phase` for `cfg.steps` steps over the parameters of `modules`, continuing from `resume` (a state from
     `load_state`) if it is of this phase; returns the steps done. Ctrl-C re-raises KeyboardInterrupt with a message
     naming the step a re-run resumes from.
 
-    `stop_after` ends this call early (a checkpoint is written there) without changing the schedule."""
+    Under torchrun, `loss_at` gives each process's share of step t and the step runs under
+    DistributedDataParallel; logged numbers are averaged over the processes, and only rank 0 writes the log and the
+    states. `stop_after` ends this call early (a checkpoint is written there) without changing the schedule."""
     opt, sched = make_optimizer(modules, cfg)
+    params = [p for p in modules.parameters() if p.requires_grad]
+    device_type = params[0].device.type
+    scaler = grad_scaler(precision, device_type)
     step = 0
     if resume is not None and resume["phase"] == phase:
         if not torch.equal(resume["order"], order):  # same settings, so only a change in rcid-tl itself gets here
@@ -135,33 +163,44 @@ def train_loop(
         modules.load_state_dict(resume["modules"])
         opt.load_state_dict(resume["opt"])
         sched.load_state_dict(resume["sched"])
+        if "scaler" in resume:
+            scaler.load_state_dict(resume["scaler"])
         torch.set_rng_state(resume["torch_rng"])
         random.setstate(resume["python_rng"])
         step = resume["step"]
         log.info("%s: resuming from step %d of %d", phase, step, cfg.steps)
-    trim_log(log_path, phase, step)
+    main = world().main
+    if main:
+        trim_log(log_path, phase, step)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     start, saved, t0, running = step, step, time.perf_counter(), []
-    params = [p for p in modules.parameters() if p.requires_grad]
+    forward = _Step(modules, loss_at, precision, device_type)
+    if world().distributed:
+        # Some trained parameters get no gradient from some objectives (as in one process, where their grad stays
+        # None and AdamW skips them); DDP must be told, or it waits for them.
+        forward = DistributedDataParallel(forward, find_unused_parameters=True)
     try:
-        with log_path.open("a") as log_file:
+        with log_path.open("a") if main else nullcontext() as log_file:
             for step in track(range(step, end), phase, total=end - step):
-                loss, parts = loss_at(step)
-                loss.backward()
+                loss, parts = forward(step)
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 running.append({"loss": loss.item(), **parts})
                 done = step + 1
                 if done % log_every == 0 or done == end:
-                    mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-                    log_file.write(json.dumps({"phase": phase, "step": done, **mean, "lr": sched.get_last_lr()[0],
-                                          "elapsed_s": round(time.perf_counter() - t0, 3)}) + "\n")
-                    log_file.flush()
+                    mean = mean_across({k: sum(r[k] for r in running) / len(running) for k in running[0]})
+                    if main:
+                        log_file.write(json.dumps({"phase": phase, "step": done, **mean, "lr": sched.get_last_lr()[0],
+                                                   "elapsed_s": round(time.perf_counter() - t0, 3)}) + "\n")
+                        log_file.flush()
                     running = []
-                if done % checkpoint_every == 0 or done == end:
-                    save_state(state_path, phase, done, modules, opt, sched, order, settings)
+                if (done % checkpoint_every == 0 or done == end) and main:
+                    save_state(state_path, phase, done, modules, opt, sched, order, settings, scaler)
                     saved = done
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"re-run the same command to resume from {phase} step {saved}") from None

@@ -18,6 +18,7 @@ from rcid_tl.fv.trials import Trial
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.read import at_positions, cache_hooks
 from rcid_tl.models.loading import namer
+from rcid_tl.parallel import map_shards
 
 
 @torch.no_grad()
@@ -99,11 +100,27 @@ def relation_cie(
     clean = score_rows(model, clean_seqs, each, target, rows_per_forward=rows_per_forward)
     corrupted = score_rows(model, corrupted_seqs, each, target, rows_per_forward=rows_per_forward)
     rows = torch.arange(len(heads) * n)  # row r: head r // n, trial r % n
-    patched = score_rows(model, corrupted_seqs, rows % n, target[rows % n],
-                         mean_patch_hooks(model, heads, mean_z, n), rows_per_forward, "CIE")
+    patched = _patched_scores(model, corrupted_seqs, rows, target, mean_patch_hooks(model, heads, mean_z, n),
+                              rows_per_forward)
     delta_lp = (patched.logprob - corrupted.logprob[rows % n]).view(len(heads), n)
     delta_p = (patched.prob - corrupted.prob[rows % n]).view(len(heads), n)
     return RelationCIE(trials[0].q_id, tuple(heads), mean_z, clean, corrupted, delta_lp, delta_p)
+
+
+def _patched_scores(model: TransformerBridge, seqs: Sequence[Sequence[int]], rows: Tensor, target: Tensor,
+                    plan, rows_per_forward: int) -> TargetScores:
+    """`score_rows` of the patched rows, its chunks shared out across processes under torchrun (`map_shards`).
+    The chunks are score_rows' own (rows sorted by prompt length, stably, then split), and each is scored as one
+    forward with the plan's global row indices, so every chunk is the forward a single process would run."""
+    n = len(seqs)
+    lengths = torch.tensor([len(s) for s in seqs])
+    chunks = torch.argsort(lengths[rows % n], stable=True).split(rows_per_forward)
+
+    def score(chunk: Tensor) -> TargetScores:
+        return score_rows(model, seqs, chunk % n, target[chunk % n], lambda local, last: plan(chunk[local], last),
+                          rows_per_forward)
+
+    return TargetScores.cat(map_shards(chunks, score, "CIE")).placed(torch.cat(chunks))
 
 
 def patched_one(

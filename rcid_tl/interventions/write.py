@@ -19,7 +19,7 @@ from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
-from rcid_tl.progress import track
+from rcid_tl.parallel import map_shards
 from rcid_tl.tasks.base import Batch
 
 PATCHABLE = (Site.RESID_PRE, Site.RESID_MID, Site.RESID_POST, Site.Z, Site.ATTN_OUT, Site.MLP_OUT)
@@ -73,13 +73,16 @@ def patch_sites(
 
     n = len(batch)
     rows = torch.arange(len(sites) * n)  # row r patches site r // n in example r % n
-    patched = torch.empty(len(rows))
-    for chunk in track(rows.split(rows_per_forward), "patching"):
+
+    def patched_metric(chunk: Tensor) -> Tensor:
         site_of, example_of = chunk // n, chunk % n
         sub = batch.take(example_of)
         with torch.no_grad(), model.hooks(fwd_hooks=plan.hooks(site_of, example_of, model.cfg.device)):
             logits = answer_forward(model, target[example_of], sub.answer_pos)
-        patched[chunk] = metric(logits, sub).cpu()
+        return metric(logits, sub).cpu()
+
+    # under torchrun each process patches its share of the chunks; every process gets all of them back
+    patched = torch.cat(map_shards(rows.split(rows_per_forward), patched_metric, "patching"))
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 

@@ -90,7 +90,9 @@ def joined() -> Iterator[World]:
     except BaseException as err:
         if not report_failure(str(err) or type(err).__name__):
             raise SystemExit(1) from None  # a peer failed first and says why; this process only stops
-        raise  # the caller reports it: one line for bad input, a traceback for a bug
+        if isinstance(err, InputError):  # the caller says it in one line; name the process it came from
+            raise InputError(f"{err} (rank {here.rank} of {here.size})") from None
+        raise  # the caller reports it: a traceback for a bug
     finally:
         library.setLevel(level)
         progress.set_progress(shown)
