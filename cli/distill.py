@@ -26,6 +26,9 @@ EvalN = Annotated[int, typer.Option("--eval-n", help="Held-out task examples for
 Every = Annotated[int, typer.Option("--checkpoint-every", help="Save a resumable training state every N steps.")]
 PrecisionOpt = Annotated[str, typer.Option(
     "--precision", help="fp32 | bf16 (CUDA, CPU) | fp16 (CUDA): autocast for the forward and loss; weights stay fp32.")]
+DeviceMap = Annotated[Optional[str], typer.Option(
+    "--teacher-device-map", help="auto | balanced | sequential: spread a large teacher over this machine's GPUs "
+                                 "(Accelerate's device_map; one process).")]
 AllTokens = Annotated[bool, typer.Option("--kl-all-tokens", help="Task KL on every token, not only the answer position.")]
 
 
@@ -36,6 +39,7 @@ def distill(
     checkpoints: Checkpoints = "auto", text: Text = "auto", mix_weight: MixWeight = 0.0, pretrain_steps: Pretrain = 0,
     eval_n: EvalN = 200, checkpoint_every: Every = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",
     corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False, precision: PrecisionOpt = "fp32",
+    teacher_device_map: DeviceMap = None,
 ) -> None:
     """Distill TEACHER into a student on a task; writes OUT/student (a Hugging Face directory), OUT/metrics.json
     (accuracy, metric, perplexity, causal consistency) and OUT/train_log.jsonl. Re-running resumes.
@@ -65,7 +69,8 @@ def distill(
     mode = check_precision(precision, device)  # the device is checked by the config
     import sys
 
-    m = run_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]), precision=mode)
+    m = run_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]), precision=mode,
+                    teacher_device_map=teacher_device_map)
     if not world().main:
         return  # rank 0 reports
     cc = m["causal_consistency"]

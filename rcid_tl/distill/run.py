@@ -31,6 +31,7 @@ from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
 from rcid_tl.parallel import from_main, rank_slice, world
+from rcid_tl.parallel.placement import check_device_map, load_dispatched
 from rcid_tl.parallel.world import check_rank_device
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
@@ -78,9 +79,13 @@ def check_text_file(text: TextSource, teacher: TransformerBridge, config: Distil
     text.rows(teacher.tokenizer, 1, PPL_LEN, held_out=True)
 
 
-def prepare(config: DistillConfig) -> Setup:
-    """Load teacher and student, build the data, choose checkpoints; raises InputError on any bad input."""
-    teacher = load_model(config.teacher, device=config.device)
+def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Setup:
+    """Load teacher and student, build the data, choose checkpoints; raises InputError on any bad input. A
+    `teacher_device_map` ("auto", ...) spreads a large teacher over this machine's GPUs instead of `device`."""
+    if teacher_device_map is None:
+        teacher = load_model(config.teacher, device=config.device)
+    else:
+        teacher = load_dispatched(config.teacher, teacher_device_map)
     for p in teacher.parameters():
         p.requires_grad_(False)  # the teacher is never trained: eval mode, no gradients
     if config.student is None:
@@ -126,8 +131,8 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
         loss, parts = objective(s.student, batch, targets.take(rows, batch.clean.shape[1]))
         if mix is not None:
             chunk = rank_slice(mix[step * m : (step + 1) * m], "--mix-rows").to(s.student.cfg.device)
-            with torch.no_grad():
-                teacher_logits = s.teacher(chunk)
+            with torch.no_grad():  # a dispatched teacher reads from its first block's device
+                teacher_logits = s.teacher(chunk.to(s.teacher.cfg.device)).to(chunk.device)
             mix_kl = kd_loss(s.student(chunk), teacher_logits, torch.ones_like(chunk, dtype=torch.bool),
                              config.temperature)
             loss = loss + config.mix_weight * mix_kl
@@ -147,7 +152,8 @@ def run_settings(config: DistillConfig, precision: Precision = Precision.FP32) -
 
 
 def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | None = None, command: str = "",
-                precision: Precision = Precision.FP32) -> dict[str, Any] | None:
+                precision: Precision = Precision.FP32, teacher_device_map: str | None = None
+                ) -> dict[str, Any] | None:
     """Distill into `out` (resuming from `out/train_state.pt` if present). Returns metrics.json's content, or None
     when `stop_after` (total steps, pre-training included) ended the call before training finished.
 
@@ -159,23 +165,29 @@ def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | Non
     others) and writes every file, so `out` need only exist on rank 0's machine."""
     t0 = time.perf_counter()
     out = Path(out)
-    check_world(config)
+    check_world(config, teacher_device_map)
     settings = run_settings(config, precision)
     saved = from_main(lambda: load_state(out / STATE, settings))
     try:
-        return _run(config, out, settings, saved, stop_after, command, t0, precision)
+        return _run(config, out, settings, saved, stop_after, command, t0, precision, teacher_device_map)
     except KeyboardInterrupt as err:
         if err.args or not (out / STATE).exists():  # the trainer named the step already, or there is none
             raise
         raise KeyboardInterrupt("re-run the same command to resume from the last saved checkpoint") from None
 
 
-def check_world(config: DistillConfig) -> None:
-    """Under torchrun: every global batch splits evenly over the processes, and `--device cuda` finds a GPU per
-    process. Token-weighted losses are averaged per process (noted in the log)."""
+def check_world(config: DistillConfig, teacher_device_map: str | None = None) -> None:
+    """Under torchrun: every global batch splits evenly over the processes, `--device cuda` finds a GPU per
+    process, and the teacher is not also spread over GPUs. Token-weighted losses are averaged per process (noted in
+    the log)."""
+    if teacher_device_map is not None:
+        check_device_map(teacher_device_map)
     w = world()
     if not w.distributed:
         return
+    if teacher_device_map is not None:
+        raise InputError("--teacher-device-map spreads one teacher over this machine's GPUs in one process; under "
+                         "torchrun each process needs its own copy on its own --device")
     check_rank_device(config.device)
     splits = [("--batch-size", config.batch_size, True), ("--mix-rows", config.mix_rows, config.mix_weight > 0),
               ("--pretrain-rows", config.pretrain_rows, config.pretrain.steps > 0)]
@@ -189,8 +201,8 @@ def check_world(config: DistillConfig) -> None:
 
 
 def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, stop_after: int | None, command: str,
-         t0: float, precision: Precision) -> dict[str, Any] | None:
-    s = prepare(config)  # says nothing: a bad input must stay the one line of its error
+         t0: float, precision: Precision, teacher_device_map: str | None) -> dict[str, Any] | None:
+    s = prepare(config, teacher_device_map)  # says nothing: a bad input must stay the one line of its error
     if world().main:
         out.mkdir(parents=True, exist_ok=True)
     s.student.eval()  # no dropout: the clean and corrupt forwards of one step must see the same network
