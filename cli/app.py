@@ -19,6 +19,7 @@ except ImportError:
 from rcid_tl.cli.fv import fv_app
 from rcid_tl.cli.distill import distill
 from rcid_tl.cli.evaluate import evaluate
+from rcid_tl.cli.heads import heads
 from rcid_tl.cli.knockout import knockout
 from rcid_tl.cli.models import models
 from rcid_tl.cli.checkpoints import checkpoints
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.command()(models)
 app.command()(patch)
 app.command()(knockout)
+app.command()(heads)
 app.command()(checkpoints)
 app.command()(consistency)
 app.command()(distill)

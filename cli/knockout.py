@@ -1,5 +1,6 @@
 """`rcid-tl knockout`: head ablation."""
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -10,7 +11,10 @@ from rcid_tl.cli import options as o
 from rcid_tl.errors import parse_choice
 
 Heads = Annotated[Optional[str], typer.Option("--heads", help="A head set knocked out together, e.g. 9.9,10.0.")]
-Class = Annotated[Optional[str], typer.Option("--class", help="An IOI head class of GPT-2 small, e.g. name-mover.")]
+Class = Annotated[Optional[str], typer.Option(
+    "--class", help="An IOI head class, e.g. name-mover: GPT-2 small's published heads, or from --classes.")]
+ClassesFile = Annotated[Optional[Path], typer.Option(
+    "--classes", help="heads.json from `rcid-tl heads`: look --class up there (needed off GPT-2 small).")]
 AllHeads = Annotated[bool, typer.Option("--all-heads", help="Knock out every head, one at a time.")]
 MethodOpt = Annotated[str, typer.Option("--method", help="zero | mean (per template) | resample (same template).")]
 ReferenceN = Annotated[Optional[int], typer.Option(
@@ -24,7 +28,8 @@ ReferenceOpt = Annotated[str, typer.Option("--reference", help="Run whose z feed
 
 def knockout(
     model: o.Model = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0,
-    heads: Heads = None, head_class: Class = None, all_heads: AllHeads = False, method: MethodOpt = "mean",
+    heads: Heads = None, head_class: Class = None, classes: ClassesFile = None, all_heads: AllHeads = False,
+    method: MethodOpt = "mean",
     reference: ReferenceOpt = "corrupt", reference_n: ReferenceN = None, reference_seed: ReferenceSeed = None,
     positions: o.Positions = "all", batch_size: o.BatchSize = 64,
     out: o.Out = "runs/knockout", device: o.Device = "cpu", dtype: o.Dtype = "float32",
@@ -32,7 +37,7 @@ def knockout(
 ) -> None:
     """Ablate attention heads (at hook_z) and record the metric change per example.
 
-    Example: rcid-tl knockout --model gpt2 --task ioi --class name-mover --method mean --corruption abc --out runs/k
+    Example: rcid-tl knockout --model world-gpt2 --task ioi --heads 0.2,1.1,2.1 --method mean --out runs/k
     """
     check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
@@ -46,7 +51,7 @@ def knockout(
         task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),
         heads=heads, head_class=head_class, all_heads=all_heads, method=parse_choice(Method, method, "--method"),
         reference=parse_choice(Reference, reference, "--reference"), positions=positions, rows_per_forward=batch_size,
-        metric=metric, reference_n=reference_n, reference_seed=reference_seed,
+        metric=metric, reference_n=reference_n, reference_seed=reference_seed, classes_file=classes,
     )
     result = run_knockout(config)
     paths = result.save(out)

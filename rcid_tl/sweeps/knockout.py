@@ -39,6 +39,7 @@ class KnockoutConfig:
     metric: str = TASK_METRIC  # or an OvR metric (CausalQwen), see rcid_tl.metrics
     reference_n: int | None = None  # mean/resample reference size; None: ≥ MIN_GROUP per group (tasks.reference)
     reference_seed: int | None = None  # None: the task seed + tasks.reference.SEED_OFFSET
+    classes_file: Path | None = None  # a heads.json from `rcid-tl heads`: where `head_class` is looked up
 
     def __post_init__(self) -> None:
         check_metric_name(self.metric)
@@ -98,7 +99,7 @@ def choose_ablations(config: KnockoutConfig, bridge: TransformerBridge, position
     if config.all_heads:
         return [Ablation((h,), positions) for h in names.all_heads()]
     if config.head_class is not None:
-        heads = heads_of_class(config.head_class, bridge.cfg.n_layers, bridge.cfg.n_heads)
+        heads = heads_of_class(config.head_class, bridge.cfg.n_layers, bridge.cfg.n_heads, config.classes_file)
     else:
         heads = tuple(names.check_head(Head.parse(h)) for h in config.heads.split(",") if h.strip())
         if not heads:
@@ -129,6 +130,7 @@ def run_knockout(config: KnockoutConfig, model: TransformerBridge | None = None)
     header = result_header(model_label(bridge), dataset, config.task.seed, metric_name, metrics)
     header["config"] = {"method": config.method.value, "reference": config.reference.value,
                         "heads": config.heads, "class": config.head_class, "all_heads": config.all_heads,
+                        "classes_file": None if config.classes_file is None else str(config.classes_file),
                         "positions": config.positions, "rows_per_forward": config.rows_per_forward,
                         "device": config.model.device, "dtype": config.model.dtype}
     if groups is not None:

@@ -218,6 +218,20 @@ CASES = {
     "no such option": (["knockout", "--head", "0.1"], [], r"No such option.*--head"),
     "no such command": (["pach"], [], r"No such command.*pach"),
     "models extra": (["models", "--all"], [], r"No such option.*--all"),
+    # rcid-tl heads, and knockout --classes reading its heads.json
+    "heads task": (["heads", "--task", "greater-than"], [], r"head classes are defined on the IOI task; got --task"),
+    "heads repeat n": (["heads", "--repeat-n", "0"], [], r"--repeat-n must be ≥ 1, got 0"),
+    "heads repeat length": (["heads", "--repeat-length", "1"], [], r"--repeat-length must be ≥ 2, got 1"),
+    "heads repeat over context": (["heads", D, T, "--repeat-length", "64"], [],
+                                  r"--repeat-length 64 makes sequences longer than the model's context of 128"),
+    "heads out is a file": (["heads"], ["--out", "{fx}/a-file"], r"--out .*a-file.* is an existing file"),
+    "heads corruption": (["heads", "--corruption", "swap"], [], r"unknown corruption 'swap'"),
+    "classes missing": (["knockout", D, T, "--class", "induction", "--classes", "{fx}/none.json"], [],
+                        r"classes file .*none.json.* not found; write one with `rcid-tl heads`"),
+    "classes corrupt": (["knockout", D, T, "--class", "induction", "--classes", "{fx}/checkpoints-corrupt.json"], [],
+                        r"is not a readable heads.json"),
+    "classes lacks class": (["knockout", D, T, "--class", "induction", "--classes", "{fx}/checkpoints-empty.json"],
+                            [], r"has no class 'induction'"),
 }
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from rcid_tl.errors import InputError
-from rcid_tl.hooks.names import Head, HookNamer, Site, hook_name, parse_site
+from rcid_tl.hooks.names import FINAL_NORM_SCALE, Head, HookNamer, Site, hook_name, parse_site
 from rcid_tl.models import namer
 
 EXPECTED = {
@@ -13,6 +13,7 @@ EXPECTED = {
     Site.Z: "blocks.3.attn.hook_z",
     Site.RESULT: "blocks.3.attn.hook_result",
     Site.PATTERN: "blocks.3.attn.hook_pattern",
+    Site.Q: "blocks.3.attn.hook_q",
     Site.K: "blocks.3.attn.hook_k",
     Site.V: "blocks.3.attn.hook_v",
     Site.ATTN_OUT: "blocks.3.hook_attn_out",
@@ -34,10 +35,11 @@ def test_every_site_exists_on_the_bridge(request, model):
     for layer in range(bridge.cfg.n_layers):
         for site in Site:
             assert hook_name(site, layer) in bridge.hook_dict, (site, layer)
+    assert FINAL_NORM_SCALE in bridge.hook_dict
 
 
 def test_per_head_sites():
-    assert {s for s in Site if s.per_head} == {Site.Z, Site.RESULT, Site.PATTERN, Site.K, Site.V}
+    assert {s for s in Site if s.per_head} == {Site.Z, Site.RESULT, Site.PATTERN, Site.Q, Site.K, Site.V}
 
 
 def test_namer_checks_layer_and_head_ranges(tiny_gpt2):
