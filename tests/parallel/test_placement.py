@@ -39,7 +39,8 @@ def test_bf16_autocast_trains_close_to_fp32_but_not_equal(tmp_path):
     assert half["precision"] == "bf16" and full["precision"] == "fp32"
     b = load_file(tmp_path / "bf16/student/model.safetensors")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in b.values())  # weights stay fp32
-    first = [json.loads((tmp_path / d / "train_log.jsonl").read_text().splitlines()[0])["loss"] for d in ("fp32", "bf16")]
+    first = [json.loads((tmp_path / d / "train_log.jsonl").read_text().splitlines()[0])["loss"]
+             for d in ("fp32", "bf16")]
     # the first step's loss is the same weights' forward in two precisions: bfloat16 keeps 8 mantissa bits (~0.4%
     # per rounding), so it differs (autocast is on) by well under 5%
     assert 1e-6 < abs(first[1] - first[0]) / abs(first[0]) < 5e-2, first
