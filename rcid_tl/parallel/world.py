@@ -4,6 +4,7 @@ process fails, exactly one process says why."""
 
 import logging
 import os
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,9 +57,10 @@ def joined() -> Iterator[World]:
     """Join the process group the launcher describes (a no-op for a single process) and leave it afterwards.
 
     Gloo carries CPU tensors and NCCL CUDA ones when this machine has GPUs; each process's default CUDA device is
-    its LOCAL_RANK, so `--device cuda` puts every process on its own GPU. Progress and log lines come from rank 0
-    only (the other ranks keep errors). When the body raises, the first process to fail re-raises (its caller says
-    why) and every later one exits quietly with status 1: they fail because a peer went away."""
+    its LOCAL_RANK, so `--device cuda` puts every process on its own GPU. Progress, log lines and printed output
+    come from rank 0 only (the other ranks' stdout and stderr are silenced inside the block). When the body
+    raises, the first process to fail re-raises (its caller says why) and every later one exits quietly with
+    status 1: they fail because a peer went away."""
     if not launched():
         yield World()
         return
@@ -80,11 +82,16 @@ def joined() -> Iterator[World]:
     dist.init_process_group(backend, timeout=timeout)
     here = world()
     library, level, shown = logging.getLogger("rcid_tl"), logging.getLogger("rcid_tl").level, progress.ENABLED["value"]
-    if not here.main:
+    quiet = contextlib.ExitStack()
+    if not here.main:  # one voice: rank 0 prints; the others' output would repeat it
         library.setLevel(logging.ERROR)
         progress.set_progress(False)
+        sink = quiet.enter_context(open(os.devnull, "w"))
+        quiet.enter_context(contextlib.redirect_stdout(sink))
+        quiet.enter_context(contextlib.redirect_stderr(sink))
     try:
-        yield here
+        with quiet:
+            yield here
     except SystemExit:
         raise
     except BaseException as err:
