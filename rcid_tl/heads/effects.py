@@ -46,7 +46,9 @@ def s_inhibition(
     return grid
 
 
-def direct_logit_attribution(model: TransformerBridge, batch: Batch, hooks: Sequence = ()) -> Float[Tensor, "layer head"]:
+def direct_logit_attribution(
+    model: TransformerBridge, batch: Batch, hooks: Sequence = ()
+) -> Float[Tensor, "layer head"]:
     """Mean over examples of each head's output at END, through the final norm with its scale frozen at the run's
     value, projected on W_U[correct] − W_U[wrong]; `hooks` run during the forward (e.g. an ablation)."""
     names = [namer(model).name(Site.Z, layer) for layer in range(model.cfg.n_layers)]

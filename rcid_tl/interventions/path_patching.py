@@ -3,7 +3,8 @@
 Pass 1 caches the clean and corrupt runs. Pass 2 runs the clean prompt with the senders' z from the corrupt run and
 every other head's z (and, by default, every MLP's output) frozen at its clean value, and records the receivers'
 inputs. Pass 3 runs the clean prompt with only those receiver inputs replaced, and reads the metric. The effect is
-Δ = metric(clean) − metric(pass 3). Many (patch, example) pairs share a forward, one per batch row, as in `patch_sites`.
+Δ = metric(clean) − metric(pass 3). Many (patch, example) pairs share a forward, one per batch row, as in
+`patch_sites`.
 """
 
 from collections.abc import Sequence
