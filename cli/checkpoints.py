@@ -12,17 +12,23 @@ TopK = Annotated[int, typer.Option("--top-k", help="How many (layer, position) c
 MinUnmodified = Annotated[Optional[int], typer.Option(
     "--min-unmodified", help="Quota of unmodified positions (e.g. IOI end); default half of --top-k.",
     show_default=False)]
-CheckpointSite = Annotated[str, typer.Option("--site", help="resid_pre | resid_mid | resid_post | attn_out | mlp_out")]
+CheckpointSite = Annotated[str, typer.Option(
+    "--site", help="resid_pre | resid_mid | resid_post | attn_out | mlp_out | z (a checkpoint per head).")]
+MaxSaturation = Annotated[float, typer.Option(
+    "--max-saturation", help="Skip points whose noising moves the teacher's output this fraction of the whole "
+    "corruption or more (they measure behaviour, not mechanism); inf keeps them.")]
 
 
 def checkpoints(
     model: o.Model = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0, top_k: TopK = 8,
-    min_unmodified: MinUnmodified = None, site: CheckpointSite = "resid_post", batch_size: o.BatchSize = 64,
+    min_unmodified: MinUnmodified = None, site: CheckpointSite = "resid_post", max_saturation: MaxSaturation = 0.9,
+    batch_size: o.BatchSize = 64,
     out: o.Out = "runs/checkpoints", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
 ) -> None:
-    """Rank every (layer, position) by the mean norm of h_clean − h_corrupt and keep the top k, with a quota of
-    unmodified positions; writes checkpoints.json (input to `rcid-tl consistency --checkpoints`).
+    """Rank every (layer, position) — (layer, head, position) at z — by the mean norm of h_clean − h_corrupt and
+    keep the top k that do not saturate the output, with a quota of unmodified positions; writes checkpoints.json
+    (input to `rcid-tl consistency --checkpoints`).
 
     Example: rcid-tl checkpoints --model world-gpt2 --task ioi --top-k 8 --out runs/ckpt
     """
@@ -37,13 +43,16 @@ def checkpoints(
         model=ModelSpec(model, device, dtype),
         task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),
         selection=SelectionConfig(top_k=top_k, min_unmodified=min_unmodified, site=parse_site(site),
-                                  batch_size=batch_size),
+                                  batch_size=batch_size, max_saturation=max_saturation),
     )
     result = run_checkpoints(config)
     paths = result.save(out)
     console = Console(stderr=True, soft_wrap=True)
-    console.print(f"{'layer':>5}  {'position':<10} {'mean ‖d‖':>10}  modified")
+    console.print(f"{'layer':>5} {'head':>4}  {'position':<10} {'mean ‖d‖':>10} {'saturation':>10}  modified")
     for c in result.checkpoints:
-        console.print(f"{c.layer:>5}  {c.position:<10} {c.mean_norm:>10.4f}  {'yes' if c.modified else 'no'}")
+        head = "" if c.head is None else c.head
+        saturation = "" if c.saturation is None else f"{c.saturation:.3f}"
+        console.print(f"{c.layer:>5} {head:>4}  {c.position:<10} {c.mean_norm:>10.4f} {saturation:>10}  "
+                      f"{'yes' if c.modified else 'no'}")
     console.print(f"{len(result.checkpoints)} checkpoints at {result.meta['selection']['site']}; "
                   f"wrote {', '.join(map(str, paths))}")

@@ -8,27 +8,32 @@ from rich.console import Console
 
 from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
-from rcid_tl.cli.checkpoints import CheckpointSite, MinUnmodified, TopK
+from rcid_tl.cli.checkpoints import CheckpointSite, MaxSaturation, MinUnmodified, TopK
 
 Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name, local HF directory or hub name.")]
 Student = Annotated[str, typer.Option("--student", help="Student: a local HF directory (or any model spec).")]
 CheckpointsOpt = Annotated[str, typer.Option(
     "--checkpoints", help="auto (select on the teacher: --top-k, --min-unmodified, --site) or a checkpoints.json.")]
 LayerMapOpt = Annotated[str, typer.Option("--layer-map", help="proportional (relative depth) | cka (most similar).")]
+HeadMapOpt = Annotated[str, typer.Option(
+    "--head-map", help="For z checkpoints: proportional (relative head index) | attention (most similar pattern).")]
 Bootstrap = Annotated[int, typer.Option("--n-bootstrap", help="Bootstrap resamples of examples for the CI of mean r.")]
 
 
 def consistency(
     student: Student, teacher: Teacher = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0,
     checkpoints: CheckpointsOpt = "auto", top_k: TopK = 8, min_unmodified: MinUnmodified = None,
-    site: CheckpointSite = "resid_post", layer_map: LayerMapOpt = "proportional", n_bootstrap: Bootstrap = 1000,
+    site: CheckpointSite = "resid_post", max_saturation: MaxSaturation = 0.9, layer_map: LayerMapOpt = "proportional",
+    head_map: HeadMapOpt = "proportional", n_bootstrap: Bootstrap = 1000,
     batch_size: o.BatchSize = 64, out: o.Out = "runs/consistency", device: o.Device = "cpu",
     dtype: o.Dtype = "float32", corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
 ) -> None:
     """Noise teacher and student at each checkpoint (the student at its mapped layer, with its own corrupt values)
-    and correlate the per-example effects: Pearson r per checkpoint, mean r and a bootstrap CI.
+    and correlate the per-example effects: Pearson r per checkpoint, mean r and a bootstrap CI; beside them the
+    behavioural baseline r_out, each checkpoint's saturation, and the partial r controlling for both models' output
+    differences, whose mean over unsaturated checkpoints is mechanistic r.
 
-    Example: rcid-tl consistency --teacher world-gpt2 --student runs/student --task ioi --n 100 --out runs/cons
+    Example: rcid-tl consistency --teacher world-gpt2 --student runs/rcid-42/student --task ioi --n 100 --out runs/cons
     """
     check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
@@ -42,17 +47,23 @@ def consistency(
         task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),
         checkpoints=checkpoints if checkpoints == AUTO else str(Path(checkpoints)),
         selection=SelectionConfig(top_k=top_k, min_unmodified=min_unmodified, site=parse_site(site),
-                                  batch_size=batch_size),
-        layer_map=layer_map, batch_size=batch_size, n_bootstrap=n_bootstrap, bootstrap_seed=seed,
+                                  batch_size=batch_size, max_saturation=max_saturation),
+        layer_map=layer_map, head_map=head_map, batch_size=batch_size, n_bootstrap=n_bootstrap, bootstrap_seed=seed,
     )
     result = run_consistency(config)
     paths = result.save(out)
     console = Console(stderr=True, soft_wrap=True)
-    console.print(f"{'teacher':>7} {'student':>7}  {'position':<10} {'r':>7} {'p':>9}")
+    number = lambda x, width=7: " " * (width - 5) + "undef" if x is None else f"{x:+{width}.3f}"  # noqa: E731
+    console.print(f"{'teacher':>7} {'student':>7}  {'position':<10} {'r':>7} {'p':>9} {'satur.':>7} {'partial':>7}")
     for c in result.checkpoints:
-        r = "  undef" if c["pearson_r"] is None else f"{c['pearson_r']:+7.3f}"
+        t = f"{c['teacher_layer']}" + ("" if c["head"] is None else f".{c['head']}")
+        s = f"{c['student_layer']}" + ("" if c["student_head"] is None else f".{c['student_head']}")
         p = "" if c["p_value"] is None else f"{c['p_value']:9.2e}"
-        console.print(f"{c['teacher_layer']:>7} {c['student_layer']:>7}  {c['position']:<10} {r} {p}")
-    lo, hi = result.mean_r_ci
-    console.print(f"mean r {result.mean_r:+.3f} (95% CI {lo:+.3f} .. {hi:+.3f}) over {result.n_defined} of "
-                  f"{len(result.checkpoints)} checkpoints; wrote {', '.join(map(str, paths))}")
+        flag = "*" if c["saturated"] else " "
+        console.print(f"{t:>7} {s:>7}  {c['position']:<10} {number(c['pearson_r'])} {p:>9} "
+                      f"{number(c['saturation_teacher'])}{flag}{number(c['partial_r'])}")
+    ci = lambda pair: " .. ".join(f"{x:+.3f}" for x in pair)  # noqa: E731
+    console.print(f"mean r {result.mean_r:+.3f} (95% CI {ci(result.mean_r_ci)}) over {result.n_defined} of "
+                  f"{len(result.checkpoints)} checkpoints; r_out {result.r_out:+.3f} (output agreement)")
+    console.print(f"mechanistic r {result.mechanistic_r:+.3f} (95% CI {ci(result.mechanistic_r_ci)}) over "
+                  f"{result.n_mechanistic} unsaturated checkpoints (* saturated); wrote {', '.join(map(str, paths))}")

@@ -1,9 +1,12 @@
 """Causal consistency (seed 000 §2.2, §5.2): the same Write on teacher and student — noising at a teacher checkpoint
 and at the student's mapped layer, same position, each model patched with its *own* corrupt value — and the Pearson
 correlation of the per-example effects Δ_T, Δ_S. r near 1: the student's output depends on that point of its
-computation the way the teacher's does."""
+computation the way the teacher's does — unless the point carries the whole answer, where r is only the agreement of
+the two models' outputs; `rcid_tl.consistency.saturation` separates the two (r_out, saturation, partial r, and the
+summary `mechanistic_r` over non-saturated checkpoints)."""
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +20,12 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.consistency.checkpoints import Checkpoint, modified_positions, reaches_answer
 from rcid_tl.consistency.plots import consistency_figure
+from rcid_tl.consistency.saturation import (
+    SATURATED, bootstrap_partial, partial_correlation, percentile_ci, saturation_ratio,
+)
 from rcid_tl.errors import InputError
-from rcid_tl.hooks.names import Site
+from rcid_tl.alignment.heads import proportional_head_map
+from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.write import Direction, PatchSite, patch_sites
 from rcid_tl.metrics import RunMetrics, metric_for
 from rcid_tl.models.loading import model_label, namer
@@ -31,22 +38,33 @@ CONSTANT_TOL = 1e-5  # relative spread below which a Δ vector counts as constan
 
 @dataclass
 class ConsistencyResult:
-    """Per checkpoint: Δ_T and Δ_S per example, Pearson r and p; the mean r over checkpoints where r is defined
-    and its bootstrap CI over examples. `header` is the foundation's result header (config, examples, metrics)."""
+    """Per checkpoint: Δ_T and Δ_S per example, Pearson r and p, saturation and partial r; the mean r over
+    checkpoints where r is defined, the behavioural baseline r_out, and `mechanistic_r` (the mean partial r over
+    non-saturated checkpoints), each mean with a bootstrap CI over examples. `header` is the foundation's result
+    header (config, examples, metrics)."""
 
     checkpoints: list[dict[str, Any]]
     mean_r: float  # nan when r is undefined at every checkpoint
     mean_r_ci: tuple[float, float]
     header: dict[str, Any] = field(default_factory=dict)
+    r_out: float = math.nan  # Pearson of teacher vs student (clean − corrupt) metric differences
+    mechanistic_r: float = math.nan  # nan when no checkpoint is both non-saturated and defined
+    mechanistic_r_ci: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def n_defined(self) -> int:
         return sum(c["pearson_r"] is not None for c in self.checkpoints)
 
+    @property
+    def n_mechanistic(self) -> int:
+        return sum(c.get("partial_r") is not None and not c.get("saturated") for c in self.checkpoints)
+
     def to_json(self) -> dict[str, Any]:
-        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no NaN)
-        return {**self.header, "kind": "consistency", "checkpoints": self.checkpoints, "mean_r": finite(self.mean_r),
-                "mean_r_ci": [finite(x) for x in self.mean_r_ci], "n_checkpoints_defined": self.n_defined}
+        return {**self.header, "kind": "consistency", "checkpoints": self.checkpoints, "mean_r": _finite(self.mean_r),
+                "mean_r_ci": [_finite(x) for x in self.mean_r_ci], "n_checkpoints_defined": self.n_defined,
+                "r_out": _finite(self.r_out), "mechanistic_r": _finite(self.mechanistic_r),
+                "mechanistic_r_ci": [_finite(x) for x in self.mechanistic_r_ci],
+                "n_checkpoints_mechanistic": self.n_mechanistic}
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
@@ -70,8 +88,10 @@ class ConsistencyResult:
         return consistency_frame(self)
 
     def _title(self) -> str:
-        ci = ", ".join(f"{x:.3f}" for x in self.mean_r_ci)
-        return f"Causal consistency (noising), mean r = {self.mean_r:.3f} [{ci}]: {describe_run(self.header)}"
+        ci = lambda pair: ", ".join(f"{x:.3f}" for x in pair)  # noqa: E731
+        return (f"Causal consistency (noising), mean r = {self.mean_r:.3f} [{ci(self.mean_r_ci)}], mechanistic r = "
+                f"{self.mechanistic_r:.3f} [{ci(self.mechanistic_r_ci)}], r_out = {self.r_out:.3f}: "
+                f"{describe_run(self.header)}")
 
 
 def check_same_tokenizer(teacher: TransformerBridge, student: TransformerBridge) -> None:
@@ -93,7 +113,7 @@ def check_same_tokenizer(teacher: TransformerBridge, student: TransformerBridge)
                          f"({len(t_vocab)})")
 
 
-def _check_inputs(teacher, student, dataset, checkpoints, layer_map, n_bootstrap) -> None:
+def _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n_bootstrap) -> None:
     check_same_tokenizer(teacher, student)
     if not checkpoints:
         raise InputError("no checkpoints to evaluate")
@@ -111,6 +131,11 @@ def _check_inputs(teacher, student, dataset, checkpoints, layer_map, n_bootstrap
             s_names.check_layer(layer_map[c.layer])
         except InputError as err:
             raise InputError(f"student {err} (mapped from teacher layer {c.layer})") from None
+        if c.head is not None:
+            t_names.check_head(Head(c.layer, c.head))
+            if (c.layer, c.head) not in head_map:
+                raise InputError(f"the head map has no student head for teacher head {c.layer}.{c.head}")
+            s_names.check_head(Head(layer_map[c.layer], head_map[c.layer, c.head]))
 
 
 def _deltas(model: TransformerBridge, dataset: ContrastiveDataset, sites: Sequence[PatchSite],
@@ -151,11 +176,10 @@ def _inert_note(c: Checkpoint, student_layer: int, teacher, student, dataset: Co
     return f" ({'; '.join(inert)})" if inert else ""
 
 
-def _bootstrap_mean_r(dt: np.ndarray, ds: np.ndarray, n_bootstrap: int, seed: int,
-                      confidence: float) -> tuple[float, float]:
-    """Percentile CI of the mean r over checkpoints, resampling examples (the same resample for all checkpoints)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, dt.shape[1], size=(n_bootstrap, dt.shape[1]))  # (boot, n)
+def _bootstrap_mean_r(dt: np.ndarray, ds: np.ndarray, idx: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile CI of the mean r over checkpoints, resampling examples (idx: (boot, n), the same resample for all
+    checkpoints)."""
+    n_bootstrap = idx.shape[0]
     x, y = dt[:, idx], ds[:, idx]  # (checkpoint, boot, n)
     flat = np.ptp(x, -1) <= CONSTANT_TOL * (1 + np.abs(x).max(-1))  # a resample of (near) copies of one example
     flat |= np.ptp(y, -1) <= CONSTANT_TOL * (1 + np.abs(y).max(-1))
@@ -164,12 +188,7 @@ def _bootstrap_mean_r(dt: np.ndarray, ds: np.ndarray, n_bootstrap: int, seed: in
         r = (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))  # (checkpoint, boot)
         r[flat] = np.nan
         means = np.nanmean(np.where(np.isfinite(r), r, np.nan), axis=0) if len(r) else np.full(n_bootstrap, np.nan)
-    means = means[np.isfinite(means)]
-    if not len(means):
-        return math.nan, math.nan
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_ci(means, confidence)
 
 
 def causal_consistency(
@@ -179,34 +198,59 @@ def causal_consistency(
     checkpoints: Sequence[Checkpoint],
     layer_map: Mapping[int, int],
     *,
+    head_map: Mapping[tuple[int, int], int] | None = None,
     batch_size: int = 64,
     n_bootstrap: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
 ) -> ConsistencyResult:
     """Pearson(Δ_T, Δ_S) at each checkpoint (seed 000 §2.2), with Δ = metric(clean) − metric(patched) under noising
-    and the student patched at `layer_map[layer]`, same site and position, with its own corrupt activations.
+    and the student patched at `layer_map[layer]`, same site and position, with its own corrupt activations (at
+    head `head_map[layer, head]` for a per-head checkpoint; default: the proportional head map).
 
     The mean is over checkpoints where r is defined (a constant Δ, e.g. a position the corruption cannot reach,
     leaves r undefined: reported as null with a note). The CI resamples examples `n_bootstrap` times (seeded)."""
-    _check_inputs(teacher, student, dataset, checkpoints, layer_map, n_bootstrap)
-    t_sites = [PatchSite(Site(c.site), c.layer, c.position) for c in checkpoints]
-    s_sites = [PatchSite(Site(c.site), layer_map[c.layer], c.position) for c in checkpoints]
+    if head_map is None:
+        head_map = proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
+    _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n_bootstrap)
+    t_sites = [c.patch_site() for c in checkpoints]
+    s_sites = [c.patch_site(layer_map[c.layer], None if c.head is None else head_map[c.layer, c.head])
+               for c in checkpoints]
     dt, t_runs = _deltas(teacher, dataset, t_sites, batch_size)
     ds, s_runs = _deltas(student, dataset, s_sites, batch_size)
+    out_t, out_s = ((runs.clean - runs.corrupt).double().numpy() for runs in (t_runs, s_runs))
+    r_out = _pearson(out_t, out_s)[0]
+    outputs = np.stack([out_t, out_s], axis=1)  # the covariates of the partial correlation
+    idx = np.random.default_rng(seed).integers(0, len(dataset), size=(n_bootstrap, len(dataset)))  # (boot, n)
+    boot_partial = bootstrap_partial(dt, ds, outputs, idx)  # (checkpoint, boot)
     modified = modified_positions(dataset)
-    entries, defined = [], []
+    entries, defined, mechanistic = [], [], []
     for k, c in enumerate(checkpoints):
         r, p, note = _pearson(dt[k], ds[k], _inert_note(c, layer_map[c.layer], teacher, student, dataset))
+        partial_r, partial_p = partial_correlation(dt[k], ds[k], outputs) if note is None else (math.nan,) * 2
+        saturation = saturation_ratio(dt[k], out_t)
+        saturated = bool(abs(saturation) >= SATURATED)
         if note is None:
             defined.append(k)
+            if math.isfinite(partial_r) and not saturated:
+                mechanistic.append(k)
         entries.append({
             "teacher_layer": c.layer, "student_layer": layer_map[c.layer], "site": c.site, "position": c.position,
+            "head": c.head, "student_head": None if c.head is None else head_map[c.layer, c.head],
             "modified": modified[c.position], "delta_teacher": dt[k].tolist(), "delta_student": ds[k].tolist(),
             "pearson_r": None if note else r, "p_value": None if note else p, "note": note,
+            "r_out": _finite(r_out), "saturation_teacher": _finite(saturation),
+            "saturation_student": _finite(saturation_ratio(ds[k], out_s)), "saturated": saturated,
+            "partial_r": _finite(partial_r), "partial_p": _finite(partial_p),
+            "partial_r_ci": [_finite(x) for x in percentile_ci(boot_partial[k], confidence)],
         })
     mean_r = float(np.mean([entries[k]["pearson_r"] for k in defined])) if defined else math.nan
-    ci = _bootstrap_mean_r(dt[defined], ds[defined], n_bootstrap, seed, confidence) if defined else (math.nan,) * 2
+    ci = _bootstrap_mean_r(dt[defined], ds[defined], idx, confidence) if defined else (math.nan,) * 2
+    mechanistic_r = float(np.mean([entries[k]["partial_r"] for k in mechanistic])) if mechanistic else math.nan
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where every partial r is undefined
+        mechanistic_ci = percentile_ci(np.nanmean(boot_partial[mechanistic], axis=0), confidence) if mechanistic \
+            else (math.nan, math.nan)
     header = result_header(model_label(teacher), dataset, int(dataset.config.get("seed", 0)), dataset.metric_name,
                            t_runs)
     header.update({
@@ -216,4 +260,9 @@ def causal_consistency(
                    "batch_size": batch_size, "n_bootstrap": n_bootstrap, "bootstrap_seed": seed,
                    "confidence": confidence},
     })
-    return ConsistencyResult(entries, mean_r, ci, header)
+    header["config"]["saturated_at"] = SATURATED
+    return ConsistencyResult(entries, mean_r, ci, header, r_out, mechanistic_r, mechanistic_ci)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no NaN

@@ -1,10 +1,12 @@
-"""Causal checkpoint selection (seed 000 §2.4): rank every teacher (layer, position) by the mean norm of its imprint
-d = h_clean − h_corrupt and keep the top k, with a quota of unmodified positions so they are not drowned out."""
+"""Causal checkpoint selection (seed 000 §2.4): rank every teacher (layer, position) — or (layer, head, position) at
+the per-head site `z` — by the mean norm of its imprint d = h_clean − h_corrupt and keep the top k, with a quota of
+unmodified positions so they are not drowned out, and (by default) only points inside the mechanism: a point whose
+noising moves the output as far as the whole corruption does (saturation ≥ `SATURATED`) measures behaviour."""
 
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,12 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl import __version__
 from rcid_tl.artifacts import write_json
+from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site, parse_site
 from rcid_tl.interventions.read import at_positions, cache_hooks
-from rcid_tl.interventions.write import PATCHABLE
+from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite, patch_sites
+from rcid_tl.metrics import metric_for
 from rcid_tl.models.loading import namer
 from rcid_tl.progress import track
 from rcid_tl.tasks.base import ContrastiveDataset
@@ -29,22 +33,31 @@ log = logging.getLogger(__name__)
 # before the only changed token, so causal attention keeps it identical); patching there changes nothing.
 ZERO_NORM = 1e-6
 
-# whole-vector sites only: a checkpoint names no head
-CHECKPOINT_SITES = tuple(s for s in PATCHABLE if not s.per_head)
+CHECKPOINT_SITES = PATCHABLE  # a checkpoint at a per-head site (z) names its head
+SATURATION_EXAMPLES = 128  # examples the saturation of a candidate is measured on (the selection's first ones)
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One causal checkpoint: a teacher hook point (site, layer) at a named per-example position.
+    """One causal checkpoint: a teacher hook point (site, layer) at a named per-example position, and the head for
+    per-head sites.
 
     `modified` says whether the corruption changed the token there in any example: such positions carry a trivial
-    embedding difference at low layers; unmodified ones only differ through what the model moved there."""
+    embedding difference at low layers; unmodified ones only differ through what the model moved there.
+    `saturation` is mean Δ / mean(clean − corrupt) when that point alone is noised (None: not measured)."""
 
     layer: int
     position: str
     site: str
     mean_norm: float
     modified: bool
+    head: int | None = None
+    saturation: float | None = None
+
+    def patch_site(self, layer: int | None = None, head: int | None = None) -> PatchSite:
+        """The Write at this checkpoint, or at another model's `layer` (and `head`) for the same site and position."""
+        return PatchSite(Site(self.site), self.layer if layer is None else layer, self.position,
+                         self.head if head is None else head)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,9 +77,10 @@ def reaches_answer(site: Site, layer: int, n_layers: int, at_answer: bool) -> bo
 
 def imprint_norms(
     model: TransformerBridge, dataset: ContrastiveDataset, *, site: Site = Site.RESID_POST, batch_size: int = 64
-) -> Float[Tensor, "layer position"]:
+) -> Float[Tensor, "layer position *head"]:
     """Mean over examples of ‖h_clean − h_corrupt‖ at every (layer, named position), columns in the dataset's
-    position order. One clean and one corrupt forward per batch, caching only `site` at each layer."""
+    position order, and a last axis over heads for per-head sites. One clean and one corrupt forward per batch,
+    caching only `site` at each layer."""
     site = Site(site)
     if site not in CHECKPOINT_SITES:
         allowed = ", ".join(s.value for s in CHECKPOINT_SITES)
@@ -74,7 +88,8 @@ def imprint_norms(
     if batch_size < 1:
         raise InputError(f"--batch-size must be ≥ 1, got {batch_size}")
     names = [namer(model).name(site, layer) for layer in range(model.cfg.n_layers)]
-    totals = torch.zeros(len(names), len(dataset.position_names), dtype=torch.float64)
+    heads = (model.cfg.n_heads,) if site.per_head else ()
+    totals = torch.zeros(len(names), len(dataset.position_names), *heads, dtype=torch.float64)
     rows = torch.arange(len(dataset))
     for chunk in track(rows.split(batch_size), "imprints"):
         batch = dataset.batch(chunk.tolist())
@@ -83,8 +98,8 @@ def imprint_norms(
         for i, name in enumerate(names):
             for j, position in enumerate(dataset.position_names):
                 pos = batch.position(position)
-                d = at_positions(clean[name], pos) - at_positions(corrupt[name], pos)  # (batch, d_model)
-                totals[i, j] += d.double().norm(dim=-1).sum().cpu()
+                d = at_positions(clean[name], pos) - at_positions(corrupt[name], pos)  # (batch, [head,] d)
+                totals[i, j] += d.double().norm(dim=-1).sum(0).cpu()
     return (totals / len(dataset)).float()
 
 
@@ -96,44 +111,92 @@ def select_checkpoints(
     site: Site = Site.RESID_POST,
     min_unmodified: int | None = None,
     batch_size: int = 64,
+    max_saturation: float | None = SATURATED,
 ) -> list[Checkpoint]:
-    """The top-`top_k` (layer, position) pairs by mean imprint norm (seed 000 §2.4), best first.
+    """The top-`top_k` (layer, position) pairs — (layer, head, position) at `z` — by mean imprint norm (seed 000
+    §2.4), best first.
 
     Diversity: at least `min_unmodified` (default half of `top_k`) come from unmodified positions, the best of those
     first, and the rest are the best remaining of either kind. Zero imprints, and points whose patch cannot reach
-    the answer (`reaches_answer`), are never chosen: their Write is a no-op. So fewer than `top_k` come back when
-    fewer usable pairs exist, and the quota is only as full as the unmodified candidates allow (both logged)."""
+    the answer (`reaches_answer`), are never chosen: their Write is a no-op. With `max_saturation`, points whose
+    teacher saturation is at or above it are skipped too (they carry the whole answer: consistency there is output
+    agreement). So fewer than `top_k` come back when fewer usable points exist, and the quota is only as full as the
+    unmodified candidates allow (both logged)."""
     if top_k < 1:
         raise InputError(f"--top-k must be ≥ 1, got {top_k}")
     quota = top_k // 2 if min_unmodified is None else min_unmodified
     if not 0 <= quota <= top_k:
         raise InputError(f"--min-unmodified must be between 0 and --top-k ({top_k}), got {quota}")
-    n_points = model.cfg.n_layers * len(dataset.position_names)
-    if top_k > n_points:
-        raise InputError(f"--top-k {top_k} asks for more checkpoints than exist: only {n_points} candidate (layer, "
-                         f"position) points ({model.cfg.n_layers} layers × {len(dataset.position_names)} positions)")
     site = Site(site)
+    n_heads = model.cfg.n_heads if site.per_head else 1
+    n_points = model.cfg.n_layers * n_heads * len(dataset.position_names)
+    if top_k > n_points:
+        raise InputError(f"--top-k {top_k} asks for more checkpoints than exist: only {n_points} candidate points "
+                         f"({model.cfg.n_layers} layers × {len(dataset.position_names)} positions"
+                         + (f" × {n_heads} heads)" if site.per_head else ")"))
+    if max_saturation is not None and not max_saturation > 0:
+        raise InputError(f"--max-saturation must be > 0, got {max_saturation}")
     norms = imprint_norms(model, dataset, site=site, batch_size=batch_size)
+    norms = norms if site.per_head else norms[..., None]  # (layer, position, head)
     modified = modified_positions(dataset)
     at_answer = {name: all(e.positions[name] == e.answer_pos for e in dataset.examples)
                  for name in dataset.position_names}
     n_layers = norms.shape[0]
     candidates = [
-        Checkpoint(layer, position, site.value, float(norms[layer, j]), modified[position])
-        for layer in range(n_layers) for j, position in enumerate(dataset.position_names)
-        if norms[layer, j] > ZERO_NORM and reaches_answer(site, layer, n_layers, at_answer[position])
+        Checkpoint(layer, position, site.value, float(norms[layer, j, h]), modified[position],
+                   h if site.per_head else None)
+        for layer in range(n_layers) for j, position in enumerate(dataset.position_names) for h in range(n_heads)
+        if norms[layer, j, h] > ZERO_NORM and reaches_answer(site, layer, n_layers, at_answer[position])
     ]
     candidates.sort(key=lambda c: -c.mean_norm)
-    unmodified = [c for c in candidates if not c.modified][:quota]
+    usable = _Unsaturated(model, dataset, max_saturation, batch_size, chunk=2 * top_k)
+    unmodified = usable.first([c for c in candidates if not c.modified], quota)
     if len(unmodified) < quota:
-        log.warning("only %d unmodified (layer, position) pairs have a non-zero imprint; quota was %d",
-                    len(unmodified), quota)
-    rest = [c for c in candidates if c not in unmodified][: top_k - len(unmodified)]
+        log.warning("only %d unmodified points have a non-zero%s imprint; quota was %d",
+                    len(unmodified), "" if max_saturation is None else ", unsaturated", quota)
+    taken = {c.patch_site() for c in unmodified}
+    rest = usable.first([c for c in candidates if c.patch_site() not in taken], top_k - len(unmodified))
     chosen = sorted(unmodified + rest, key=lambda c: -c.mean_norm)
     if len(chosen) < top_k:
-        log.warning("only %d (layer, position) pairs have a non-zero imprint that can reach the answer; asked for %d",
-                    len(chosen), top_k)
+        log.warning("only %d points have a non-zero imprint that can reach the answer%s; asked for %d",
+                    len(chosen), "" if max_saturation is None else " without saturating it", top_k)
     return chosen
+
+
+class _Unsaturated:
+    """Candidates in order, keeping those whose teacher saturation is below `limit` (all, with `limit` None),
+    measured lazily `chunk` candidates per sweep on the first `SATURATION_EXAMPLES` examples."""
+
+    def __init__(self, model: TransformerBridge, dataset: ContrastiveDataset, limit: float | None, batch_size: int,
+                 chunk: int) -> None:
+        self.model, self.limit, self.batch_size, self.chunk = model, limit, batch_size, chunk
+        self.batch = dataset.batch(list(range(min(len(dataset), SATURATION_EXAMPLES))))
+        self.metric = metric_for(dataset)
+        self.measured: dict[PatchSite, float] = {}
+
+    def first(self, candidates: Sequence[Checkpoint], k: int) -> list[Checkpoint]:
+        if self.limit is None:
+            return list(candidates[:k])
+        kept = []
+        for start in range(0, len(candidates), self.chunk):
+            part = candidates[start : start + self.chunk]
+            self._measure([c.patch_site() for c in part])
+            for c in part:
+                saturation = self.measured[c.patch_site()]
+                if abs(saturation) < self.limit:
+                    kept.append(replace(c, saturation=saturation))
+                if len(kept) == k:
+                    return kept
+        return kept
+
+    def _measure(self, sites: list[PatchSite]) -> None:
+        todo = [s for s in sites if s not in self.measured]
+        if not todo:
+            return
+        delta, runs = patch_sites(self.model, self.batch, todo, self.metric, Direction.NOISING, self.batch_size)
+        total = float((runs.clean - runs.corrupt).mean())
+        for site, row in zip(todo, delta.mean(1).tolist()):
+            self.measured[site] = row / total if total else float("nan")
 
 
 def save_checkpoints(path: str | Path, checkpoints: Sequence[Checkpoint], meta: Mapping[str, Any]) -> Path:
@@ -142,9 +205,10 @@ def save_checkpoints(path: str | Path, checkpoints: Sequence[Checkpoint], meta: 
     return write_json(Path(path), payload)
 
 
-def load_checkpoints(path: str | Path, n_layers: int, position_names: Sequence[str]) -> list[Checkpoint]:
-    """Checkpoints from a file `save_checkpoints` wrote (or a hand-written list of {layer, position[, site]}),
-    checked against the model's depth and the task's positions; any problem is an InputError naming it."""
+def load_checkpoints(path: str | Path, n_layers: int, position_names: Sequence[str], n_heads: int = 0
+                     ) -> list[Checkpoint]:
+    """Checkpoints from a file `save_checkpoints` wrote (or a hand-written list of {layer, position[, site, head]}),
+    checked against the model's depth, heads and the task's positions; any problem is an InputError naming it."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoints file {str(path)!r} not found")
@@ -155,10 +219,11 @@ def load_checkpoints(path: str | Path, n_layers: int, position_names: Sequence[s
     entries = payload.get("checkpoints") if isinstance(payload, dict) else payload
     if not isinstance(entries, list) or not entries:
         raise InputError(f"checkpoints file {str(path)!r} holds no checkpoints (expected a 'checkpoints' list)")
-    return [_parse_entry(entry, i, path, n_layers, position_names) for i, entry in enumerate(entries)]
+    return [_parse_entry(entry, i, path, n_layers, position_names, n_heads) for i, entry in enumerate(entries)]
 
 
-def _parse_entry(entry: Any, index: int, path: Path, n_layers: int, position_names: Sequence[str]) -> Checkpoint:
+def _parse_entry(entry: Any, index: int, path: Path, n_layers: int, position_names: Sequence[str],
+                 n_heads: int) -> Checkpoint:
     where = f"checkpoint {index} in {str(path)!r}"
     if not isinstance(entry, dict) or "layer" not in entry or "position" not in entry:
         raise InputError(f"{where} needs 'layer' and 'position' fields, got {entry!r}")
@@ -172,5 +237,12 @@ def _parse_entry(entry: Any, index: int, path: Path, n_layers: int, position_nam
     if site not in CHECKPOINT_SITES:
         allowed = ", ".join(s.value for s in CHECKPOINT_SITES)
         raise InputError(f"{where}: site {site.value!r} cannot be a checkpoint site; allowed: {allowed}")
+    head = entry.get("head")
+    if site.per_head != (head is not None):
+        raise InputError(f"{where}: site {site.value} {'needs a' if site.per_head else 'takes no'} 'head'")
+    if head is not None and (not isinstance(head, int) or isinstance(head, bool) or not 0 <= head < n_heads):
+        raise InputError(f"{where}: head {head!r} is out of range; this model has heads 0..{n_heads - 1}")
+    saturation = entry.get("saturation")
     return Checkpoint(layer, position, site.value, float(entry.get("mean_norm", float("nan"))),
-                      bool(entry.get("modified", False)))
+                      bool(entry.get("modified", False)), head,
+                      float(saturation) if isinstance(saturation, (int, float)) else None)

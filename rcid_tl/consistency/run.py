@@ -7,12 +7,14 @@ from typing import Any
 
 from transformer_lens.model_bridge import TransformerBridge
 
+from rcid_tl.alignment.heads import HeadMap, attention_head_map, proportional_head_map
 from rcid_tl.alignment.layers import cka_layer_map, layer_activations, proportional_layer_map
 from rcid_tl.artifacts import write_csv
 from rcid_tl.consistency.causal import ConsistencyResult, causal_consistency, check_same_tokenizer
 from rcid_tl.consistency.checkpoints import (
     CHECKPOINT_SITES, Checkpoint, load_checkpoints, save_checkpoints, select_checkpoints,
 )
+from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.checks import check_count
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
@@ -29,6 +31,11 @@ class LayerMap(str, Enum):
     CKA = "cka"
 
 
+class HeadMapping(str, Enum):
+    PROPORTIONAL = "proportional"  # same relative head index
+    ATTENTION = "attention"  # most similar attention pattern on the task's clean prompts
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     """How checkpoints are chosen automatically (seed 000 §2.4)."""
@@ -37,8 +44,11 @@ class SelectionConfig:
     min_unmodified: int | None = None  # None: half of top_k
     site: Site = Site.RESID_POST
     batch_size: int = 64
+    max_saturation: float | None = SATURATED  # skip points at or above it (None: saturation not measured)
 
     def __post_init__(self) -> None:
+        if self.max_saturation is not None and not self.max_saturation > 0:
+            raise InputError(f"--max-saturation must be > 0 (inf keeps saturated points), got {self.max_saturation}")
         if self.top_k < 1:
             raise InputError(f"--top-k must be ≥ 1, got {self.top_k}")
         if self.min_unmodified is not None and not 0 <= self.min_unmodified <= self.top_k:
@@ -52,11 +62,14 @@ class SelectionConfig:
 
     def meta(self) -> dict[str, Any]:
         return {"top_k": self.top_k, "min_unmodified": self.top_k // 2 if self.min_unmodified is None
-                else self.min_unmodified, "site": Site(self.site).value}
+                else self.min_unmodified, "site": Site(self.site).value,
+                "max_saturation": None if self.max_saturation is None or self.max_saturation == float("inf")
+                else self.max_saturation}
 
     def select(self, model: TransformerBridge, dataset: ContrastiveDataset) -> list[Checkpoint]:
         return select_checkpoints(model, dataset, top_k=self.top_k, site=Site(self.site),
-                                  min_unmodified=self.min_unmodified, batch_size=self.batch_size)
+                                  min_unmodified=self.min_unmodified, batch_size=self.batch_size,
+                                  max_saturation=self.max_saturation)
 
 
 @dataclass(frozen=True)
@@ -73,9 +86,11 @@ class CheckpointsResult:
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
-        rows = [(c.layer, c.position, c.site, c.mean_norm, c.modified) for c in self.checkpoints]
+        rows = [(c.layer, "" if c.head is None else c.head, c.position, c.site, c.mean_norm, c.modified,
+                 "" if c.saturation is None else c.saturation) for c in self.checkpoints]
+        header = ("layer", "head", "position", "site", "mean_norm", "modified", "saturation")
         return [save_checkpoints(out / "checkpoints.json", self.checkpoints, self.meta),
-                write_csv(out / "checkpoints.csv", ("layer", "position", "site", "mean_norm", "modified"), rows)]
+                write_csv(out / "checkpoints.csv", header, rows)]
 
     def to_frame(self):
         """A pandas DataFrame, one row per selected checkpoint (rcid_tl.results)."""
@@ -113,6 +128,7 @@ class ConsistencyConfig:
     checkpoints: str = AUTO  # "auto" or the path of a checkpoints file
     selection: SelectionConfig = SelectionConfig()
     layer_map: LayerMap | str = LayerMap.PROPORTIONAL  # a str is checked and converted
+    head_map: HeadMapping | str = HeadMapping.PROPORTIONAL  # for per-head (z) checkpoints
     batch_size: int = 64
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
@@ -125,6 +141,11 @@ class ConsistencyConfig:
         except ValueError:
             raise InputError(f"unknown --layer-map {self.layer_map!r}; allowed: "
                              f"{', '.join(m.value for m in LayerMap)}") from None
+        try:
+            object.__setattr__(self, "head_map", HeadMapping(self.head_map))
+        except ValueError:
+            raise InputError(f"unknown --head-map {self.head_map!r}; allowed: "
+                             f"{', '.join(m.value for m in HeadMapping)}") from None
         check_count(self.batch_size, "--batch-size")
         check_count(self.n_bootstrap, "--n-bootstrap")
 
@@ -135,19 +156,22 @@ def run_consistency(
     """Causal consistency of the student with the teacher on the task (every input validated before computing)."""
     teacher, dataset = prepare(teacher or config.teacher, config.task)
     if config.checkpoints != AUTO:
-        checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names)
+        checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names,
+                                       teacher.cfg.n_heads)
     student = student or config.student.load()
     check_same_tokenizer(teacher, student)
     dataset.check_context(student.cfg.n_ctx)
     if config.checkpoints == AUTO:
         checkpoints = config.selection.select(teacher, dataset)
     layer_map = _layer_map(config, teacher, student, dataset)
-    result = causal_consistency(teacher, student, dataset, checkpoints, layer_map, batch_size=config.batch_size,
-                                n_bootstrap=config.n_bootstrap, seed=config.bootstrap_seed)
+    head_map = _head_map(config, teacher, student, dataset, layer_map, checkpoints)
+    result = causal_consistency(teacher, student, dataset, checkpoints, layer_map, head_map=head_map,
+                                batch_size=config.batch_size, n_bootstrap=config.n_bootstrap,
+                                seed=config.bootstrap_seed)
     result.header["config"].update({
         "checkpoints": config.checkpoints if config.checkpoints == AUTO else str(config.checkpoints),
         "selection": config.selection.meta() if config.checkpoints == AUTO else None,
-        "layer_map_method": config.layer_map.value, "device": config.teacher.device, "dtype": config.teacher.dtype,
+        "layer_map_method": config.layer_map.value, "head_map_method": config.head_map.value, "device": config.teacher.device, "dtype": config.teacher.dtype,
     })
     return result
 
@@ -158,3 +182,10 @@ def _layer_map(config: ConsistencyConfig, teacher, student, dataset) -> dict[int
     site = Site(config.selection.site)
     acts = [layer_activations(m, dataset, site=site, batch_size=config.batch_size) for m in (teacher, student)]
     return cka_layer_map(*acts)
+
+
+def _head_map(config: ConsistencyConfig, teacher, student, dataset, layer_map, checkpoints) -> HeadMap:
+    layers = {c.layer: layer_map[c.layer] for c in checkpoints if c.head is not None and c.layer in layer_map}
+    if config.head_map is HeadMapping.PROPORTIONAL or not layers:
+        return proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
+    return attention_head_map(teacher, student, dataset, layers)

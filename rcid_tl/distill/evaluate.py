@@ -119,7 +119,8 @@ def run_evaluate(config: EvalConfig, out: str | Path) -> dict[str, Any]:
     if config.checkpoints == "auto":
         checkpoints = select_checkpoints(teacher, dataset, top_k=config.top_k, batch_size=config.batch_size)
     else:
-        checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names)
+        checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names,
+                                       teacher.cfg.n_heads)
     layer_map = proportional_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
     result = evaluate_student(teacher, student, dataset, checkpoints, layer_map, rows, batch_size=config.batch_size,
                               n_bootstrap=config.n_bootstrap, seed=config.task.seed)

@@ -106,7 +106,8 @@ def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Set
     if config.checkpoints == "auto":
         checkpoints = select_checkpoints(teacher, train, top_k=config.top_k, min_unmodified=config.min_unmodified)
     else:
-        checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, train.position_names)
+        checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, train.position_names,
+                                       teacher.cfg.n_heads)
     layer_map = proportional_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
     pairings = pairings_for(config.method, checkpoints, layer_map, student.cfg.n_layers)
     return Setup(teacher, student, train, evaluation, checkpoints, layer_map, pairings, text)

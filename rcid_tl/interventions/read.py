@@ -61,8 +61,9 @@ def read_site(
 
 def causal_imprint(
     model: TransformerBridge, batch: Batch, layer: int, position: str, site: Site = Site.RESID_POST
-) -> Float[Tensor, "batch d_model"]:
-    """d = h_clean − h_corrupt (seed 000 §2.1): what the corruption changed in the residual stream at that point."""
+) -> Float[Tensor, "batch *d"]:
+    """d = h_clean − h_corrupt (seed 000 §2.1): what the corruption changed at that point ((batch, head, d_head) at
+    per-head sites)."""
     clean, corrupt = read_site(model, batch, site, layer, position)
     return clean - corrupt
 

@@ -85,7 +85,9 @@ def test_saved_files(tiny_gpt2, student, ioi_s2, tmp_path):
     assert {"examples", "metric_clean", "task_config", "student", "checkpoints", "mean_r", "mean_r_ci"} <= set(payload)
     assert set(payload["checkpoints"][0]) == {
         "teacher_layer", "student_layer", "site", "position", "modified", "delta_teacher", "delta_student",
-        "pearson_r", "p_value", "note"}
+        "pearson_r", "p_value", "note", "head", "student_head", "r_out", "saturation_teacher", "saturation_student",
+        "saturated", "partial_r", "partial_p", "partial_r_ci"}
+    assert {"r_out", "mechanistic_r", "mechanistic_r_ci", "n_checkpoints_mechanistic"} <= set(payload)
     assert payload["checkpoints"][1]["pearson_r"] is None  # JSON null, never NaN
     assert (tmp_path / "consistency.csv").read_text().count("\n") == 1 + 2 * len(ioi_s2)
 
@@ -105,3 +107,24 @@ def test_refuses_bad_layers_and_maps(tiny_gpt2, student, ioi_s2):
         causal_consistency(tiny_gpt2, student, ioi_s2, [_point(1, "end")], {1: 1})
     with pytest.raises(InputError, match="unknown position 'x'"):
         causal_consistency(tiny_gpt2, student, ioi_s2, [_point(0, "x")], {0: 0})
+
+
+def test_head_checkpoints_map_to_student_heads(tiny_gpt2, student, ioi_abc):
+    """A z checkpoint is a head at a position: the teacher's 4 heads map proportionally onto the student's 2
+    (h → h·2//4), and each side's Δ is that model's own single-head Write, recomputed with patch_sites."""
+    from rcid_tl.interventions.write import PatchSite, patch_sites
+    from rcid_tl.hooks.names import Site
+    from rcid_tl.metrics import metric_for
+
+    points = [Checkpoint(0, "end", "z", 1.0, False, head=h) for h in (1, 3)]
+    result = causal_consistency(tiny_gpt2, student, ioi_abc, points, {0: 0, 1: 0}, n_bootstrap=20)
+    assert [(c["head"], c["student_head"]) for c in result.checkpoints] == [(1, 0), (3, 1)]
+    expected, _ = patch_sites(student, ioi_abc.batch(), [PatchSite(Site.Z, 0, "end", h) for h in (0, 1)],
+                              metric_for(ioi_abc))
+    for entry, row in zip(result.checkpoints, expected):
+        assert entry["delta_student"] == pytest.approx(row.tolist(), abs=TOL)
+    itself = causal_consistency(tiny_gpt2, tiny_gpt2, ioi_abc, points, {0: 0, 1: 1}, n_bootstrap=20)
+    assert all(c["pearson_r"] == pytest.approx(1.0) and c["student_head"] == c["head"] for c in itself.checkpoints)
+    with pytest.raises(InputError, match="head 0.4 is out of range"):
+        causal_consistency(tiny_gpt2, student, ioi_abc, [Checkpoint(0, "end", "z", 1.0, False, head=4)],
+                           {0: 0, 1: 0})

@@ -23,12 +23,13 @@ def checkpoints_file(tmp_path_factory, tiny_gpt2_dir):
 def test_checkpoints_then_consistency(cli, tiny_gpt2_dir, student_dir, checkpoints_file, tmp_path):
     out = checkpoints_file.parent
     run = cli("checkpoints", "--model", tiny_gpt2_dir, "--task", "ioi", "--n", "6", "--corruption", "abc",
-              "--top-k", "3", "--min-unmodified", "2", "--out", out)
+              "--top-k", "3", "--min-unmodified", "2", "--max-saturation", "inf", "--out", out)
     assert run.code == 0, run.stderr
     assert "position" in run.stderr and "3 checkpoints at resid_post" in run.stderr
     saved = json.loads(checkpoints_file.read_text())
     assert saved["rcid_tl_version"] == __version__ and saved["model"] == str(tiny_gpt2_dir)
-    assert saved["selection"] == {"top_k": 3, "min_unmodified": 2, "site": "resid_post"}
+    assert saved["selection"] == {"top_k": 3, "min_unmodified": 2, "site": "resid_post", "max_saturation": None}
+    assert all(isinstance(c["saturation"], float) for c in saved["checkpoints"])  # measured, none skipped
     assert len(saved["checkpoints"]) == 3 and sum(not c["modified"] for c in saved["checkpoints"]) >= 2
     assert (out / "checkpoints.csv").read_text().count("\n") == 4
 
@@ -51,9 +52,12 @@ def test_consistency_of_a_model_with_itself_auto_checkpoints(cli, tiny_gpt2_dir,
               "--layer-map", "cka", "--n-bootstrap", "20", "--out", tmp_path / "self")
     assert run.code == 0, run.stderr
     payload = json.loads((tmp_path / "self" / "consistency.json").read_text())
-    assert payload["config"]["checkpoints"] == "auto" and len(payload["checkpoints"]) == 3
+    # the default selection skips saturated points (on this model every `end` point but layer 0's)
+    assert payload["config"]["checkpoints"] == "auto" and 1 <= len(payload["checkpoints"]) <= 3
+    assert all(not c["saturated"] and abs(c["saturation_teacher"]) < 0.9 for c in payload["checkpoints"])
     assert payload["config"]["layer_map"] == {"0": 0, "1": 1}  # CKA finds each layer's own copy
     assert all(c["pearson_r"] == pytest.approx(1.0) for c in payload["checkpoints"])
+    assert payload["r_out"] == pytest.approx(1.0) and payload["mechanistic_r"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("entry,message", [
@@ -72,7 +76,9 @@ def test_bad_checkpoints_file(cli, tiny_gpt2_dir, student_dir, tmp_path, entry, 
 
 @pytest.mark.parametrize("args,message", [
     (["checkpoints", "--top-k", "0"], "--top-k must be ≥ 1, got 0"),
-    (["checkpoints", "--site", "z"], "'z' cannot be a checkpoint site"),
+    (["checkpoints", "--site", "k"], "'k' cannot be a checkpoint site"),
+    (["checkpoints", "--max-saturation", "0"], "--max-saturation must be > 0"),
+    (["consistency", "--student", "STUDENT", "--head-map", "nearest"], "unknown --head-map 'nearest'"),
     (["consistency", "--student", "STUDENT", "--top-k", "0"], "--top-k must be ≥ 1, got 0"),
     (["consistency", "--student", "STUDENT", "--layer-map", "diagonal"], "unknown --layer-map 'diagonal'"),
     (["consistency", "--student", "STUDENT", "--checkpoints", "no-such.json"], "'no-such.json' not found"),

@@ -1,0 +1,76 @@
+"""Separating mechanism from behaviour in causal consistency.
+
+Noising a point that carries the whole answer (e.g. the residual stream at the answer position) moves the output to
+the corrupt run's, so Δ there equals the output difference clean − corrupt: Pearson(Δ_T, Δ_S) at such a point is just
+the correlation of the two models' behaviour. Three quantities say how much of r is mechanism:
+
+- r_out: Pearson of the teacher's and the student's output differences (the behavioural baseline);
+- the saturation ratio mean Δ / mean(clean − corrupt) (1: the point carries the whole effect);
+- the partial correlation of Δ_T and Δ_S controlling for both output differences: what the two effects share beyond
+  what each model's behaviour explains (residuals of least squares on [1, o_T, o_S], correlated).
+"""
+
+import math
+
+import numpy as np
+from scipy import stats
+
+SATURATED = 0.9  # teacher saturation ratio at or above which a checkpoint measures behaviour, not mechanism
+RESIDUAL_TOL = 1e-5  # relative spread below which a residual is float noise (Δ fully explained by the outputs)
+
+
+def saturation_ratio(delta: np.ndarray, output_diff: np.ndarray) -> float:
+    """mean Δ / mean(clean − corrupt); nan when the model's mean output difference is zero."""
+    denominator = float(np.mean(output_diff))
+    return float(np.mean(delta)) / denominator if denominator != 0 else math.nan
+
+
+def _residuals(y: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    """y minus its least-squares fit on [1, covariates], over the last axis; y (..., n), covariates (..., n, k)."""
+    design = np.concatenate([np.ones((*covariates.shape[:-1], 1)), covariates], axis=-1)
+    coef = np.linalg.pinv(design) @ y[..., None]
+    return y - (design @ coef)[..., 0]
+
+
+def _degenerate(residual: np.ndarray, y: np.ndarray) -> np.ndarray | np.bool_:
+    return np.ptp(residual, axis=-1) <= RESIDUAL_TOL * (1.0 + np.abs(y).max(axis=-1))
+
+
+def partial_correlation(x: np.ndarray, y: np.ndarray, covariates: np.ndarray) -> tuple[float, float]:
+    """Partial Pearson r of x and y given `covariates` (n, k), and its two-sided p (t test, n − 2 − k degrees of
+    freedom); (nan, nan) when x or y is fully explained by the covariates."""
+    rx, ry = _residuals(x, covariates), _residuals(y, covariates)
+    if _degenerate(rx, x) or _degenerate(ry, y):
+        return math.nan, math.nan
+    r = float(np.clip(stats.pearsonr(rx, ry)[0], -1.0, 1.0))
+    dof = len(x) - 2 - covariates.shape[1]
+    if dof < 1:
+        return r, math.nan
+    t = r * math.sqrt(dof / max(1e-300, 1 - r * r))
+    return r, float(2 * stats.t.sf(abs(t), dof))
+
+
+def bootstrap_partial(dt: np.ndarray, ds: np.ndarray, covariates: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Partial r per (checkpoint, resample): dt, ds (checkpoint, n), covariates (n, k), idx (boot, n) example
+    indices; nan where a resample leaves a residual constant."""
+    cov = covariates[idx]  # (boot, n, k)
+    out = np.full((dt.shape[0], idx.shape[0]), np.nan)
+    for k in range(dt.shape[0]):
+        x, y = dt[k][idx], ds[k][idx]  # (boot, n)
+        rx, ry = _residuals(x, cov), _residuals(y, cov)
+        bad = _degenerate(rx, x) | _degenerate(ry, y)
+        rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (rx * ry).sum(-1) / np.sqrt((rx * rx).sum(-1) * (ry * ry).sum(-1))
+        out[k] = np.where(bad, np.nan, r)
+    return out
+
+
+def percentile_ci(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of the finite samples; (nan, nan) when there are none."""
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail])
+    return float(lo), float(hi)
