@@ -23,7 +23,9 @@ from rcid_tl.tasks.registry import TaskSpec
 
 ATTENTION_SCORES = ("previous_token", "duplicate_token", "induction", "end_to_io", "end_to_s2", "copy",
                     "negative_copy")  # fractions, 0..1
-EFFECT_SCORES = ("direct_effect", "s_inhibition", "compensation")  # logit-difference units
+# logit-difference units; direct_logit_attribution (final-norm scale frozen) beside the path-patched direct effect,
+# which also carries the final norm's rescaling of every other component
+EFFECT_SCORES = ("direct_effect", "direct_logit_attribution", "s_inhibition", "compensation")
 SCORES = ATTENTION_SCORES + EFFECT_SCORES
 
 
@@ -99,7 +101,7 @@ def find_head_classes(config: HeadsConfig, model: TransformerBridge | None = Non
     name_movers, _ = movers(scores, baseline, config.thresholds)
     scores["s_inhibition"] = s_inhibition(bridge, batch, logit_diff, name_movers, config.rows_per_forward)
     clean_dla, ablated_dla = compensation(bridge, batch, name_movers)
-    scores["compensation"] = ablated_dla - clean_dla
+    scores["direct_logit_attribution"], scores["compensation"] = clean_dla, ablated_dla - clean_dla
     classes = assign_classes(scores, baseline, config.thresholds)
     header = result_header(model_label(bridge), dataset, config.task.seed, "logit_diff", metrics)
     header["config"] = {"repeat_n": config.repeat_n, "repeat_length": config.repeat_length,
