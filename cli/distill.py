@@ -76,7 +76,8 @@ def distill(
     cc = m["causal_consistency"]
     ci = ", ".join("nan" if x is None else f"{x:.3f}" for x in cc["mean_r_ci"])
     ppl = "n/a" if m["perplexity"] is None else f"{m['perplexity']:.2f}"
-    mean_r = "nan" if cc["mean_r"] is None else f"{cc['mean_r']:.3f}"
+    value = lambda key: "nan" if cc.get(key) is None else f"{cc[key]:.3f}"  # noqa: E731
     Console(stderr=True, soft_wrap=True).print(
         f"{m['method']} seed {m['seed']}: accuracy {m['accuracy']:.3f}, {m['metric']} {m['metric_mean']:+.3f}, "
-        f"perplexity {ppl}, causal consistency {mean_r} [{ci}]; wrote {out}")
+        f"perplexity {ppl}, causal consistency {value('mean_r')} [{ci}], mechanistic r {value('mechanistic_r')}, "
+        f"r_out {value('r_out')}; wrote {out}")

@@ -33,7 +33,8 @@ def evaluate(
     result = run_evaluate(config, out)
     s, cc = result["student"], result["consistency"]
     ppl = "n/a" if s["perplexity"] is None else f"{s['perplexity']:.2f}"
-    mean_r = "nan" if cc["mean_r"] is None else f"{cc['mean_r']:.3f}"
+    value = lambda key: "nan" if cc.get(key) is None else f"{cc[key]:.3f}"  # noqa: E731
     Console(stderr=True, soft_wrap=True).print(
         f"accuracy {s['accuracy']:.3f}, {s['metric']} {s['metric_mean']:+.3f}, perplexity {ppl}, causal consistency "
-        f"{mean_r}; wrote {out}/evaluation.json")
+        f"{value('mean_r')}, mechanistic r {value('mechanistic_r')}, r_out {value('r_out')}; wrote "
+        f"{out}/evaluation.json")

@@ -65,7 +65,8 @@ def evaluate_student(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Task scores and perplexity of the student (and of the teacher, for reference) and the causal consistency
-    of the student with the teacher: mean Pearson r over checkpoints with its bootstrap CI, and r per checkpoint."""
+    of the student with the teacher: mean Pearson r over checkpoints, the behavioural baseline r_out and the
+    mechanistic r (mean partial r over unsaturated checkpoints), each with its bootstrap CI, and r per checkpoint."""
     teacher.eval()
     student.eval()
     ppl = (lambda m: perplexity(m, text_rows)) if text_rows is not None else (lambda m: None)  # noqa: E731
@@ -77,8 +78,12 @@ def evaluate_student(
         "teacher": {**task_scores(teacher, dataset, batch_size), "perplexity": ppl(teacher)},
         "consistency": {
             "mean_r": finite(cc.mean_r), "mean_r_ci": [finite(x) for x in cc.mean_r_ci],
-            "checkpoints": [{k: c[k] for k in ("teacher_layer", "student_layer", "site", "position", "modified",
-                                                "pearson_r", "p_value")} for c in cc.checkpoints],
+            "mechanistic_r": finite(cc.mechanistic_r), "mechanistic_r_ci": [finite(x) for x in cc.mechanistic_r_ci],
+            "n_checkpoints_mechanistic": cc.n_mechanistic, "r_out": finite(cc.r_out),
+            "checkpoints": [{k: c[k] for k in ("teacher_layer", "student_layer", "site", "position", "head",
+                                                "student_head", "modified", "pearson_r", "p_value",
+                                                "saturation_teacher", "saturated", "partial_r", "partial_p")}
+                            for c in cc.checkpoints],
         },
         "n_examples": len(dataset),
     }

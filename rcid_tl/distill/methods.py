@@ -16,7 +16,7 @@ from rcid_tl.alignment.procrustes import ProcrustesMap
 from rcid_tl.consistency.checkpoints import Checkpoint
 from rcid_tl.distill.losses import fitnets_term, informed_fitnets_term, kd_loss, rcid_term
 from rcid_tl.distill.targets import TeacherTargets
-from rcid_tl.errors import parse_choice
+from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.read import at_positions, capture
 from rcid_tl.models.loading import namer
@@ -41,29 +41,47 @@ def parse_method(value: str) -> Method:
 @dataclass(frozen=True)
 class Pairing:
     """One matched pair of activations: teacher (site, layer) ↔ student (site, mapped layer), at a named position
-    (checkpoint methods) or at every token (`position=None`, FitNets)."""
+    (checkpoint methods) or at every token (`position=None`, FitNets); at a per-head site (z), teacher head
+    `teacher_head` ↔ student head `student_head`."""
 
     site: str
     teacher_layer: int
     student_layer: int
     position: str | None
+    teacher_head: int | None = None
+    student_head: int | None = None
 
     @property
     def key(self) -> str:  # ModuleDict keys may not contain dots
-        return f"{self.site}-{self.teacher_layer}"
+        head = "" if self.teacher_head is None else f"-{self.teacher_head}"
+        return f"{self.site}-{self.teacher_layer}{head}"
+
+    def teacher_part(self, act: Tensor) -> Tensor:
+        """The teacher head's slice of a per-head activation (..., head, d_head); whole-vector sites unchanged."""
+        return act if self.teacher_head is None else act[..., self.teacher_head, :]
+
+    def student_part(self, act: Tensor) -> Tensor:
+        return act if self.student_head is None else act[..., self.student_head, :]
 
 
 def pairings_for(
-    method: Method, checkpoints: Sequence[Checkpoint], layer_map: dict[int, int], n_student_layers: int
+    method: Method, checkpoints: Sequence[Checkpoint], layer_map: dict[int, int], n_student_layers: int,
+    head_map: dict[tuple[int, int], int] | None = None,
 ) -> list[Pairing]:
     """The activation pairs `method` matches. FitNets pairs each student layer with the deepest teacher layer the
-    map sends to it (Romero et al.'s hint/guided layers); the checkpoint methods use the checkpoints."""
+    map sends to it (Romero et al.'s hint/guided layers); the checkpoint methods use the checkpoints, a head
+    checkpoint matched to the student head `head_map` gives (see `rcid_tl.alignment.heads`)."""
     if method is Method.STANDARD_KD:
         return []
     if method is Method.FITNETS:
         deepest = {s: max(t for t, s2 in layer_map.items() if s2 == s) for s in sorted(set(layer_map.values()))}
         return [Pairing(Site.RESID_POST.value, t, s, None) for s, t in deepest.items() if s < n_student_layers]
-    return [Pairing(c.site, c.layer, layer_map[c.layer], c.position) for c in checkpoints]
+    if len({c.head is None for c in checkpoints}) > 1:
+        raise InputError("checkpoints mix per-head (z) and whole-vector sites; a distillation run matches one kind")
+    if any(c.head is not None for c in checkpoints) and head_map is None:
+        raise InputError("head checkpoints need a head map")
+    return [Pairing(c.site, c.layer, layer_map[c.layer], c.position, c.head,
+                    None if c.head is None else head_map[c.layer, c.head]) for c in checkpoints]
 
 
 class Objective(nn.Module):
@@ -120,9 +138,10 @@ class Objective(nn.Module):
             student = [a[:n] for a in acts]  # (batch, pos, d_s)
             return fitnets_term(student, list(targets.layers.unbind(2)), projections, mask.to(student[0].device))
         maps = [self.maps[p.key] for p in self.pairings]
-        clean = [at_positions(a[:n], batch.position(p.position)) for a, p in zip(acts, self.pairings)]
+        clean = [p.student_part(at_positions(a[:n], batch.position(p.position))) for a, p in zip(acts, self.pairings)]
         if self.method is Method.INFORMED_FITNETS:
             return informed_fitnets_term(clean, list(targets.states.unbind(1)), maps)
-        corrupt = [at_positions(a[n:], batch.position(p.position)) for a, p in zip(acts, self.pairings)]
+        corrupt = [p.student_part(at_positions(a[n:], batch.position(p.position)))
+                   for a, p in zip(acts, self.pairings)]
         imprints = [c - k for c, k in zip(clean, corrupt)]  # (batch, d_s) each, with gradients
         return rcid_term(imprints, list(targets.imprints.unbind(1)), maps)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl import __version__
+from rcid_tl.alignment.heads import proportional_head_map
 from rcid_tl.alignment.layers import proportional_layer_map
 from rcid_tl.artifacts import write_json
 from rcid_tl.consistency.causal import check_same_tokenizer
@@ -109,7 +110,8 @@ def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Set
         checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, train.position_names,
                                        teacher.cfg.n_heads)
     layer_map = proportional_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
-    pairings = pairings_for(config.method, checkpoints, layer_map, student.cfg.n_layers)
+    head_map = proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
+    pairings = pairings_for(config.method, checkpoints, layer_map, student.cfg.n_layers, head_map)
     return Setup(teacher, student, train, evaluation, checkpoints, layer_map, pairings, text)
 
 

@@ -63,10 +63,10 @@ def precompute_targets(
             part["logits"] = torch.nn.functional.pad(logits.float().cpu(), (0, 0, 0, pad))
         else:
             part["logits"] = at_positions(logits, batch.answer_pos)[:, None].float().cpu()
-        states = [at_positions(clean[hook[p]], batch.position(p.position)) for p in at_pos]
+        states = [p.teacher_part(at_positions(clean[hook[p]], batch.position(p.position))) for p in at_pos]
         if at_pos:
             _, corrupt = _forward(teacher, batch.corrupt, sorted({hook[p] for p in at_pos}))
-            lows = [at_positions(corrupt[hook[p]], batch.position(p.position)) for p in at_pos]
+            lows = [p.teacher_part(at_positions(corrupt[hook[p]], batch.position(p.position))) for p in at_pos]
             part["imprints"] = torch.stack([h - k for h, k in zip(states, lows)], 1).cpu()
             part["states"] = torch.stack(states, 1).cpu()
         if every:
@@ -77,7 +77,8 @@ def precompute_targets(
     # under torchrun each process computes its share of the chunks and every process gets all of them
     chunks = map_shards(range(0, len(dataset), batch_size), chunk_targets, "teacher targets")
     parts = {key: [c[key] for c in chunks if key in c] for key in ("logits", "states", "imprints", "layers")}
-    n, d = len(dataset), teacher.cfg.d_model
+    n = len(dataset)
+    d = teacher.cfg.d_head if any(p.teacher_head is not None for p in at_pos) else teacher.cfg.d_model
     cat = lambda key, empty: torch.cat(parts[key]) if parts[key] else empty  # noqa: E731
     return TeacherTargets(
         logits=torch.cat(parts["logits"]),
@@ -98,6 +99,7 @@ def fit_maps(
     t_names, s_names = namer(teacher), namer(student)
     wanted = {p.key: (t_names.name(Site(p.site), p.teacher_layer), s_names.name(Site(p.site), p.student_layer))
               for p in pairings}
+    pairing_of = {p.key: p for p in pairings}
     rows = list(range(min(n_fit, len(dataset))))
     xs: dict[str, list[Tensor]] = {k: [] for k in wanted}
     ys: dict[str, list[Tensor]] = {k: [] for k in wanted}
@@ -107,8 +109,8 @@ def fit_maps(
         real = torch.arange(batch.clean.shape[1])[None, :] <= batch.answer_pos[:, None]  # (batch, pos)
         _, t_acts = _forward(teacher, batch.clean, sorted({t for t, _ in wanted.values()}))
         _, s_acts = _forward(student, batch.clean, sorted({s for _, s in wanted.values()}))
-        return {key: (s_acts[s_name][real.to(s_acts[s_name].device)].float().cpu(),
-                      t_acts[t_name][real.to(t_acts[t_name].device)].float().cpu())
+        return {key: (pairing_of[key].student_part(s_acts[s_name][real.to(s_acts[s_name].device)]).float().cpu(),
+                      pairing_of[key].teacher_part(t_acts[t_name][real.to(t_acts[t_name].device)]).float().cpu())
                 for key, (t_name, s_name) in wanted.items()}
 
     for acts in map_shards(range(0, len(rows), batch_size), chunk_acts, "fitting W*"):
