@@ -20,7 +20,8 @@ def direct_effects(
     model: TransformerBridge, batch: Batch, metric: Metric, rows_per_forward: int = 64
 ) -> tuple[Float[Tensor, "layer head"], RunMetrics]:
     """Mean Δ per head by path patching each head (all positions) into the final residual stream at END: the part of
-    the head's effect that reaches the logits directly. Positive: the head's clean output favours the IO."""
+    the head's effect that reaches the logits without passing through another head (MLPs recompute, as in Wang et
+    al.). Positive: the head's clean output favours the IO."""
     heads = namer(model).all_heads()
     final = (Receiver(Site.RESID_POST, model.cfg.n_layers - 1),)
     delta, metrics = path_patch(model, batch, [PathPatch((h,), final) for h in heads], metric,

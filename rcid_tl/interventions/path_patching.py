@@ -1,10 +1,11 @@
 """Path patching (Wang et al. 2023, §3.1 and App. B): the effect of sender heads through chosen receivers only.
 
 Pass 1 caches the clean and corrupt runs. Pass 2 runs the clean prompt with the senders' z from the corrupt run and
-every other head's z (and, by default, every MLP's output) frozen at its clean value, and records the receivers'
-inputs. Pass 3 runs the clean prompt with only those receiver inputs replaced, and reads the metric. The effect is
-Δ = metric(clean) − metric(pass 3). Many (patch, example) pairs share a forward, one per batch row, as in
-`patch_sites`.
+every other head's z frozen at its clean value, and records the receivers' inputs. MLPs and norms recompute, as in the
+paper (it takes heads as the circuit's nodes, so a sender → MLP → receiver path counts as direct); `freeze_mlps`
+freezes every MLP's output at its clean value too, keeping only paths through the residual stream. Pass 3 runs the
+clean prompt with only those receiver inputs replaced, and reads the metric. The effect is Δ = metric(clean) −
+metric(pass 3). Many (patch, example) pairs share a forward, one per batch row, as in `patch_sites`.
 """
 
 from collections.abc import Sequence
@@ -73,13 +74,12 @@ def path_patch(
     metric: Metric,
     sender_positions: tuple[str, ...] | None = None,
     receiver_positions: tuple[str, ...] | None = None,
-    freeze_mlps: bool = True,
+    freeze_mlps: bool = False,
     rows_per_forward: int = 64,
 ) -> tuple[Float[Tensor, "patch batch"], RunMetrics]:
     """Δ per (patch, example) and the clean/corrupt metrics. Senders are patched at `sender_positions` and receivers
-    at `receiver_positions` (None: every position). With `freeze_mlps` (Wang et al.'s choice: only the sender and
-    the receivers are left unfrozen) paths through MLPs are cut; without it MLPs recompute and count as part of the
-    path. Exact: each row is one unbatched three-pass run."""
+    at `receiver_positions` (None: every position). MLPs recompute (Wang et al.) unless `freeze_mlps`, which cuts
+    the paths through them. Exact: each row is one unbatched three-pass run."""
     _check(model, batch, patches, sender_positions, receiver_positions)
     names = namer(model)
     z_names = [names.name(Site.Z, layer) for layer in range(model.cfg.n_layers)]
