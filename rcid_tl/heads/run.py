@@ -107,6 +107,7 @@ def find_head_classes(config: HeadsConfig, model: TransformerBridge | None = Non
     header["config"] = {"repeat_n": config.repeat_n, "repeat_length": config.repeat_length,
                         "repeated_tokens": tokens.tolist(), "thresholds": vars(config.thresholds),
                         "corruption": config.task.corruption, "rows_per_forward": config.rows_per_forward,
+                        "path_patching": "other heads frozen at clean z, MLPs and norms recomputed",
                         "device": config.model.device, "dtype": config.model.dtype}
     return HeadsResult(
         header=header,
