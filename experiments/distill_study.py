@@ -61,7 +61,10 @@ def collect(out: Path) -> list[dict]:
             rows.append({
                 "method": method, "seed": seed, "accuracy": m["accuracy"], "logit_diff": m["metric_mean"],
                 "perplexity": m["perplexity"], "mean_r": cc["mean_r"], "ci_low": cc["mean_r_ci"][0],
-                "ci_high": cc["mean_r_ci"][1], "wall_s": m["wall_s"],
+                "ci_high": cc["mean_r_ci"][1], "mechanistic_r": cc.get("mechanistic_r"),
+                "mech_ci_low": (cc.get("mechanistic_r_ci") or [None, None])[0],
+                "mech_ci_high": (cc.get("mechanistic_r_ci") or [None, None])[1],
+                "n_mechanistic": cc.get("n_checkpoints_mechanistic"), "r_out": cc.get("r_out"), "wall_s": m["wall_s"],
                 "r_per_checkpoint": {f"L{c['teacher_layer']}:{c['position']}": c["pearson_r"]
                                      for c in cc["checkpoints"]},
                 "teacher": m["teacher_scores"],
@@ -76,7 +79,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         if not mine:
             continue
         entry = {"method": method, "n_seeds": len(mine)}
-        for key in ("accuracy", "logit_diff", "perplexity", "mean_r"):
+        for key in ("accuracy", "logit_diff", "perplexity", "mean_r", "mechanistic_r", "r_out"):
             values = [r[key] for r in mine if r[key] is not None]
             entry[key] = statistics.fmean(values) if values else None
             entry[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -86,14 +89,21 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], summary: list[dict]) -> str:
     f = lambda x, p=3: "–" if x is None else f"{x:.{p}f}"  # noqa: E731
-    lines = ["| method | seed | accuracy | logit diff | perplexity | causal consistency r [95% CI] |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | seed | accuracy | logit diff | perplexity | mean r [95% CI] | mechanistic r [95% CI] (k) "
+             "| r_out |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['seed']} | {f(r['accuracy'])} | {f(r['logit_diff'], 2)} | {f(r['perplexity'], 1)} "
-              f"| {f(r['mean_r'])} [{f(r['ci_low'])}, {f(r['ci_high'])}] |" for r in rows]
-    lines += ["", "| method | accuracy | logit diff | perplexity | causal consistency r |", "|---|---|---|---|---|"]
+              f"| {f(r['mean_r'])} [{f(r['ci_low'])}, {f(r['ci_high'])}] | {f(r.get('mechanistic_r'))} "
+              f"[{f(r.get('mech_ci_low'))}, {f(r.get('mech_ci_high'))}] ({r.get('n_mechanistic', '–')}) "
+              f"| {f(r.get('r_out'))} |" for r in rows]
+    lines += ["", "| method | accuracy | logit diff | perplexity | mean r | mechanistic r | r_out |",
+              "|---|---|---|---|---|---|---|"]
     lines += [f"| {s['method']} | {f(s['accuracy'])} ± {f(s['accuracy_sd'])} | {f(s['logit_diff'], 2)} ± "
               f"{f(s['logit_diff_sd'], 2)} | {f(s['perplexity'], 1)} ± {f(s['perplexity_sd'], 1)} | {f(s['mean_r'])} ± "
-              f"{f(s['mean_r_sd'])} |" for s in summary]
+              f"{f(s['mean_r_sd'])} | {f(s.get('mechanistic_r'))} ± {f(s.get('mechanistic_r_sd'))} | "
+              f"{f(s.get('r_out'))} ± {f(s.get('r_out_sd'))} |" for s in summary]
+    lines += ["", "mean r: Pearson(Δ_T, Δ_S) averaged over checkpoints; mechanistic r: the partial r controlling for "
+              "both models' output differences, averaged over the k unsaturated checkpoints; r_out: the correlation "
+              "of the two models' output differences alone (the behavioural baseline)."]
     if rows:
         t = rows[0]["teacher"]
         lines += ["", f"Teacher on the same examples: accuracy {f(t['accuracy'])}, "
@@ -105,7 +115,9 @@ def markdown(rows: list[dict], summary: list[dict]) -> str:
 # one colour per method in every panel (plotly would restart its colour cycle in each panel)
 COLOURS = {"standard-kd": "#1f77b4", "fitnets": "#ff7f0e", "informed-fitnets": "#2ca02c", "rcid": "#d62728"}
 PANELS = (("accuracy", "accuracy", "accuracy"), ("logit_diff", "logit difference", "metric_mean"),
-          ("perplexity", "perplexity (held out, log scale)", "perplexity"), ("mean_r", "causal consistency (mean r)", None))
+          ("perplexity", "perplexity (held out, log scale)", "perplexity"), ("mean_r", "causal consistency (mean r)", None),
+          ("mechanistic_r", "mechanistic r (partial, unsaturated)", None))
+INTERVALS = {"mean_r": ("ci_low", "ci_high"), "mechanistic_r": ("mech_ci_low", "mech_ci_high")}
 
 
 def figure(rows: list[dict], run_args: list[str]):
@@ -116,11 +128,12 @@ def figure(rows: list[dict], run_args: list[str]):
     fig = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[t for _, t, _ in PANELS], horizontal_spacing=0.07)
     for col, (key, _, teacher_key) in enumerate(PANELS, start=1):
         for method in METHODS:
-            mine = [r for r in rows if r["method"] == method and r[key] is not None]
+            mine = [r for r in rows if r["method"] == method and r.get(key) is not None]
             error = None
-            if key == "mean_r":
-                error = dict(type="data", symmetric=False, array=[r["ci_high"] - r["mean_r"] for r in mine],
-                             arrayminus=[r["mean_r"] - r["ci_low"] for r in mine])
+            if key in INTERVALS:
+                low, high = INTERVALS[key]
+                error = dict(type="data", symmetric=False, array=[(r[high] or r[key]) - r[key] for r in mine],
+                             arrayminus=[r[key] - (r[low] or r[key]) for r in mine])
             fig.add_trace(go.Scatter(x=[method] * len(mine), y=[r[key] for r in mine], mode="markers", error_y=error,
                                      marker={"color": COLOURS[method], "size": 9}, legendgroup=method,
                                      text=[f"seed {r['seed']}" for r in mine], name=method, showlegend=col == 1),
@@ -133,7 +146,7 @@ def figure(rows: list[dict], run_args: list[str]):
     fig.update_layout(
         title=(f"world-gpt2 → 2×64 student on IOI (s2-io corruption), {len({r['seed'] for r in rows})} seeds per "
                f"method<br><sub>evaluated on n = {option.get('--eval-n', '?')} held-out examples after "
-               f"{option.get('--steps', '?')} steps; metric: logit difference; error bars: 95% bootstrap CI of mean r; "
+               f"{option.get('--steps', '?')} steps; metric: logit difference; error bars: 95% bootstrap CIs; "
                "dashed: the teacher</sub>"),
         height=480, autosize=True, margin={"t": 110},
         legend={"orientation": "h", "yanchor": "top", "y": -0.08, "xanchor": "center", "x": 0.5},
@@ -170,7 +183,8 @@ def main() -> None:
     table = markdown(rows, summary)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.results.with_suffix(".json"), {"runs": rows, "summary": summary, "run_args": RUN_ARGS + args.extra})
-    header = ["method", "seed", "accuracy", "logit_diff", "perplexity", "mean_r", "ci_low", "ci_high", "wall_s"]
+    header = ["method", "seed", "accuracy", "logit_diff", "perplexity", "mean_r", "ci_low", "ci_high", "mechanistic_r",
+              "mech_ci_low", "mech_ci_high", "n_mechanistic", "r_out", "wall_s"]
     write_csv(args.results.with_suffix(".csv"), header, [[r[k] for k in header] for r in rows])
     write_text(args.results.with_suffix(".md"), table)
     replot(args.results)
