@@ -177,8 +177,9 @@ def train_loop(
     forward = _Step(modules, loss_at, precision, device_type)
     if world().distributed:
         # Some trained parameters get no gradient from some objectives (as in one process, where their grad stays
-        # None and AdamW skips them); DDP must be told, or it waits for them.
-        forward = DistributedDataParallel(forward, find_unused_parameters=True)
+        # None and AdamW skips them), the same ones every step: a static graph lets DDP learn them once instead of
+        # searching the graph each step. Buffers never change in training (eval mode), so none are re-broadcast.
+        forward = DistributedDataParallel(forward, static_graph=True, broadcast_buffers=False)
     try:
         with log_path.open("a") if main else nullcontext() as log_file:
             for step in track(range(step, end), phase, total=end - step):
