@@ -26,6 +26,7 @@ from rcid_tl.cli.checkpoints import checkpoints
 from rcid_tl.cli.consistency import consistency
 from rcid_tl.cli.patch import patch
 from rcid_tl.errors import InputError
+from rcid_tl.progress import announce_after
 
 app = typer.Typer(
     name="rcid-tl", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -42,6 +43,9 @@ app.command()(evaluate)
 app.add_typer(fv_app, name="fv")
 
 
+STARTUP_NOTE_S = 2.0  # a command still running after this long gets a line on stderr
+
+
 class Interrupted(Exception):
     """Ctrl-C inside a command, carried past Typer (which would turn a KeyboardInterrupt into a bare exit code)."""
 
@@ -50,7 +54,9 @@ def _interruptible(command: Callable) -> Callable:
     @functools.wraps(command)  # keeps the signature and annotations Typer reads the options from
     def run(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            # a command validates its options in milliseconds, then imports the library: say so if that is slow
+            with announce_after(STARTUP_NOTE_S, f"{command.__name__.replace('_', ' ')}: loading torch and transformers"):
+                return command(*args, **kwargs)
         except KeyboardInterrupt as err:
             raise Interrupted(str(err)) from None
 

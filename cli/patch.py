@@ -23,7 +23,7 @@ def patch(
 ) -> None:
     """Patch the residual stream (or per-head z) at each (layer, position); Δ = metric(clean) − metric(patched).
 
-    Example: rcid-tl patch --model gpt2 --task ioi --n 50 --site resid_pre --positions io,s2,end --out runs/p
+    Example: rcid-tl patch --model world-gpt2 --task ioi --n 50 --site resid_pre --positions io,s2,end --out runs/p
     """
     check_out(out)
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens

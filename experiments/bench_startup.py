@@ -7,6 +7,7 @@ depend on the machine and its load.
 
     python experiments/bench_startup.py
     python experiments/bench_startup.py --library   # also `import rcid_tl.sweeps.patch` (torch, transformers)
+    python experiments/bench_startup.py --first-progress   # when `rcid-tl patch` first writes to a stderr file
 """
 
 import argparse
@@ -58,11 +59,36 @@ def seconds(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def first_progress(out_dir: Path) -> None:
+    """Seconds until `rcid-tl patch` (world-gpt2, IOI, 50 examples), its stderr a file, writes its first line, and
+    each later line's time: what someone tailing a log sees."""
+    log = out_dir / "stderr.log"
+    with log.open("w") as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen([*CLI, "patch", "--model", "world-gpt2", "--n", "50", "--out", str(out_dir)],
+                                   stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "RCID_TL_PNG": "0"})
+        seen, times = 0, []
+        while process.poll() is None or log.stat().st_size > seen:
+            for line in log.read_bytes()[seen:].splitlines(keepends=True):
+                if line.endswith(b"\n"):  # whole lines only; byte offsets, as st_size counts
+                    times.append((time.perf_counter() - start, line.decode().rstrip()))
+                    seen += len(line)
+            time.sleep(0.02)
+    for at, line in times:
+        print(f"{at:7.2f} s  {line}")
+    print(f"first progress after {times[0][0]:.2f} s; exit {process.returncode} after {time.perf_counter() - start:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--library", action="store_true", help="also time the library import (torch, transformers)")
+    parser.add_argument("--first-progress", action="store_true", help="only the first-progress latency of a patch")
     args = parser.parse_args()
+    if args.first_progress:
+        with tempfile.TemporaryDirectory() as out:
+            first_progress(Path(out))
+        return
     commands = {**COMMANDS, **(LIBRARY if args.library else {})}
     rows = {}
     for name, command in commands.items():

@@ -1,10 +1,13 @@
 """Progress of long library work: a rich bar when stderr is a terminal, plain log lines (start, about every 10%, end)
-when it is a file or pipe, nothing when disabled or when nothing is long."""
+when it is a file or pipe, nothing when disabled or when nothing is long. `stage` does the same for one step without
+items (loading a model, building a task): a spinner, or a start and an end line."""
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
@@ -29,6 +32,34 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         yield from _bar(items, description, total)
     else:  # a log file, nohup, CI: a redrawn bar would show nothing there
         yield from _lines(items, description, total)
+
+
+@contextmanager
+def stage(description: str) -> Iterator[None]:
+    """One step of unknown length: a spinner on a terminal, else a start line and an end line with its duration."""
+    if not ENABLED["value"]:
+        yield
+    elif _stderr_is_terminal():
+        with Console(stderr=True).status(description):
+            yield
+    else:
+        log.info("%s ...", description)
+        t0 = time.perf_counter()
+        yield
+        log.info("%s: done in %s", description, _duration(time.perf_counter() - t0))
+
+
+@contextmanager
+def announce_after(seconds: float, description: str) -> Iterator[None]:
+    """Log `description` once if the block is still running after `seconds` (while a command imports torch and
+    transformers, which takes seconds warm and can take a minute cold, before any other step can report)."""
+    timer = threading.Timer(seconds, lambda: ENABLED["value"] and log.info("%s ...", description))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _stderr_is_terminal() -> bool:

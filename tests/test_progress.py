@@ -58,3 +58,28 @@ def test_the_cli_shows_progress_on_a_piped_stderr(cli, tiny_gpt2_dir, tmp_path):
     assert run.code == 0, run.stderr
     said = [ln for ln in run.stderr.splitlines() if ln.startswith("rcid-tl: patching: ")]
     assert said and re.fullmatch(r"rcid-tl: patching: 0/\d+", said[0]) and "(100%), done in" in said[-1], run.stderr
+
+
+def test_a_stage_logs_its_start_and_its_end(lines):
+    with progress.stage("loading world-gpt2"):
+        assert lines() == ["loading world-gpt2 ..."]  # said before the step, not only after it
+    assert re.fullmatch(r"loading world-gpt2: done in [\d.]+ s", lines()[-1])
+
+
+def test_a_disabled_stage_logs_nothing(lines):
+    set_progress(False)
+    with progress.stage("loading"):
+        pass
+    assert lines() == []
+
+
+def test_a_slow_start_is_announced_once_and_a_quick_one_not_at_all(lines):
+    import time
+
+    with progress.announce_after(0.05, "patch: loading the library"):
+        pass
+    time.sleep(0.1)
+    assert lines() == []
+    with progress.announce_after(0.05, "patch: loading the library"):
+        time.sleep(0.3)
+    assert lines() == ["patch: loading the library ..."]

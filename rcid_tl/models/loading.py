@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from rcid_tl.causalqwen.bridge import attach_causal_hooks, boot_overrides  # also registers the Auto classes
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import HookNamer
+from rcid_tl.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,11 @@ def load_model(
     # Offline, ask only the local cache: the hub client would otherwise retry for about a minute before failing.
     local = path is not None or not hub_reachable()
     try:
-        tokenizer = load_tokenizer(source, local=local)
-        hf_model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, attn_implementation="eager", local_files_only=local, trust_remote_code=False,
-        )
+        with stage(f"loading model {spec}"):  # seconds to minutes for hub-sized models: say so before, not after
+            tokenizer = load_tokenizer(source, local=local)
+            hf_model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, attn_implementation="eager", local_files_only=local, trust_remote_code=False,
+            )
     except InputError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError, json.JSONDecodeError) as err:

@@ -11,6 +11,7 @@ from rcid_tl.checks import check_device
 from rcid_tl.errors import InputError
 from rcid_tl.metrics import RunMetrics
 from rcid_tl.models.loading import load_model, parse_dtype
+from rcid_tl.progress import stage
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
@@ -36,7 +37,8 @@ def prepare(model: ModelSpec | TransformerBridge, task: TaskSpec) -> tuple[Trans
     """Load the model (unless given one) and build the task with its tokenizer."""
     bridge = model.load() if isinstance(model, ModelSpec) else model
     torch.manual_seed(task.seed)
-    return bridge, build_task(task, bridge.tokenizer, bridge.cfg.n_ctx)
+    with stage(f"building the {task.name} examples"):
+        return bridge, build_task(task, bridge.tokenizer, bridge.cfg.n_ctx)
 
 
 def parse_layers(text: str, n_layers: int) -> tuple[int, ...]:
