@@ -22,7 +22,7 @@ def worker(out: Path, repeats: int, steps: int, batch_size: int) -> None:
     import torch
     import torch.distributed as dist
 
-    from rcid_tl.distill.config import OptimConfig
+    from rcid_tl.distill.config import DistillConfig, OptimConfig
     from rcid_tl.distill.methods import Method
     from rcid_tl.distill.run import run_distill
     from rcid_tl.hooks.names import Site
@@ -32,7 +32,6 @@ def worker(out: Path, repeats: int, steps: int, batch_size: int) -> None:
     from rcid_tl.parallel import joined
     from rcid_tl.progress import set_progress
     from rcid_tl.tasks.registry import TaskSpec, build_task
-    from tests.distill.conftest import tiny_config
 
     set_progress(False)
     with joined() as w:
@@ -47,9 +46,11 @@ def worker(out: Path, repeats: int, steps: int, batch_size: int) -> None:
             t0 = time.perf_counter()
             patch_sites(model, dataset.batch(), sites, metric_for(dataset), rows_per_forward=64)
             sweep.append(time.perf_counter() - t0)
-        config = tiny_config(Method.RCID, task=TaskSpec("ioi", n=256, seed=1), batch_size=batch_size, student_shape={},
-                             optim=OptimConfig(steps=steps, lr=1e-3, warmup=2), checkpoint_every=steps,
-                             log_every=steps)
+        # the default student of world-gpt2; a small evaluation, since only the training loop is timed
+        config = DistillConfig(teacher="world-gpt2", method=Method.RCID, task=TaskSpec("ioi", n=256, seed=1),
+                               optim=OptimConfig(steps=steps, lr=1e-3, warmup=2), seed=3, batch_size=batch_size,
+                               top_k=3, eval_n=6, n_fit=8, ppl_rows=2, n_bootstrap=50, checkpoint_every=steps,
+                               log_every=steps)
         run_dir = out.parent / f"distill-{w.size}"
         sync()
         run_distill(config, run_dir)
@@ -60,7 +61,7 @@ def worker(out: Path, repeats: int, steps: int, batch_size: int) -> None:
 
 
 def launch(n: int, out: Path, repeats: int, steps: int, batch_size: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n), __file__,
            "--worker", str(out), "--repeats", str(repeats), "--steps", str(steps),
            "--batch-size", str(batch_size)]
