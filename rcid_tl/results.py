@@ -184,3 +184,23 @@ def checkpoints_frame(result) -> pd.DataFrame:
                          columns=["layer", "position", "site", "mean_norm", "modified"])
     frame.attrs.update({k: result.meta[k] for k in ("model", "task") if k in result.meta})
     return frame
+
+
+def cie_frame(cie: dict) -> pd.DataFrame:
+    """Function-vector head scores: one row per (relation, layer, head), its CIE as Δ log-prob and Δ p over n
+    trials (rcid_tl.fv.ranking.HeadScore)."""
+    return pd.DataFrame([{"relation": q, "layer": s.layer, "head": s.head, "n": s.n,
+                          "mean_delta_logprob": s.mean_delta_logprob, "mean_delta_p": s.mean_delta_p}
+                         for q, scores in cie.items() for s in scores])
+
+
+def aie_figure(cie: dict):
+    """The AIE, the mean CIE (Δ log-prob) over relations, as a (layer × head) heatmap."""
+    from rcid_tl.plotting.heatmaps import layer_heatmap
+
+    frame = cie_frame(cie)
+    grid = frame.pivot_table(index="layer", columns="head", values="mean_delta_logprob", aggfunc="mean")
+    title = (f"Function-vector heads: AIE over {frame.relation.nunique()} relations · "
+             f"n = {int(frame.n.iloc[0])} trials each<br><sub>mean Δ log p(answer) when the head's clean mean output "
+             "is put into corrupted prompts; red: the head carries the task</sub>")
+    return layer_heatmap(grid.to_numpy(), [str(h) for h in grid.columns], title, "AIE (Δ log-prob)", "head")

@@ -59,6 +59,18 @@ class StepDResult:
     cie: dict[str, list[HeadScore]]
     results: dict[str, RelationCIE]
 
+    def to_frame(self):
+        """A tidy pandas DataFrame, one row per (relation, layer, head): its CIE (rcid_tl.results)."""
+        from rcid_tl.results import cie_frame
+
+        return cie_frame(self.cie)
+
+    def figure(self):
+        """AIE per (layer, head): the CIE averaged over relations (a plotly Figure)."""
+        from rcid_tl.results import aie_figure
+
+        return aie_figure(self.cie)
+
 
 def prepare_trials(config: StepDConfig, model: TransformerBridge) -> TrialSnapshot:
     """The trial snapshot: sampled from the relation input, or (override) an existing snapshot re-checked."""
