@@ -81,10 +81,9 @@ def joined() -> Iterator[World]:
     timeout = timedelta(seconds=float(os.environ.get("RCID_TL_COLLECTIVE_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
     dist.init_process_group(backend, timeout=timeout)
     here = world()
-    library, level, shown = logging.getLogger("rcid_tl"), logging.getLogger("rcid_tl").level, progress.ENABLED["value"]
-    quiet = contextlib.ExitStack()
+    shown, quiet = progress.ENABLED["value"], contextlib.ExitStack()
     if not here.main:  # one voice: rank 0 prints; the others' output would repeat it
-        library.setLevel(logging.ERROR)
+        logging.disable(logging.WARNING)  # any logger's level, handlers holding the real stderr included
         progress.set_progress(False)
         sink = quiet.enter_context(open(os.devnull, "w"))
         quiet.enter_context(contextlib.redirect_stdout(sink))
@@ -101,7 +100,8 @@ def joined() -> Iterator[World]:
             raise InputError(f"{err} (rank {here.rank} of {here.size})") from None
         raise  # the caller reports it: a traceback for a bug
     finally:
-        library.setLevel(level)
+        if not here.main:
+            logging.disable(logging.NOTSET)
         progress.set_progress(shown)
         if dist.is_initialized():
             dist.destroy_process_group()
