@@ -2,7 +2,9 @@
 
 Noising (default, seed 000): the corrupt run's value goes into the clean run. Denoising: clean into corrupt. The
 effect is Δ = metric(clean) − metric(patched) per example. Sites are batched by expanding the batch: each row of a
-forward is one (site, example) pair, and one hook per hook point edits only the rows it owns.
+forward is one (site, example) pair, and one hook per hook point edits only the rows it owns. By default each row
+resumes at its patched layer and position from the unpatched run (`engine.resume`); `Engine.FULL` runs every row from
+token ids, the plain reference the fast path is tested against.
 """
 
 from collections.abc import Sequence
@@ -16,6 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
+from rcid_tl.interventions.engine import reference_run, resume
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -28,6 +31,11 @@ PATCHABLE = (Site.RESID_PRE, Site.RESID_MID, Site.RESID_POST, Site.Z, Site.ATTN_
 class Direction(str, Enum):
     NOISING = "noising"  # corrupt value into the clean run
     DENOISING = "denoising"  # clean value into the corrupt run
+
+
+class Engine(str, Enum):
+    RESUME = "resume"  # each row from its patched layer and position on, reading the rest from the unpatched run
+    FULL = "full"  # each row a whole forward from token ids
 
 
 @dataclass(frozen=True)
@@ -54,9 +62,11 @@ def patch_sites(
     metric: Metric,
     direction: Direction = Direction.NOISING,
     rows_per_forward: int = 64,
+    engine: Engine = Engine.RESUME,
 ) -> tuple[Float[Tensor, "site batch"], RunMetrics]:
     """Δ per (site, example) for every site, plus the clean/corrupt metrics. Exact: each row is its own forward's
-    worth of computation; only the batching differs from patching one site at a time."""
+    worth of computation; only the batching (and, with `Engine.RESUME`, what is read back instead of recomputed)
+    differs from patching one site at a time."""
     names = namer(model)
     for s in sites:
         names.check_layer(s.layer)
@@ -64,6 +74,8 @@ def patch_sites(
             raise InputError(f"head {s.layer}.{s.head} is out of range; this model has heads 0..{model.cfg.n_heads - 1}")
         batch.position(s.position)
     hook_names = sorted({names.name(s.site, s.layer) for s in sites})
+    if Engine(engine) is Engine.RESUME:
+        return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, hook_names)
     clean_logits, clean_cache = cache_hooks(model, batch.clean, hook_names, batch.answer_pos)
     corrupt_logits, corrupt_cache = cache_hooks(model, batch.corrupt, hook_names, batch.answer_pos)
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
@@ -83,6 +95,40 @@ def patch_sites(
 
     # under torchrun each process patches its share of the chunks; every process gets all of them back
     patched = torch.cat(map_shards(rows.split(rows_per_forward), patched_metric, "patching"))
+    return metrics.clean[None, :] - patched.view(len(sites), n), metrics
+
+
+def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hook_names):
+    """`patch_sites` on resumed rows: rows sorted by (layer, position), chunks never crossing a layer, each chunk
+    recomputing blocks from its layer and positions from its earliest patched or answer position."""
+    noising = direction is Direction.NOISING
+    source_tokens, target_tokens = (batch.corrupt, batch.clean) if noising else (batch.clean, batch.corrupt)
+    source_logits, source_cache = cache_hooks(model, source_tokens, hook_names, batch.answer_pos)
+    target = reference_run(model, target_tokens, [], batch.answer_pos)
+    clean_logits, corrupt_logits = (target.logits, source_logits) if noising else (source_logits, target.logits)
+    metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
+    plan = _PatchPlan.build(sites, batch, source_cache, namer(model))
+
+    n = len(batch)
+    site_of, example_of = torch.arange(len(sites) * n) // n, torch.arange(len(sites) * n) % n
+    layer_of = torch.tensor([s.layer for s in sites])[site_of]
+    start_of = torch.minimum(plan.position[site_of, example_of], batch.answer_pos[example_of])
+    order = torch.argsort(layer_of * (batch.clean.shape[1] + 1) + start_of, stable=True)
+    chunks = [c for layer in layer_of.unique() for c in order[layer_of[order] == layer].split(rows_per_forward)]
+
+    def patched_metric(chunk: Tensor) -> Tensor:
+        sites_, examples = site_of[chunk], example_of[chunk]
+        sub = batch.take(examples)
+        start = int(start_of[chunk].min())
+        stop = int(torch.maximum(plan.position[sites_, examples], sub.answer_pos).max()) + 1
+        hooks = plan.hooks(sites_, examples, model.cfg.device, offset=start)
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+            logits = resume(model, target, int(layer_of[chunk[0]]), examples, start, stop, sub.answer_pos)
+        return metric(logits, sub).cpu()
+
+    # under torchrun each process patches its share of the chunks; every process gets all of them back
+    patched = torch.empty(len(sites) * n)
+    patched[torch.cat(chunks)] = torch.cat(map_shards(chunks, patched_metric, "patching"))
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
@@ -113,14 +159,15 @@ class _PatchPlan:
         in_place = tuple(site_of_name[name].patch_in_place for name in names)
         return cls(hook_of_site, position, head, names, in_place, tuple(values))
 
-    def hooks(self, site_of: Tensor, example_of: Tensor, device) -> list:
+    def hooks(self, site_of: Tensor, example_of: Tensor, device, offset: int = 0) -> list:
+        """One hook per hook point these rows patch; `offset` is the first position the forward computes."""
         hooks = []
         for k, name in enumerate(self.names):
             mine = (self.hook_of_site[site_of] == k).nonzero().flatten()
             if len(mine):
                 sites, examples = site_of[mine], example_of[mine]
                 hooks.append((name, _row_patch_hook(
-                    mine.to(device), self.position[sites, examples].to(device), self.head[sites].to(device),
+                    mine.to(device), (self.position[sites, examples] - offset).to(device), self.head[sites].to(device),
                     self.values[k][sites, examples].to(device), self.in_place[k])))
         return hooks
 

@@ -1,0 +1,127 @@
+"""Resumed forwards: run a patched row from block L on the reference run's residual stream, recomputing only the
+positions a patch can change and unembedding only the answer position.
+
+A patch at (layer L, position p) changes nothing below block L and nothing before position p (causal attention). So a
+patched row starts at block L from the reference run's `hook_resid_pre`, computes positions start..stop−1 only (start
+≤ every patched and answer position of the rows, stop > all of them), and reads the earlier positions' keys and values
+from the reference run: they are what the reference computed there, so the result is exact, not an approximation.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.interventions.read import _kept_positions
+
+# the HF block arguments that describe the whole reference sequence and are rebuilt (or dropped) for a resumed row
+_REBUILT = ("attention_mask", "cache", "past_key_values", "layer_past", "use_cache")
+
+
+class _KeyValues:
+    """Handed to the bridge's attention as its KV cache (`layer_past`, the name its `_update_kv_cache` reads and HF
+    blocks pass through untouched). Recording: keeps each layer's keys/values (batch, kv_head, pos, d_head), the
+    exact tensors the attention scores use. Resuming: puts the reference prefix in front of the new positions'."""
+
+    def __init__(self, prefix: dict[int, tuple[Tensor, Tensor]] | None = None):
+        self.recording = prefix is None
+        self.layers: dict[int, tuple[Tensor, Tensor]] = {} if prefix is None else prefix
+
+    def update(self, k: Tensor, v: Tensor, layer_idx: int, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        if self.recording:
+            self.layers[layer_idx] = (k, v)
+            return k, v
+        pk, pv = self.layers[layer_idx]
+        return torch.cat([pk, k], dim=-2), torch.cat([pv, v], dim=-2)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One unpatched run kept for resuming: answer logits, the requested activations, every block's input, every
+    layer's keys/values and the keyword arguments HF gave the first block (rotary tables, position ids)."""
+
+    logits: Float[Tensor, "batch d_vocab"]
+    acts: dict[str, Tensor]
+    resid_pre: tuple[Tensor, ...]  # per layer (batch, pos, d_model)
+    kv: dict[int, tuple[Tensor, Tensor]]
+    block_kwargs: dict
+
+
+def reference_run(
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], names: Sequence[str],
+    answer_pos: Int[Tensor, " batch"],
+) -> Reference:
+    """The unpatched forward of `tokens`, keeping what `resume` needs (no gradients)."""
+    n_layers = model.cfg.n_layers
+    resid_names = [hook_name(Site.RESID_PRE, layer) for layer in range(n_layers)]
+    wanted = list(dict.fromkeys([*names, *resid_names]))
+    store: dict[str, Tensor] = {}
+    record, block_kwargs = _KeyValues(), {}
+
+    def keep(name: str):
+        def hook(act: Tensor, hook) -> Tensor:
+            store[name] = act.detach().clone()
+            return act
+        return hook
+
+    def first_block(module, args, kwargs):
+        block_kwargs.update(kwargs)
+
+    def give_record(module, args, kwargs):
+        return args, {**kwargs, "layer_past": record}
+
+    handles = [model.blocks[0].register_forward_pre_hook(first_block, with_kwargs=True)]
+    handles += [b.attn.register_forward_pre_hook(give_record, with_kwargs=True) for b in model.blocks]
+    keep_pos, slot = _kept_positions(answer_pos.cpu())
+    device = model.cfg.device
+    try:
+        with torch.no_grad(), model.hooks(fwd_hooks=[(n, keep(n)) for n in wanted]):
+            logits = model(tokens.to(device), logits_to_keep=keep_pos.to(device))
+    finally:
+        for h in handles:
+            h.remove()
+    kwargs = {k: v for k, v in block_kwargs.items() if k not in _REBUILT}
+    return Reference(
+        logits[torch.arange(len(slot)), slot.to(logits.device)], {n: store[n] for n in names},
+        tuple(store[n] for n in resid_names), {k: (kv[0].detach(), kv[1].detach()) for k, kv in record.layers.items()},
+        kwargs,
+    )
+
+
+def _suffix(value, examples: Tensor, start: int, stop: int):
+    """A per-position block argument cut to positions start..stop−1 and to `examples` (when it has a batch axis)."""
+    if isinstance(value, tuple):
+        return tuple(_suffix(v, examples, start, stop) for v in value)
+    if not isinstance(value, Tensor):
+        return value
+    if value.dim() == 1:  # (pos,), e.g. cache_position
+        return value[start:stop]
+    value = value[:, start:stop]  # (batch or 1, pos, ...)
+    return value if value.shape[0] == 1 else value[examples.to(value.device)]
+
+
+def resume(
+    model: TransformerBridge, ref: Reference, layer: int, examples: Int[Tensor, " rows"], start: int, stop: int,
+    answer_pos: Int[Tensor, " rows"],
+) -> Float[Tensor, "rows d_vocab"]:
+    """Answer-position logits of the reference rows `examples` recomputed from block `layer` on, at positions
+    start..stop−1 (hooks attached by the caller fire on these positions only: position p is index p − start)."""
+    device = model.cfg.device
+    rows = examples.to(device)
+    prefix = {
+        i: (k[rows, :, :start], v[rows, :, :start]) for i, (k, v) in ref.kv.items() if i >= layer
+    }
+    kwargs = {k: _suffix(v, examples, start, stop) for k, v in ref.block_kwargs.items()}
+    kwargs["layer_past"] = _KeyValues(prefix)
+    # no attention mask: the bridge then applies the causal mask offset by the cached prefix (start positions), which
+    # is what the reference run's causal mask is on these rows (batches are right-padded, never masked)
+    hidden = ref.resid_pre[layer][rows, start:stop]
+    for block in model.blocks[layer:]:
+        out = block(hidden, **kwargs)
+        hidden = out[0] if isinstance(out, tuple) else out
+    final = hidden[torch.arange(len(rows), device=device), (answer_pos.to(device) - start)]
+    return model.unembed(model.ln_final(final[:, None]))[:, 0]

@@ -1,0 +1,101 @@
+"""The resumed-row engine (rows start at their patched layer and position, reading the rest from the unpatched run)
+against the full engine (every row a whole forward from token ids; itself checked against transformer_lens.patching
+and plain HF hooks in test_write.py): every patchable site kind, both directions, MHA (GPT-2) and GQA (Qwen2, Llama),
+padded batches of different lengths, with and without BOS, patches at position 0.
+
+Tolerance 1e-5 absolute on Δ (fp32, logit differences O(1)–O(10)): both engines compute the same function, but the
+resumed rows run fewer positions and rows per matmul, so results agree to float32 rounding, not bitwise.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from rcid_tl.hooks.names import Site
+from rcid_tl.interventions.write import PATCHABLE, Direction, Engine, PatchSite, patch_sites
+from rcid_tl.metrics import metric_for
+from rcid_tl.models import load_model
+from rcid_tl.tasks import PairsConfig, build_pairs, build_task
+
+ATOL = 1e-5  # see module docstring
+
+
+@pytest.fixture(scope="module")
+def world_gpt2():
+    return load_model("world-gpt2")
+
+
+@pytest.fixture(scope="module")
+def world_qwen2():
+    return load_model("world-qwen2")
+
+
+@pytest.fixture(params=["tiny-gpt2", "world-gpt2", "world-qwen2-no-bos", "stories-no-bos"])
+def case(request):
+    """(bridge, dataset, positions): padded IOI batches on the GPT-2/Qwen2 models, name-swap pairs on stories260K
+    without BOS (one pair differs at its first token, so `diff` is position 0 there)."""
+    if request.param == "stories-no-bos":
+        model = request.getfixturevalue("stories")
+        pairs = request.getfixturevalue("stories_pairs")
+        return model, build_pairs(PairsConfig(pairs, prepend_bos=False), model.tokenizer), ("diff", "end")
+    name = {"tiny-gpt2": "tiny_gpt2", "world-gpt2": "world_gpt2", "world-qwen2-no-bos": "world_qwen2"}[request.param]
+    model = request.getfixturevalue(name)
+    dataset = build_task(model, "ioi", n=5, seed=3, prepend_bos=not request.param.endswith("no-bos"))
+    return model, dataset, ("io", "s2", "end")
+
+
+def _sites(model, site: Site, positions) -> list[PatchSite]:
+    heads = range(model.cfg.n_heads) if site.per_head else (None,)
+    return [PatchSite(site, layer, p, h) for layer in range(model.cfg.n_layers) for p in positions for h in heads]
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+@pytest.mark.parametrize("site", PATCHABLE)
+def test_resumed_rows_equal_full_forwards(case, site, direction):
+    model, dataset, positions = case
+    batch, metric, sites = dataset.batch(), metric_for(dataset), _sites(model, site, positions)
+    full, full_runs = patch_sites(model, batch, sites, metric, direction, 16, engine=Engine.FULL)
+    fast, fast_runs = patch_sites(model, batch, sites, metric, direction, 16, engine=Engine.RESUME)
+    torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
+    torch.testing.assert_close(fast_runs.clean, full_runs.clean, atol=ATOL, rtol=0)
+    torch.testing.assert_close(fast_runs.corrupt, full_runs.corrupt, atol=ATOL, rtol=0)
+    assert full.abs().max() > 1e-3  # real effects, not an agreement of zeros
+
+
+def test_cases_cover_padding_and_bos(case):
+    """The fixtures really exercise what the engine must handle: rows of different lengths (padded batches), and
+    sequences that do or do not start with BOS as configured."""
+    model, dataset, _ = case
+    assert len({len(e.clean_ids) for e in dataset.examples}) > 1
+    bos = model.tokenizer.bos_token_id
+    starts = {e.clean_ids[0] == bos for e in dataset.examples}
+    assert starts == {bool(dataset.config["prepend_bos"])}
+
+
+@pytest.mark.parametrize("rows_per_forward", [1, 7, 1000])
+def test_chunking_does_not_change_results(world_gpt2, rows_per_forward):
+    """Chunks never cross a layer and start at their earliest patched position; any chunk size gives the same Δ."""
+    dataset = build_task(world_gpt2, "ioi", n=4, seed=1)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = _sites(world_gpt2, Site.Z, ("s2", "end")) + _sites(world_gpt2, Site.RESID_PRE, ("io",))
+    full, _ = patch_sites(world_gpt2, batch, sites, metric, engine=Engine.FULL)
+    fast, _ = patch_sites(world_gpt2, batch, sites, metric, rows_per_forward=rows_per_forward)
+    # one-row forwards take other matmul kernels: the full engine itself moves by 7e-6 between chunks of 1 and 64
+    # rows here (|Δ| up to 19), so allow float32 rounding relative to Δ's size on top of ATOL
+    torch.testing.assert_close(fast, full, atol=ATOL, rtol=1e-6)
+
+
+def test_patch_at_position_zero_and_after_the_answer(world_qwen2):
+    """A patch at position 0 (nothing before it to read back) and one after the answer (it cannot matter: Δ = 0)."""
+    dataset = build_task(world_qwen2, "ioi", n=4, seed=2)
+    batch = dataset.batch()
+    edge = {"first": torch.zeros(len(batch), dtype=torch.long),
+            "last": torch.full((len(batch),), batch.clean.shape[1] - 1, dtype=torch.long)}
+    batch = dataclasses.replace(batch, positions={**batch.positions, **edge})
+    sites = [PatchSite(Site.RESID_PRE, layer, p) for layer in (0, 1) for p in ("first", "last")]
+    full, _ = patch_sites(world_qwen2, batch, sites, metric_for(dataset), engine=Engine.FULL)
+    fast, _ = patch_sites(world_qwen2, batch, sites, metric_for(dataset))
+    torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
+    after = batch.positions["last"] > batch.answer_pos
+    assert after.any() and fast[1::2][:, after].abs().max() <= ATOL
