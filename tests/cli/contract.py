@@ -17,14 +17,17 @@ EXAMPLE = {"clean_ids", "corrupt_ids", "answer_pos", "correct_id", "wrong_id", "
 TASK_EXTRAS = {"ioi": {"order"}, "greater-than": {"yy"}}  # task-specific fields each example also carries
 PATCH = HEADER | {"direction", "effects"}
 EFFECT = {"layer", "site", "position", "per_example", "mean"}
-KNOCKOUT = HEADER | {"method", "ablations"}
+KNOCKOUT = HEADER | {"kind", "method", "ablations", "n_layers", "n_heads"}  # + reference_distribution (mean, resample)
 ABLATION = {"heads", "positions", "metric", "delta", "mean"}
 
 
 def load_checked(out: Path, kind: str) -> dict:
     """The result JSON in `out`, after checking its keys and files against the contract."""
     payload = json.loads((out / f"{kind}.json").read_text())
-    assert set(payload) == (PATCH if kind == "patch" else KNOCKOUT)
+    if kind == "patch":
+        assert set(payload) == PATCH
+    else:
+        assert set(payload) == KNOCKOUT | ({"reference_distribution"} if payload["method"] != "zero" else set())
     assert payload["rcid_tl_version"] == __version__
     extras = next((v for k, v in TASK_EXTRAS.items() if payload["task"] == k), set())
     n = len(payload["examples"])

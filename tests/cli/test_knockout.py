@@ -32,10 +32,14 @@ def test_all_heads_under_each_method(cli, tiny_gpt2_dir, tmp_path, method):
     assert payload["method"] == method and payload["config"]["reference"] == "clean"
     assert [a["heads"] for a in payload["ablations"]] == [[f"{layer}.{h}"] for layer in range(2) for h in range(4)]
     if method != "zero":
-        # four IOI examples of 30 templates: each its own template, so the clean mean or resample of a head's z
-        # over its template group is its own z, and nothing changes
-        assert len({e["template"] for e in payload["examples"]}) == 4
-        assert max(abs(d) for a in payload["ablations"] for d in a["delta"]) < 1e-5
+        # the values come from a separate sample, big enough for ≥ 50 per (template, answer position) of the four
+        # scored examples, drawn with another seed
+        reference = payload["reference_distribution"]
+        groups = {f"{e['template']}:{e['answer_pos']}" for e in payload["examples"]}
+        assert set(reference["group_sizes"]) == groups and reference["min_group_size"] >= 50
+        assert reference["task_config"]["seed"] != payload["seed"] and not reference["same_as_evaluated"]
+        assert reference["run"] == "clean" and reference["n_reference"] == reference["task_config"]["n"]
+        assert max(abs(d) for a in payload["ablations"] for d in a["delta"]) > 1e-3
 
 
 def test_knockout_on_a_pairs_file_at_named_positions(cli, stories_dir, stories_pairs, tmp_path):
