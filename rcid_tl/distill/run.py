@@ -23,8 +23,9 @@ from rcid_tl.distill.config import DistillConfig
 from rcid_tl.distill.data import WORLD, TextSource, data_order
 from rcid_tl.distill.evaluate import evaluate_student
 from rcid_tl.distill.losses import kd_loss
-from rcid_tl.distill.methods import Method, Objective, Pairing, pairings_for
+from rcid_tl.distill.methods import Objective, Pairing, pairings_for
 from rcid_tl.distill.precision import Precision
+from rcid_tl.distill.processes import check_world
 from rcid_tl.distill.targets import fit_maps, precompute_targets
 from rcid_tl.distill.trainer import load_state, train_loop
 from rcid_tl.errors import InputError
@@ -32,8 +33,7 @@ from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
 from rcid_tl.parallel import from_main, rank_slice, world
-from rcid_tl.parallel.placement import check_device_map, load_dispatched
-from rcid_tl.parallel.world import check_rank_device
+from rcid_tl.parallel.placement import load_dispatched
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
@@ -177,30 +177,6 @@ def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | Non
         if err.args or not (out / STATE).exists():  # the trainer named the step already, or there is none
             raise
         raise KeyboardInterrupt("re-run the same command to resume from the last saved checkpoint") from None
-
-
-def check_world(config: DistillConfig, teacher_device_map: str | None = None) -> None:
-    """Under torchrun: every global batch splits evenly over the processes, `--device cuda` finds a GPU per
-    process, and the teacher is not also spread over GPUs. Token-weighted losses are averaged per process (noted in
-    the log)."""
-    if teacher_device_map is not None:
-        check_device_map(teacher_device_map)
-    w = world()
-    if not w.distributed:
-        return
-    if teacher_device_map is not None:
-        raise InputError("--teacher-device-map spreads one teacher over this machine's GPUs in one process; under "
-                         "torchrun each process needs its own copy on its own --device")
-    check_rank_device(config.device)
-    splits = [("--batch-size", config.batch_size, True), ("--mix-rows", config.mix_rows, config.mix_weight > 0),
-              ("--pretrain-rows", config.pretrain_rows, config.pretrain.steps > 0)]
-    for option, rows, used in splits:
-        if used and rows % w.size:
-            raise InputError(f"{option} {rows} does not split evenly over {w.size} processes; use a multiple of "
-                             f"{w.size}")
-    if config.kl_all_tokens or config.method is Method.FITNETS:
-        log.warning("token-averaged losses (--kl-all-tokens, fitnets) are averaged per process, then over the "
-                    "%d processes: equal to one process's run only when every example has the same length", w.size)
 
 
 def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, stop_after: int | None, command: str,
