@@ -15,7 +15,7 @@ HEADER = {"rcid_tl_version", "model", "task", "seed", "metric", "config", "task_
 EXAMPLE = {"clean_ids", "corrupt_ids", "answer_pos", "correct_id", "wrong_id", "positions", "modified", "template",
            "clean_text", "corrupt_text"}
 TASK_EXTRAS = {"ioi": {"order"}, "greater-than": {"yy"}}  # task-specific fields each example also carries
-PATCH = HEADER | {"direction", "effects"}
+PATCH = HEADER | {"kind", "direction", "effects"}
 EFFECT = {"layer", "site", "position", "per_example", "mean"}
 KNOCKOUT = HEADER | {"kind", "method", "ablations", "n_layers", "n_heads"}  # + reference_distribution (mean, resample)
 ABLATION = {"heads", "positions", "metric", "delta", "mean"}
