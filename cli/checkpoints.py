@@ -46,6 +46,10 @@ def checkpoints(
                                   batch_size=batch_size, max_saturation=max_saturation),
     )
     result = run_checkpoints(config)
+    from rcid_tl.parallel import world
+
+    if not world().main:
+        return  # under torchrun every rank computed its share; rank 0 writes and reports
     paths = result.save(out)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"{'layer':>5} {'head':>4}  {'position':<10} {'mean ‖d‖':>10} {'saturation':>10}  modified")

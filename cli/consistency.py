@@ -51,6 +51,10 @@ def consistency(
         layer_map=layer_map, head_map=head_map, batch_size=batch_size, n_bootstrap=n_bootstrap, bootstrap_seed=seed,
     )
     result = run_consistency(config)
+    from rcid_tl.parallel import world
+
+    if not world().main:
+        return  # under torchrun every rank computed its share; rank 0 writes and reports
     paths = result.save(out)
     console = Console(stderr=True, soft_wrap=True)
     number = lambda x, width=7: " " * (width - 5) + "undef" if x is None else f"{x:+{width}.3f}"  # noqa: E731

@@ -35,6 +35,10 @@ def heads(
         repeat_n=repeat_n, repeat_length=repeat_length, rows_per_forward=batch_size,
     )
     result = find_head_classes(config)
+    from rcid_tl.parallel import world
+
+    if not world().main:
+        return  # under torchrun every rank computed its share; rank 0 writes and reports
     paths = result.save(out)
     found = "; ".join(f"{name}: {', '.join(h) or '-'}" for name, h in result.classes.items())
     Console(stderr=True, soft_wrap=True).print(f"{found}; wrote {', '.join(map(str, paths))}")

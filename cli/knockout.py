@@ -54,6 +54,10 @@ def knockout(
         metric=metric, reference_n=reference_n, reference_seed=reference_seed, classes_file=classes,
     )
     result = run_knockout(config)
+    from rcid_tl.parallel import world
+
+    if not world().main:
+        return  # under torchrun every rank computed its share; rank 0 writes and reports
     paths = result.save(out)
     top = max(result.ablations, key=lambda a: abs(a["mean"]))
     Console(stderr=True, soft_wrap=True).print(

@@ -42,6 +42,10 @@ def patch(
         rows_per_forward=batch_size, metric=metric,
     )
     result = run_patch(config)
+    from rcid_tl.parallel import world
+
+    if not world().main:
+        return  # under torchrun every rank computed its share; rank 0 writes and reports
     paths = result.save(out)
     best = max(result.effects, key=lambda e: abs(e["mean"]))
     where = f"layer {best['layer']} {best['position']}" + (f" head {best['head']}" if "head" in best else "")

@@ -5,6 +5,10 @@ consistency.
     python experiments/distill_study.py --out runs/distill_study --results figures/distill_study --jobs 2
     python experiments/distill_study.py --out runs/distill_study --results figures/distill_study --collect-only
     python experiments/distill_study.py --results figures/distill_study --replot   # the figure only, from the JSON
+    python experiments/distill_study.py --out runs/distill_study --results figures/distill_study --consistency-report
+
+The consistency report re-measures every student at the old default checkpoints (the top 8 by imprint norm,
+saturated ones included) and tabulates mean r, r_out and mechanistic r side by side (RESULTS_consistency.md/.json).
 
 Runs are separate processes on one thread each (`--jobs` at a time); a finished run (metrics.json present) is
 skipped and an interrupted one resumes from its own training state, so re-running the command completes a study.
@@ -70,6 +74,43 @@ def collect(out: Path) -> list[dict]:
                 "teacher": m["teacher_scores"],
             })
     return rows
+
+
+REPORT_ARGS = ["--task", "ioi", "--n", "200", "--seed", "999", "--top-k", "8", "--max-saturation", "inf"]
+
+
+def consistency_report(args: argparse.Namespace) -> list[dict]:
+    """`rcid-tl consistency` for every finished student at the top-8 checkpoints, saturated ones kept."""
+    script = Path(sys.executable).parent / "rcid-tl"
+    rows = []
+    for method in METHODS:
+        for seed in SEEDS:
+            run = args.out / f"{method}-{seed}"
+            if not (run / "metrics.json").exists():
+                continue
+            out = run / "consistency-top8"
+            if not (out / "consistency.json").exists():
+                subprocess.run([str(script), "consistency", "--teacher", args.teacher, "--student",
+                                str(run / "student"), *REPORT_ARGS, "--out", str(out)], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            c = json.loads((out / "consistency.json").read_text())
+            rows.append({"method": method, "seed": seed, "mean_r": c["mean_r"], "mean_r_ci": c["mean_r_ci"],
+                         "r_out": c["r_out"], "mechanistic_r": c["mechanistic_r"],
+                         "mechanistic_r_ci": c["mechanistic_r_ci"],
+                         "n_checkpoints": len(c["checkpoints"]), "n_saturated": sum(k["saturated"] for k in c["checkpoints"]),
+                         "n_mechanistic": c["n_checkpoints_mechanistic"]})
+    return rows
+
+
+def report_markdown(rows: list[dict]) -> str:
+    f = lambda x: "–" if x is None else f"{x:+.3f}"  # noqa: E731
+    ci = lambda pair: f"[{f(pair[0])}, {f(pair[1])}]"  # noqa: E731
+    lines = ["| method | seed | mean r [95% CI] (8 checkpoints) | r_out | saturated | mechanistic r [95% CI] (k) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['seed']} | {f(r['mean_r'])} {ci(r['mean_r_ci'])} | {f(r['r_out'])} | "
+              f"{r['n_saturated']} of {r['n_checkpoints']} | {f(r['mechanistic_r'])} {ci(r['mechanistic_r_ci'])} "
+              f"({r['n_mechanistic']}) |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -170,10 +211,19 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each on one thread)")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from RESULTS.json")
+    parser.add_argument("--consistency-report", action="store_true",
+                        help="only re-measure the finished students at the top-8 checkpoints (saturated kept)")
     args, extra = parser.parse_known_args()
     args.extra = extra  # anything else goes to every `rcid-tl distill` (e.g. --mix-weight 0.5)
     if args.replot:
         print(", ".join(map(str, replot(args.results))))
+        return
+    if args.consistency_report:
+        rows = consistency_report(args)
+        prefix = args.results.with_name(args.results.name + "_consistency")
+        write_json(prefix.with_suffix(".json"), {"runs": rows, "consistency_args": REPORT_ARGS})
+        write_text(prefix.with_suffix(".md"), report_markdown(rows))
+        print(report_markdown(rows))
         return
     if not args.collect_only:
         with ThreadPoolExecutor(args.jobs) as pool:

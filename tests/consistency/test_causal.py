@@ -73,7 +73,9 @@ def test_undefined_r_is_reported_and_left_out_of_the_mean(tiny_gpt2, student, io
     assert -1 <= lo <= hi <= 1
     again = causal_consistency(tiny_gpt2, student, ioi_s2, [_point(0, "end")], {0: 0}, batch_size=8,
                                n_bootstrap=100, seed=5)
-    assert again.mean_r_ci == pytest.approx(result.mean_r_ci)  # seeded; undefined checkpoints do not move it
+    # seeded; undefined checkpoints do not move it (1e-5: the Δ come from forwards batched with other sites, so they
+    # differ by float32 rounding)
+    assert again.mean_r_ci == pytest.approx(result.mean_r_ci, abs=1e-5)
 
 
 def test_saved_files(tiny_gpt2, student, ioi_s2, tmp_path):

@@ -92,7 +92,7 @@ def test_knockout_sweep_all_heads(spec, tiny_gpt2, tmp_path):
 
 def test_head_class_needs_gpt2_small(spec, tiny_gpt2):
     config = KnockoutConfig(spec, TaskSpec("ioi", n=1), head_class="name-mover")
-    with pytest.raises(InputError, match="names GPT-2 small's heads .* this model has 2 layers × 4 heads"):
+    with pytest.raises(InputError, match=r"names GPT-2 small's heads .* this model has 2 × 4; run `rcid-tl heads"):
         run_knockout(config, model=tiny_gpt2)
     with pytest.raises(InputError, match="unknown head class 'movers'; allowed: name-mover"):
         run_knockout(KnockoutConfig(spec, TaskSpec("ioi", n=1), head_class="movers"), model=tiny_gpt2)
