@@ -7,11 +7,15 @@ from rich.console import Console
 
 from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
-from rcid_tl.errors import InputError
+from rcid_tl.errors import InputError, parse_choice
 
 Site = Annotated[str, typer.Option("--site", help="resid_pre | resid_mid | resid_post | z | attn_out | mlp_out")]
 Layers = Annotated[str, typer.Option("--layers", help="all, or a comma list such as 0,3.")]
 DirectionOpt = Annotated[str, typer.Option("--direction", help="noising (corrupt into clean) | denoising.")]
+MethodOpt = Annotated[str, typer.Option(
+    "--method", help="exact | attribution (first-order estimate, one forward+backward) | attribution+exact "
+    "(estimate, then patch the --top largest exactly).")]
+Top = Annotated[int, typer.Option("--top", help="Sites attribution+exact patches exactly.")]
 
 
 def patch(
@@ -19,7 +23,7 @@ def patch(
     site: Site = "resid_post", layers: Layers = "all", positions: o.Positions = "all",
     direction: DirectionOpt = "noising", batch_size: o.BatchSize = 64, out: o.Out = "runs/patch",
     device: o.Device = "cpu", dtype: o.Dtype = "float32", corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
-    metric: o.MetricName = "task",
+    metric: o.MetricName = "task", method: MethodOpt = "exact", top: Top = 10,
 ) -> None:
     """Patch the residual stream (or per-head z) at each (layer, position); Δ = metric(clean) − metric(patched).
 
@@ -31,6 +35,7 @@ def patch(
     from rcid_tl.interventions.write import Direction
     from rcid_tl.sweeps.common import ModelSpec
     from rcid_tl.sweeps.patch import PatchConfig, run_patch
+    from rcid_tl.sweeps.prefilter import Method
     from rcid_tl.tasks.registry import TaskSpec
 
     if direction not in {d.value for d in Direction}:
@@ -39,7 +44,7 @@ def patch(
         model=ModelSpec(model, device, dtype),
         task=TaskSpec(task, n=n, seed=seed, prepend_bos=not no_bos, corruption=corruption),
         site=parse_site(site), layers=layers, positions=positions, direction=Direction(direction),
-        rows_per_forward=batch_size, metric=metric,
+        rows_per_forward=batch_size, metric=metric, method=parse_choice(Method, method, "--method"), top=top,
     )
     result = run_patch(config)
     from rcid_tl.parallel import world

@@ -6,7 +6,7 @@ for the whole batch). Repeats are interleaved (TL, full, resumed, TL, ...); prin
 over the TL loop, and the max |ΔΔ| between the methods. Not a test: timings depend on the machine.
 
     python experiments/bench_sweep.py                      # GPT-2-small shape, 8 prompts, 144 heads, CPU
-    python experiments/bench_sweep.py --device cuda --repeats 5
+    python experiments/bench_sweep.py --device cuda --repeats 5 --warmup
 """
 
 import argparse
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=128, help="rows per batched forward")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--warmup", action="store_true", help="one untimed run of each method first (GPU)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     set_progress(False)
@@ -83,14 +84,14 @@ def main() -> None:
                "rcid_tl resumed rows": lambda: ours(Engine.RESUME)}
     times: dict[str, list[float]] = {name: [] for name in methods}
     results = {}
-    for name, run in methods.items():  # warm-up (allocator, kernels), not timed
-        results[name] = run()
+    for name, run in methods.items() if args.warmup else ():  # allocator and kernel warm-up, not timed
+        run()
     for _ in range(args.repeats):
         for name, run in methods.items():
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            run()
+            results[name] = run()
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)

@@ -10,13 +10,14 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
-from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite, patch_sites
+from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite
 from rcid_tl.causalqwen.bridge import metric_readout
 from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named
 from rcid_tl.models.loading import model_label
 from rcid_tl.plotting.heatmaps import faceted_heatmaps, layer_heatmap
 from rcid_tl.plotting.titles import titled
 from rcid_tl.sweeps.common import ModelSpec, parse_layers, parse_positions, prepare, result_header
+from rcid_tl.sweeps.prefilter import Method, sweep_effects
 from rcid_tl.tasks.registry import TaskSpec
 
 
@@ -30,6 +31,8 @@ class PatchConfig:
     direction: Direction = Direction.NOISING
     rows_per_forward: int = 64
     metric: str = TASK_METRIC  # or an OvR metric (CausalQwen), see rcid_tl.metrics
+    method: Method = Method.EXACT
+    top: int = 10  # sites attribution+exact patches exactly
 
     def __post_init__(self) -> None:
         check_metric_name(self.metric)
@@ -38,6 +41,8 @@ class PatchConfig:
                              f"{', '.join(s.value for s in PATCHABLE)}")
         if self.rows_per_forward < 1:
             raise InputError(f"--batch-size must be ≥ 1, got {self.rows_per_forward}")
+        if self.top < 1:
+            raise InputError(f"--top must be ≥ 1, got {self.top}")
 
 
 @dataclass(frozen=True)
@@ -94,16 +99,22 @@ def run_patch(config: PatchConfig, model: TransformerBridge | None = None) -> Pa
     sites = [PatchSite(site, layer, p, h) for layer in layers for p in positions for h in heads]
     metric, metric_name = metric_named(config.metric, dataset)
     with metric_readout(bridge, config.metric):
-        delta, metrics = patch_sites(bridge, dataset.batch(), sites, metric, Direction(config.direction),
-                                     config.rows_per_forward)
+        found = sweep_effects(bridge, dataset.batch(), sites, metric, Direction(config.direction),
+                              config.rows_per_forward, Method(config.method), config.top)
+    delta, metrics = found.delta, found.metrics
     effects = []
-    for s, row in zip(sites, delta):
+    for k, (s, row) in enumerate(zip(sites, delta)):
         entry = {"layer": s.layer, "site": s.site.value, "position": s.position}
         if s.head is not None:
             entry["head"] = s.head
+        if found.attribution is not None:  # Δ is exact where "exact" is true, else the attribution estimate
+            entry |= {"exact": bool(found.exact[k]), "attribution_mean": float(found.attribution[k].mean())}
         effects.append({**entry, "per_example": row.tolist(), "mean": float(row.mean())})
     header = result_header(model_label(bridge), dataset, config.task.seed, metric_name, metrics)
     header["config"] = {"site": site.value, "layers": list(layers), "positions": list(positions),
                         "direction": Direction(config.direction).value, "rows_per_forward": config.rows_per_forward,
-                        "device": config.model.device, "dtype": config.model.dtype}
+                        "device": config.model.device, "dtype": config.model.dtype,
+                        "method": Method(config.method).value, "top": config.top}
+    if found.agreement is not None:
+        header["agreement"] = found.agreement
     return PatchResult(header, Direction(config.direction).value, effects)

@@ -235,6 +235,9 @@ CASES = {
                         r"is not a readable heads.json"),
     "classes lacks class": (["knockout", D, T, "--class", "induction", "--classes", "{fx}/checkpoints-empty.json"],
                             [], r"has no class 'induction'"),
+    "patch method": (["patch", "--method", "guess"], [],
+                     r"unknown --method 'guess'; allowed: exact, attribution, attribution\+exact"),
+    "patch top": (["patch", "--method", "attribution+exact", "--top", "0"], [], r"--top must be ≥ 1, got 0"),
 }
 
 
