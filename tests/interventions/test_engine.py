@@ -99,3 +99,27 @@ def test_patch_at_position_zero_and_after_the_answer(world_qwen2):
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
     after = batch.positions["last"] > batch.answer_pos
     assert after.any() and fast[1::2][:, after].abs().max() <= ATOL
+
+
+def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
+    """A resumed forward that raises with the patch hooks attached, and a reference run that raises with its KV and
+    argument recorders attached, leave nothing behind (the autouse leak check also counts torch module hooks)."""
+    from rcid_tl.interventions import write as write_module
+    from rcid_tl.interventions.engine import reference_run
+    from rcid_tl.tasks import IOIConfig, build_ioi
+
+    dataset = build_ioi(IOIConfig(n=2, seed=0), tiny_gpt2.tokenizer)
+    real, seen = write_module.resume, []
+
+    def failing(model, *args):
+        seen.append([n for n, hp in model.hook_dict.items() if hp.fwd_hooks])
+        real(model, *args)
+        raise RuntimeError("forward failed")
+
+    monkeypatch.setattr(write_module, "resume", failing)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        patch_sites(tiny_gpt2, dataset.batch(), [PatchSite(Site.RESID_POST, 0, "s2")], metric_for(dataset))
+    assert seen and seen[0], "the patch hooks were attached during the failing forward"
+    assert not [n for n, hp in tiny_gpt2.hook_dict.items() if hp.fwd_hooks]
+    with pytest.raises(IndexError):  # a token id past the vocabulary fails inside the embedding
+        reference_run(tiny_gpt2, torch.full((1, 3), 10**6), [], torch.tensor([2]))
