@@ -35,6 +35,8 @@ class _KeyValues:
         if self.recording:
             self.layers[layer_idx] = (k, v)
             return k, v
+        if layer_idx not in self.layers:  # below the resumed layer, or a run that starts at position 0
+            return k, v
         pk, pv = self.layers[layer_idx]
         return torch.cat([pk, k], dim=-2), torch.cat([pv, v], dim=-2)
 
@@ -49,6 +51,11 @@ class Reference:
     resid_pre: tuple[Tensor, ...]  # per layer (batch, pos, d_model)
     kv: dict[int, tuple[Tensor, Tensor]]
     block_kwargs: dict
+
+    def has_all_keys_values(self, n_layers: int) -> bool:
+        """Whether every layer's attention handed its keys/values to the recorder (an attention the bridge does not
+        know the layer index of skips it); without them a resumed row must start at position 0."""
+        return len(self.kv) == n_layers
 
 
 def reference_run(

@@ -113,6 +113,8 @@ def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hoo
     site_of, example_of = torch.arange(len(sites) * n) // n, torch.arange(len(sites) * n) % n
     layer_of = torch.tensor([s.layer for s in sites])[site_of]
     start_of = torch.minimum(plan.position[site_of, example_of], batch.answer_pos[example_of])
+    if not target.has_all_keys_values(model.cfg.n_layers):
+        start_of = torch.zeros_like(start_of)  # still skips the blocks below each row's layer
     order = torch.argsort(layer_of * (batch.clean.shape[1] + 1) + start_of, stable=True)
     chunks = [c for layer in layer_of.unique() for c in order[layer_of[order] == layer].split(rows_per_forward)]
 

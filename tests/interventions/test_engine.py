@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from rcid_tl.hooks.names import Site
+from rcid_tl.interventions import write as write_module
+from rcid_tl.interventions.engine import reference_run
 from rcid_tl.interventions.write import PATCHABLE, Direction, Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
 from rcid_tl.models import load_model
-from rcid_tl.tasks import PairsConfig, build_pairs, build_task
+from rcid_tl.tasks import IOIConfig, PairsConfig, build_ioi, build_pairs, build_task
 
 ATOL = 1e-5  # see module docstring
 
@@ -104,10 +106,6 @@ def test_patch_at_position_zero_and_after_the_answer(world_qwen2):
 def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
     """A resumed forward that raises with the patch hooks attached, and a reference run that raises with its KV and
     argument recorders attached, leave nothing behind (the autouse leak check also counts torch module hooks)."""
-    from rcid_tl.interventions import write as write_module
-    from rcid_tl.interventions.engine import reference_run
-    from rcid_tl.tasks import IOIConfig, build_ioi
-
     dataset = build_ioi(IOIConfig(n=2, seed=0), tiny_gpt2.tokenizer)
     real, seen = write_module.resume, []
 
@@ -123,3 +121,17 @@ def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
     assert not [n for n, hp in tiny_gpt2.hook_dict.items() if hp.fwd_hooks]
     with pytest.raises(IndexError):  # a token id past the vocabulary fails inside the embedding
         reference_run(tiny_gpt2, torch.full((1, 3), 10**6), [], torch.tensor([2]))
+
+
+def test_attention_without_layer_index_falls_back_to_every_position(tiny_gpt2, monkeypatch):
+    """An attention the bridge cannot give a cache slot (no layer index) records no keys/values; rows then start at
+    position 0 (still skipping lower blocks) and stay exact."""
+    for block in tiny_gpt2.blocks:
+        monkeypatch.setattr(block.attn, "_layer_idx", None)
+    dataset = build_ioi(IOIConfig(n=3, seed=4), tiny_gpt2.tokenizer)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = _sites(tiny_gpt2, Site.Z, ("s2", "end")) + _sites(tiny_gpt2, Site.RESID_MID, ("io",))
+    assert not reference_run(tiny_gpt2, batch.clean, [], batch.answer_pos).has_all_keys_values(2)
+    full, _ = patch_sites(tiny_gpt2, batch, sites, metric, engine=Engine.FULL)
+    fast, _ = patch_sites(tiny_gpt2, batch, sites, metric)
+    torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
