@@ -1,12 +1,15 @@
 """Benchmark: the per-head `z` sweep at `end` — `transformer_lens.patching`'s loop vs rcid_tl's full-forward engine vs
-its resumed-row engine (rows start at the patched layer and position), on a GPT-2-small-shaped model.
+its resumed-row engine (rows start at the patched layer and position) vs attribution patching, on a GPT-2-small-shaped
+model.
 
 Random weights from a GPT2Config, the real GPT-2 tokenizer, IOI prompts of one template (TL's loop takes one position
 for the whole batch). Repeats are interleaved (TL, full, resumed, TL, ...); prints min and median seconds, the speed-up
-over the TL loop, and the max |ΔΔ| between the methods. Not a test: timings depend on the machine.
+over the first method (the TL loop unless --methods leaves it out), the max |ΔΔ| against it, and attribution's
+Spearman and top-10 recall against the resumed engine's exact Δ. Not a test: timings depend on the machine.
 
     python experiments/bench_sweep.py                      # GPT-2-small shape, 8 prompts, 144 heads, CPU
     python experiments/bench_sweep.py --device cuda --repeats 5 --warmup
+    python experiments/bench_sweep.py --methods resumed,attribution   # skip the slow ones
 """
 
 import argparse
@@ -21,6 +24,7 @@ import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from rcid_tl.hooks.names import Site
+from rcid_tl.interventions.attribution import agreement, attribution_patch
 from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
 from rcid_tl.models import wrap_hf_model
@@ -61,6 +65,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=128, help="rows per batched forward")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--warmup", action="store_true", help="one untimed run of each method first (GPU)")
+    parser.add_argument("--methods", default="tl,full,resumed,attribution", help="comma list, in timing order")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     set_progress(False)
@@ -79,9 +84,12 @@ def main() -> None:
         delta, _ = patch_sites(model, batch, sites, metric, Direction.NOISING, args.rows, engine=engine)
         return delta.mean(1)
 
-    methods = {"transformer_lens loop": lambda: tl_loop(model, batch, metric, sites, end),
-               "rcid_tl full forwards": lambda: ours(Engine.FULL),
-               "rcid_tl resumed rows": lambda: ours(Engine.RESUME)}
+    available = {"tl": ("transformer_lens loop", lambda: tl_loop(model, batch, metric, sites, end)),
+                 "full": ("rcid_tl full forwards", lambda: ours(Engine.FULL)),
+                 "resumed": ("rcid_tl resumed rows", lambda: ours(Engine.RESUME)),
+                 "attribution": ("rcid_tl attribution",
+                                 lambda: attribution_patch(model, batch, sites, metric)[0].mean(1))}
+    methods = dict(available[key] for key in args.methods.split(","))
     times: dict[str, list[float]] = {name: [] for name in methods}
     results = {}
     for name, run in methods.items() if args.warmup else ():  # allocator and kernel warm-up, not timed
@@ -98,12 +106,15 @@ def main() -> None:
 
     print(f"z at end, {len(sites)} heads × {len(batch)} prompts ({batch.clean.shape[1]} tokens), GPT-2-small shape, "
           f"{args.device}, {torch.get_num_threads()} threads, {args.repeats} interleaved repeats")
-    base = min(times["transformer_lens loop"])
-    reference = results["transformer_lens loop"]
+    first = next(iter(times))
+    base, reference = min(times[first]), results[first]
     for name, ts in times.items():
         diff = float((results[name] - reference).abs().max())
         print(f"  {name:<24} min {min(ts):8.3f}s  median {statistics.median(ts):8.3f}s  "
-              f"{base / min(ts):6.2f}× the TL loop  max |ΔΔ| vs TL {diff:.1e}")
+              f"{base / min(ts):6.2f}× the {first}  max |ΔΔ| vs it {diff:.1e}")
+    if "rcid_tl attribution" in results and "rcid_tl resumed rows" in results:
+        scores = agreement(results["rcid_tl attribution"], results["rcid_tl resumed rows"], k=10)
+        print(f"  attribution vs exact: Spearman {scores['spearman']:.3f}, top-10 recall {scores['top10_recall']:.2f}")
 
 
 if __name__ == "__main__":
