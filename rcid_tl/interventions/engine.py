@@ -51,6 +51,7 @@ class Reference:
     resid_pre: tuple[Tensor, ...]  # per layer (batch, pos, d_model)
     kv: dict[int, tuple[Tensor, Tensor]]
     block_kwargs: dict
+    reproduces_head: bool  # final norm + unembedding of the last block's output gives the model's logits
 
     def has_all_keys_values(self, n_layers: int) -> bool:
         """Whether every layer's attention handed its keys/values to the recorder (an attention the bridge does not
@@ -65,7 +66,8 @@ def reference_run(
     """The unpatched forward of `tokens`, keeping what `resume` needs (no gradients)."""
     n_layers = model.cfg.n_layers
     resid_names = [hook_name(Site.RESID_PRE, layer) for layer in range(n_layers)]
-    wanted = list(dict.fromkeys([*names, *resid_names]))
+    last = hook_name(Site.RESID_POST, n_layers - 1)
+    wanted = list(dict.fromkeys([*names, *resid_names, last]))
     store: dict[str, Tensor] = {}
     record, block_kwargs = _KeyValues(), {}
 
@@ -92,11 +94,21 @@ def reference_run(
         for h in handles:
             h.remove()
     kwargs = {k: v for k, v in block_kwargs.items() if k not in _REBUILT}
+    answer_logits = logits[torch.arange(len(slot)), slot.to(logits.device)]
     return Reference(
-        logits[torch.arange(len(slot)), slot.to(logits.device)], {n: store[n] for n in names},
-        tuple(store[n] for n in resid_names), {k: (kv[0].detach(), kv[1].detach()) for k, kv in record.layers.items()},
-        kwargs,
+        answer_logits, {n: store[n] for n in names}, tuple(store[n] for n in resid_names),
+        {k: (kv[0].detach(), kv[1].detach()) for k, kv in record.layers.items()}, kwargs,
+        _same_head(model, store[last], answer_pos, answer_logits),
     )
+
+
+def _same_head(model: TransformerBridge, final: Tensor, answer_pos: Tensor, logits: Tensor) -> bool:
+    """Whether `resume`'s head (final norm, unembedding) reproduces the model's answer logits. A model with another
+    head (CausalQwen's causal head, in any inference mode) does not, and must be patched with whole forwards."""
+    rows = torch.arange(len(final), device=final.device)
+    with torch.no_grad():
+        head = model.unembed(model.ln_final(final[rows, answer_pos.to(final.device)][:, None]))[:, 0]
+    return head.shape == logits.shape and bool(torch.allclose(head, logits, rtol=1e-3, atol=1e-3))
 
 
 def _suffix(value, examples: Tensor, start: int, stop: int):

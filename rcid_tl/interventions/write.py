@@ -7,6 +7,7 @@ resumes at its patched layer and position from the unpatched run (`engine.resume
 token ids, the plain reference the fast path is tested against.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -24,6 +25,8 @@ from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
 from rcid_tl.parallel import map_shards
 from rcid_tl.tasks.base import Batch
+
+log = logging.getLogger(__name__)
 
 PATCHABLE = (Site.RESID_PRE, Site.RESID_MID, Site.RESID_POST, Site.Z, Site.ATTN_OUT, Site.MLP_OUT)
 
@@ -75,7 +78,12 @@ def patch_sites(
         batch.position(s.position)
     hook_names = sorted({names.name(s.site, s.layer) for s in sites})
     if Engine(engine) is Engine.RESUME:
-        return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, hook_names)
+        target = reference_run(model, batch.clean if Direction(direction) is Direction.NOISING else batch.corrupt,
+                               [], batch.answer_pos)
+        if target.reproduces_head:
+            return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, hook_names,
+                                  target)
+        log.info("this model's logits do not come from its final norm and unembedding; patching whole forwards")
     clean_logits, clean_cache = cache_hooks(model, batch.clean, hook_names, batch.answer_pos)
     corrupt_logits, corrupt_cache = cache_hooks(model, batch.corrupt, hook_names, batch.answer_pos)
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
@@ -98,13 +106,12 @@ def patch_sites(
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
-def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hook_names):
+def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hook_names, target):
     """`patch_sites` on resumed rows: rows sorted by (layer, position), chunks never crossing a layer, each chunk
     recomputing blocks from its layer and positions from its earliest patched or answer position."""
     noising = direction is Direction.NOISING
-    source_tokens, target_tokens = (batch.corrupt, batch.clean) if noising else (batch.clean, batch.corrupt)
-    source_logits, source_cache = cache_hooks(model, source_tokens, hook_names, batch.answer_pos)
-    target = reference_run(model, target_tokens, [], batch.answer_pos)
+    source_logits, source_cache = cache_hooks(model, batch.corrupt if noising else batch.clean, hook_names,
+                                              batch.answer_pos)
     clean_logits, corrupt_logits = (target.logits, source_logits) if noising else (source_logits, target.logits)
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     plan = _PatchPlan.build(sites, batch, source_cache, namer(model))

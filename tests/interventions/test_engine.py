@@ -57,6 +57,7 @@ def _sites(model, site: Site, positions) -> list[PatchSite]:
 def test_resumed_rows_equal_full_forwards(case, site, direction):
     model, dataset, positions = case
     batch, metric, sites = dataset.batch(), metric_for(dataset), _sites(model, site, positions)
+    assert reference_run(model, batch.clean, [], batch.answer_pos).reproduces_head  # else RESUME falls back to FULL
     full, full_runs = patch_sites(model, batch, sites, metric, direction, 16, engine=Engine.FULL)
     fast, fast_runs = patch_sites(model, batch, sites, metric, direction, 16, engine=Engine.RESUME)
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
@@ -135,3 +136,26 @@ def test_attention_without_layer_index_falls_back_to_every_position(tiny_gpt2, m
     full, _ = patch_sites(tiny_gpt2, batch, sites, metric, engine=Engine.FULL)
     fast, _ = patch_sites(tiny_gpt2, batch, sites, metric)
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
+
+
+def test_a_model_with_another_head_is_patched_with_whole_forwards(tmp_path):
+    """CausalQwen's logits come from its causal head, not the final norm and unembedding that resumed rows end in:
+    the engine notices and patches whole forwards, so Δ is still exact (against the full engine, OvR metric)."""
+    from rcid_tl.causalqwen import causal_qwen_from_qwen2, save_causal_qwen
+    from rcid_tl.causalqwen.bridge import metric_readout
+    from rcid_tl.metrics import metric_named
+    from rcid_tl.world.tokenizer import load_tokenizer, save_tokenizer
+    from tests.causalqwen.conftest import tiny_qwen2
+
+    tokenizer = load_tokenizer(save_tokenizer(tmp_path / "tokenizer"))
+    causal = causal_qwen_from_qwen2(tiny_qwen2(len(tokenizer), tokenizer.eos_token_id))
+    model = load_model(str(save_causal_qwen(causal, tokenizer, tmp_path / "causal-qwen")))
+    dataset = build_task(model, "ioi", n=3)
+    batch, (metric, _) = dataset.batch(), metric_named("ovr_prob_diff", dataset)
+    sites = [PatchSite(Site.RESID_POST, layer, p) for layer in range(2) for p in ("s2", "end")]
+    with metric_readout(model, "ovr_prob_diff"):
+        assert not reference_run(model, batch.clean, [], batch.answer_pos).reproduces_head
+        full, _ = patch_sites(model, batch, sites, metric, engine=Engine.FULL)
+        fast, _ = patch_sites(model, batch, sites, metric)
+    torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
+    assert full.abs().max() > 1e-3
