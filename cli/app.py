@@ -26,6 +26,7 @@ from rcid_tl.cli.checkpoints import checkpoints
 from rcid_tl.cli.consistency import consistency
 from rcid_tl.cli.patch import patch
 from rcid_tl.errors import InputError
+from rcid_tl.checks import check_model_path
 from rcid_tl.progress import announce_after
 
 app = typer.Typer(
@@ -43,7 +44,9 @@ app.command()(evaluate)
 app.add_typer(fv_app, name="fv")
 
 
-STARTUP_NOTE_S = 2.0  # a command still running after this long gets a line on stderr
+MODEL_OPTIONS = ("model", "teacher", "student")
+STARTUP_NOTE_S = 10.0  # a command still running after this long gets a line on stderr; long enough that input
+# found bad right after the imports still gets its one-line answer alone on a busy machine
 
 
 class Interrupted(Exception):
@@ -54,6 +57,9 @@ def _interruptible(command: Callable) -> Callable:
     @functools.wraps(command)  # keeps the signature and annotations Typer reads the options from
     def run(*args, **kwargs):
         try:
+            for option in MODEL_OPTIONS:  # a mistyped path is answered before the slow imports
+                if isinstance(kwargs.get(option), str):
+                    check_model_path(kwargs[option])
             # a command validates its options in milliseconds, then imports the library: say so if that is slow
             with announce_after(STARTUP_NOTE_S, f"{command.__name__.replace('_', ' ')}: loading torch and transformers"):
                 return command(*args, **kwargs)

@@ -84,3 +84,15 @@ def check_plain_name(value: str, option: str) -> str:
         raise InputError(f"{option} {value!r} must be a plain name (letters, digits, . _ - + =; no '/', no "
                          f"leading dot, not empty)")
     return value
+
+
+def check_model_path(spec: str) -> None:
+    """InputError when `spec` names a local path (it exists, starts with . / ~, or has a separator and is not an
+    `org/name` hub id) that is not a directory. Cheap and import-free, so the CLI checks it before loading torch."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return
+    parts = spec.split("/")
+    hub_id = len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not hub_id:
+        raise InputError(f"model path {spec!r} is not a directory with a Hugging Face model")

@@ -106,7 +106,7 @@ def test_function_vector_scores_as_a_frame_and_an_aie_heatmap():
     from rcid_tl.fv.ranking import HeadScore, aie_scores
     from rcid_tl.fv.stepd import StepDResult
 
-    cie = {q: [HeadScore(layer, head, 8, (i + 1) * (layer - head), 0.1 * head) for layer in range(2) for head in range(3)]
+    cie = {q: [HeadScore(layer, head, 8, float((i + 1) * (layer - head)), 0.1 * head) for layer in range(2) for head in range(3)]
            for i, q in enumerate(("antonym", "capital"))}
     result = StepDResult(None, None, cie, {})
     frame = result.to_frame()

@@ -7,7 +7,6 @@ unprocessed (`no_processing`), which keeps activations identical to the HF model
 
 import json
 import logging
-import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,6 +21,7 @@ from transformers import (
 from safetensors import SafetensorError
 
 from rcid_tl.causalqwen.bridge import attach_causal_hooks, boot_overrides  # also registers the Auto classes
+from rcid_tl.checks import check_model_path
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import HookNamer
 from rcid_tl.progress import stage
@@ -49,17 +49,9 @@ def resolve_model_path(spec: str) -> Path | None:
     shipped = embedded_path(spec)
     if shipped is not None:
         return shipped
+    check_model_path(spec)
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _looks_like_hub_id(spec):
-        raise InputError(f"model path {spec!r} is not a directory with a Hugging Face model")
-    return None
-
-
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+    return path if path.is_dir() else None
 
 
 def load_model(
