@@ -7,7 +7,6 @@ patched row starts at block L from the reference run's `hook_resid_pre`, compute
 from the reference run: they are what the reference computed there, so the result is exact, not an approximation.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -43,11 +42,10 @@ class _KeyValues:
 
 @dataclass(frozen=True)
 class Reference:
-    """One unpatched run kept for resuming: answer logits, the requested activations, every block's input, every
-    layer's keys/values and the keyword arguments HF gave the first block (rotary tables, position ids)."""
+    """One unpatched run kept for resuming: answer logits, every block's input, every layer's keys/values and the
+    keyword arguments HF gave the first block (rotary tables, position ids)."""
 
     logits: Float[Tensor, "batch d_vocab"]
-    acts: dict[str, Tensor]
     resid_pre: tuple[Tensor, ...]  # per layer (batch, pos, d_model)
     kv: dict[int, tuple[Tensor, Tensor]]
     block_kwargs: dict
@@ -60,14 +58,13 @@ class Reference:
 
 
 def reference_run(
-    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], names: Sequence[str],
-    answer_pos: Int[Tensor, " batch"],
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
 ) -> Reference:
     """The unpatched forward of `tokens`, keeping what `resume` needs (no gradients)."""
     n_layers = model.cfg.n_layers
     resid_names = [hook_name(Site.RESID_PRE, layer) for layer in range(n_layers)]
     last = hook_name(Site.RESID_POST, n_layers - 1)
-    wanted = list(dict.fromkeys([*names, *resid_names, last]))
+    wanted = [*resid_names, last]
     store: dict[str, Tensor] = {}
     record, block_kwargs = _KeyValues(), {}
 
@@ -96,7 +93,7 @@ def reference_run(
     kwargs = {k: v for k, v in block_kwargs.items() if k not in _REBUILT}
     answer_logits = logits[torch.arange(len(slot)), slot.to(logits.device)]
     return Reference(
-        answer_logits, {n: store[n] for n in names}, tuple(store[n] for n in resid_names),
+        answer_logits, tuple(store[n] for n in resid_names),
         {k: (kv[0].detach(), kv[1].detach()) for k, kv in record.layers.items()}, kwargs,
         _same_head(model, store[last], answer_pos, answer_logits),
     )

@@ -79,7 +79,7 @@ def patch_sites(
     hook_names = sorted({names.name(s.site, s.layer) for s in sites})
     if Engine(engine) is Engine.RESUME:
         target = reference_run(model, batch.clean if Direction(direction) is Direction.NOISING else batch.corrupt,
-                               [], batch.answer_pos)
+                               batch.answer_pos)
         if target.reproduces_head:
             return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, hook_names,
                                   target)

@@ -57,7 +57,7 @@ def _sites(model, site: Site, positions) -> list[PatchSite]:
 def test_resumed_rows_equal_full_forwards(case, site, direction):
     model, dataset, positions = case
     batch, metric, sites = dataset.batch(), metric_for(dataset), _sites(model, site, positions)
-    assert reference_run(model, batch.clean, [], batch.answer_pos).reproduces_head  # else RESUME falls back to FULL
+    assert reference_run(model, batch.clean, batch.answer_pos).reproduces_head  # else RESUME falls back to FULL
     full, full_runs = patch_sites(model, batch, sites, metric, direction, 16, engine=Engine.FULL)
     fast, fast_runs = patch_sites(model, batch, sites, metric, direction, 16, engine=Engine.RESUME)
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
@@ -121,7 +121,7 @@ def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
     assert seen and seen[0], "the patch hooks were attached during the failing forward"
     assert not [n for n, hp in tiny_gpt2.hook_dict.items() if hp.fwd_hooks]
     with pytest.raises(IndexError):  # a token id past the vocabulary fails inside the embedding
-        reference_run(tiny_gpt2, torch.full((1, 3), 10**6), [], torch.tensor([2]))
+        reference_run(tiny_gpt2, torch.full((1, 3), 10**6), torch.tensor([2]))
 
 
 def test_attention_without_layer_index_falls_back_to_every_position(tiny_gpt2, monkeypatch):
@@ -132,7 +132,7 @@ def test_attention_without_layer_index_falls_back_to_every_position(tiny_gpt2, m
     dataset = build_ioi(IOIConfig(n=3, seed=4), tiny_gpt2.tokenizer)
     batch, metric = dataset.batch(), metric_for(dataset)
     sites = _sites(tiny_gpt2, Site.Z, ("s2", "end")) + _sites(tiny_gpt2, Site.RESID_MID, ("io",))
-    assert not reference_run(tiny_gpt2, batch.clean, [], batch.answer_pos).has_all_keys_values(2)
+    assert not reference_run(tiny_gpt2, batch.clean, batch.answer_pos).has_all_keys_values(2)
     full, _ = patch_sites(tiny_gpt2, batch, sites, metric, engine=Engine.FULL)
     fast, _ = patch_sites(tiny_gpt2, batch, sites, metric)
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
@@ -154,7 +154,7 @@ def test_a_model_with_another_head_is_patched_with_whole_forwards(tmp_path):
     batch, (metric, _) = dataset.batch(), metric_named("ovr_prob_diff", dataset)
     sites = [PatchSite(Site.RESID_POST, layer, p) for layer in range(2) for p in ("s2", "end")]
     with metric_readout(model, "ovr_prob_diff"):
-        assert not reference_run(model, batch.clean, [], batch.answer_pos).reproduces_head
+        assert not reference_run(model, batch.clean, batch.answer_pos).reproduces_head
         full, _ = patch_sites(model, batch, sites, metric, engine=Engine.FULL)
         fast, _ = patch_sites(model, batch, sites, metric)
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
