@@ -2,6 +2,7 @@
 every (template, answer position) group of the evaluated examples has `MIN_GROUP` members (Wang et al. 2023 take
 means over thousands of ABC prompts; the evaluated examples alone give 1–9 per group)."""
 
+import math
 from collections import Counter
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
 SEED_OFFSET = 1_000_003  # reference seed = task seed + this, unless given: never the evaluated examples' seed
-_GROWTH, _TRIES = 1.5, 6
+_PILOT, _MARGIN, _GROWTH, _TRIES = 300, 1.3, 1.3, 6  # size from a pilot sample's group shares, grown if short
 
 
 def reference_seed(spec: TaskSpec, seed: int | None) -> int:
@@ -24,9 +25,9 @@ def reference_seed(spec: TaskSpec, seed: int | None) -> int:
 def reference_distribution(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, evaluated: ContrastiveDataset,
                            n: int | None = None, seed: int | None = None, n_ctx: int | None = None
                            ) -> ContrastiveDataset:
-    """`n` examples of `spec`'s task drawn with another seed; with `n` None, the smallest sample (growing by half
-    from `MIN_GROUP` × 1.4 per evaluated group) in which every evaluated group has ≥ `MIN_GROUP` members. A pairs
-    file has no distribution to draw from: its own rows are the reference."""
+    """`n` examples of `spec`'s task drawn with another seed; with `n` None, a sample in which every evaluated
+    group has ≥ `MIN_GROUP` members (sized from the rarest group's share in a pilot sample, with a 30% margin, and
+    grown while a group is short). A pairs file has no distribution to draw from: its own rows are the reference."""
     check_count(n, "--reference-n", maximum=MAX_EXAMPLES)
     if spec.name.startswith("pairs:"):
         return evaluated
@@ -36,11 +37,14 @@ def reference_distribution(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, e
     if n is not None:
         return build_task(replace(spec, n=n, seed=seed), tokenizer, n_ctx)
     wanted = {(e.template, e.answer_pos) for e in evaluated.examples}
-    size = int(MIN_GROUP * 1.4 * len(wanted))
+    pilot = build_task(replace(spec, n=_PILOT, seed=seed), tokenizer, n_ctx)
+    seen = Counter((e.template, e.answer_pos) for e in pilot.examples)
+    rarest = min(max(seen[g], 1) for g in wanted) / _PILOT  # the smallest evaluated group's share of the task
+    size = math.ceil(MIN_GROUP / rarest * _MARGIN)
     for _ in range(_TRIES):
         reference = build_task(replace(spec, n=min(size, MAX_EXAMPLES), seed=seed), tokenizer, n_ctx)
         counts = Counter((e.template, e.answer_pos) for e in reference.examples)
         if all(counts[g] >= MIN_GROUP for g in wanted) or size >= MAX_EXAMPLES:
             return reference
-        size = int(size * _GROWTH)
+        size = math.ceil(size * _GROWTH)
     return reference
