@@ -7,7 +7,7 @@ from rcid_tl.hooks.names import Head, Site, hook_name
 from rcid_tl.interventions import knockout as knockout_module
 from rcid_tl.interventions import write as write_module
 from rcid_tl.interventions.knockout import Ablation, Method, knockout
-from rcid_tl.interventions.write import PatchSite, patch_sites
+from rcid_tl.interventions.write import Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
 from rcid_tl.tasks import IOIConfig, build_ioi
 from tests.hook_leaks import hook_leaks, torch_hook_counts
@@ -66,7 +66,9 @@ def test_forward_failing_under_hooks_leaves_no_hooks(tiny_gpt2, ioi, monkeypatch
     monkeypatch.setattr(module, "answer_forward", failing)
     with pytest.raises(RuntimeError, match="forward failed"):
         if where == "patch":
-            patch_sites(tiny_gpt2, ioi.batch(), [PatchSite(Site.RESID_POST, 0, "s2")], metric_for(ioi))
+            # the whole-forward engine (the resumed one is covered in tests/interventions/test_engine.py)
+            patch_sites(tiny_gpt2, ioi.batch(), [PatchSite(Site.RESID_POST, 0, "s2")], metric_for(ioi),
+                        engine=Engine.FULL)
         else:
             knockout(tiny_gpt2, ioi.batch(), [Ablation((Head(1, 2),))], metric_for(ioi), Method.ZERO)
     assert seen and seen[0], "the intervention's hooks were attached during the failing forward"
