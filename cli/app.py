@@ -45,8 +45,8 @@ app.add_typer(fv_app, name="fv")
 
 
 MODEL_OPTIONS = ("model", "teacher", "student")
-STARTUP_NOTE_S = 10.0  # a command still running after this long gets a line on stderr; long enough that input
-# found bad right after the imports still gets its one-line answer alone on a busy machine
+STARTUP_NOTE_S = 5.0  # a command still running after this long gets a line on stderr (the issue's ~5 s); input
+# checked before the imports (options, model paths) still gets its one-line answer alone
 
 
 class Interrupted(Exception):
