@@ -156,8 +156,8 @@ def markdown(rows: list[dict], summary: list[dict]) -> str:
 # one colour per method in every panel (plotly would restart its colour cycle in each panel)
 COLOURS = {"standard-kd": "#1f77b4", "fitnets": "#ff7f0e", "informed-fitnets": "#2ca02c", "rcid": "#d62728"}
 PANELS = (("accuracy", "accuracy", "accuracy"), ("logit_diff", "logit difference", "metric_mean"),
-          ("perplexity", "perplexity (held out, log scale)", "perplexity"), ("mean_r", "causal consistency (mean r)", None),
-          ("mechanistic_r", "mechanistic r (partial, unsaturated)", None))
+          ("perplexity", "perplexity (log)", "perplexity"), ("mean_r", "mean r", None),
+          ("mechanistic_r", "mechanistic r", None))
 INTERVALS = {"mean_r": ("ci_low", "ci_high"), "mechanistic_r": ("mech_ci_low", "mech_ci_high")}
 
 
@@ -187,9 +187,9 @@ def figure(rows: list[dict], run_args: list[str]):
     fig.update_layout(
         title=(f"world-gpt2 → 2×64 student on IOI (s2-io corruption), {len({r['seed'] for r in rows})} seeds per "
                f"method<br><sub>evaluated on n = {option.get('--eval-n', '?')} held-out examples after "
-               f"{option.get('--steps', '?')} steps; metric: logit difference; error bars: 95% bootstrap CIs; "
+               f"{option.get('--steps', '?')} steps; metric: logit difference;<br>mean r over checkpoints, mechanistic r = partial r over unsaturated ones; error bars: 95% bootstrap CIs; "
                "dashed: the teacher</sub>"),
-        height=480, autosize=True, margin={"t": 110},
+        height=480, autosize=True, margin={"t": 130},
         legend={"orientation": "h", "yanchor": "top", "y": -0.08, "xanchor": "center", "x": 0.5},
     )
     return fig
