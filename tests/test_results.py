@@ -104,13 +104,12 @@ def test_unreadable_files_are_one_line_input_errors(tmp_path, text, message):
 
 def test_function_vector_scores_as_a_frame_and_an_aie_heatmap():
     from rcid_tl.fv.ranking import HeadScore, aie_scores
-    from rcid_tl.fv.stepd import StepDResult
+    from rcid_tl.results import aie_figure, cie_frame  # what StepDResult.to_frame() and .figure() return
 
-    cie = {q: [HeadScore(layer, head, 8, float((i + 1) * (layer - head)), 0.1 * head) for layer in range(2) for head in range(3)]
-           for i, q in enumerate(("antonym", "capital"))}
-    result = StepDResult(None, None, cie, {})
-    frame = result.to_frame()
+    cie = {q: [HeadScore(layer, head, 8, float((i + 1) * (layer - head)), 0.1 * head) for layer in range(2)
+               for head in range(3)] for i, q in enumerate(("antonym", "capital"))}
+    frame = cie_frame(cie)
     assert len(frame) == 2 * 2 * 3 and set(frame.relation) == {"antonym", "capital"}
-    z = result.figure().data[0].z
+    z = aie_figure(cie).data[0].z
     for s in aie_scores(cie, list(cie)):  # the library's own AIE, cell by cell
         assert z[s.layer][s.head] == pytest.approx(s.mean_delta_logprob)
