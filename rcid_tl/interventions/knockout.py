@@ -19,7 +19,9 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
+from rcid_tl.interventions.engine import reference_run, resume
 from rcid_tl.interventions.read import answer_forward, cache_hooks
+from rcid_tl.interventions.write import Engine
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
 from rcid_tl.parallel import map_shards
@@ -75,10 +77,13 @@ def knockout(
     seed: int = 0,
     rows_per_forward: int = 64,
     reference_batch: Batch | None = None,
+    engine: Engine = Engine.RESUME,
 ) -> tuple[Float[Tensor, "ablation batch"], RunMetrics, ReferenceGroups | None]:
     """The metric after each ablation, per example, the unablated clean/corrupt metrics (delta = clean − ablated),
     and (for mean and resample) the reference group sizes. `reference_batch` is the reference distribution whose
-    clean or corrupt run (`reference`) supplies the replacement values; None uses `batch` itself."""
+    clean or corrupt run (`reference`) supplies the replacement values; None uses `batch` itself. With the resumed
+    engine each row starts at its ablation's lowest layer from the cached clean residual (`engine.resume`); the
+    whole-forward engine (`Engine.FULL`) is the reference it is tested against."""
     names = namer(model)
     for ablation in ablations:
         for head in ablation.heads:
@@ -87,20 +92,35 @@ def knockout(
             batch.position(position)
     layers = sorted({h.layer for a in ablations for h in a.heads})
     hook_names = [names.name(Site.Z, layer) for layer in layers]
+    target = reference_run(model, batch.clean, batch.answer_pos) if Engine(engine) is Engine.RESUME else None
+    if target is not None and not target.reproduces_head:
+        target = None  # logits that do not come from the final norm and unembedding (CausalQwen): whole forwards
     with torch.no_grad():
-        clean, corrupt = (cache_hooks(model, tokens, [], batch.answer_pos)[0] for tokens in (batch.clean, batch.corrupt))
+        clean = target.logits if target is not None else cache_hooks(model, batch.clean, [], batch.answer_pos)[0]
+        corrupt = cache_hooks(model, batch.corrupt, [], batch.answer_pos)[0]
     metrics = RunMetrics(clean=metric(clean, batch).cpu(), corrupt=metric(corrupt, batch).cpu())
     replacement, groups = _replacements(model, batch, reference_batch if reference_batch is not None else batch,
                                         hook_names, Method(method), Reference(reference), seed, rows_per_forward)
 
     n = len(batch)
-    rows = [(a, e) for a in range(len(ablations)) for e in range(n)]
-    chunks = [rows[k : k + rows_per_forward] for k in range(0, len(rows), rows_per_forward)]
+    # rows (ablation, example) grouped by the ablation's lowest layer: a resumed chunk starts every row at one block
+    lowest = [min(h.layer for h in a.heads) for a in ablations]
+    chunks = [chunk for layer in sorted(set(lowest))
+              for chunk in _split([(a, e) for a in range(len(ablations)) if lowest[a] == layer for e in range(n)],
+                                  rows_per_forward)]
     # under torchrun each process runs its share of the chunks; every process gets all of them back
-    out = torch.cat(map_shards(
-        chunks, lambda chunk: _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names),
+    values = torch.cat(map_shards(
+        chunks, lambda chunk: _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names,
+                                              target),
         "knockout"))
-    return out.view(len(ablations), n), metrics, groups
+    out = torch.empty(len(ablations), n)
+    index = torch.tensor([a * n + e for chunk in chunks for a, e in chunk])
+    out.view(-1)[index] = values
+    return out, metrics, groups
+
+
+def _split(rows: list, size: int) -> list[list]:
+    return [rows[k : k + size] for k in range(0, len(rows), size)]
 
 
 def _group_keys(batch: Batch) -> list[str]:
@@ -163,7 +183,7 @@ def _fit_width(z: Tensor, width: int) -> Tensor:
     return torch.cat([z, z.new_zeros(z.shape[0], width - z.shape[1], *z.shape[2:])], dim=1)
 
 
-def _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names) -> Tensor:
+def _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names, target) -> Tensor:
     example_of = torch.tensor([e for _, e in chunk])
     sub = batch.take(example_of)
     width, n_heads = batch.clean.shape[1], model.cfg.n_heads
@@ -179,7 +199,11 @@ def _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers,
         if mask.any():
             hooks.append((name, _masked_replace_hook(mask, replacement[name][example_of])))
     with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-        logits = answer_forward(model, batch.clean[example_of], sub.answer_pos)
+        if target is None:
+            logits = answer_forward(model, batch.clean[example_of], sub.answer_pos)
+        else:  # every row from its ablation's lowest layer, all positions (a head is ablated at each of them)
+            lowest = min(h.layer for a, _ in chunk for h in ablations[a].heads)
+            logits = resume(model, target, lowest, example_of, 0, width, sub.answer_pos)
     return metric(logits, sub).cpu()
 
 

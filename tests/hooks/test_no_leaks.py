@@ -70,7 +70,8 @@ def test_forward_failing_under_hooks_leaves_no_hooks(tiny_gpt2, ioi, monkeypatch
             patch_sites(tiny_gpt2, ioi.batch(), [PatchSite(Site.RESID_POST, 0, "s2")], metric_for(ioi),
                         engine=Engine.FULL)
         else:
-            knockout(tiny_gpt2, ioi.batch(), [Ablation((Head(1, 2),))], metric_for(ioi), Method.ZERO)
+            knockout(tiny_gpt2, ioi.batch(), [Ablation((Head(1, 2),))], metric_for(ioi), Method.ZERO,
+                     engine=Engine.FULL)
     assert seen and seen[0], "the intervention's hooks were attached during the failing forward"
     assert _attached(tiny_gpt2) == []
 
