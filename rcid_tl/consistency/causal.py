@@ -6,7 +6,6 @@ the two models' outputs; `rcid_tl.consistency.saturation` separates the two (r_o
 summary `mechanistic_r` over non-saturated checkpoints)."""
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.consistency.checkpoints import Checkpoint, modified_positions, reaches_answer
 from rcid_tl.consistency.plots import consistency_figure
 from rcid_tl.consistency.saturation import (
-    SATURATED, bootstrap_partial, partial_correlation, percentile_ci, saturation_ratio,
+    SATURATED, bootstrap_partial, flat, mean_ci, partial_correlation, percentile_ci, rowwise_pearson,
+    saturation_ratio,
 )
 from rcid_tl.errors import InputError
 from rcid_tl.alignment.heads import proportional_head_map
@@ -33,7 +33,6 @@ from rcid_tl.plotting.titles import describe_run
 from rcid_tl.sweeps.common import result_header
 from rcid_tl.tasks.base import ContrastiveDataset
 
-CONSTANT_TOL = 1e-5  # relative spread below which a Δ vector counts as constant (float32 patching noise is ~1e-7)
 
 
 @dataclass
@@ -153,14 +152,9 @@ def _deltas(model: TransformerBridge, dataset: ContrastiveDataset, sites: Sequen
     return torch.cat(deltas, dim=1).double().numpy(), runs
 
 
-def _constant(v: np.ndarray) -> bool:
-    """Constant up to float32 rounding: an inert patch leaves Δ at ±1e-7 noise, whose "correlation" is noise."""
-    return float(np.ptp(v)) <= CONSTANT_TOL * (1.0 + float(np.abs(v).max()))
-
-
 def _pearson(x: np.ndarray, y: np.ndarray, why: str = "") -> tuple[float, float, str | None]:
     """scipy's Pearson r and two-sided p, or (nan, nan, note) when either side is constant (r undefined)."""
-    constant = [name for name, v in (("Δ_teacher", x), ("Δ_student", y)) if _constant(v)]
+    constant = [name for name, v in (("Δ_teacher", x), ("Δ_student", y)) if flat(v)]  # an inert patch: noise
     if constant:
         return math.nan, math.nan, f"{' and '.join(constant)} constant over examples: r undefined{why}"
     r, p = stats.pearsonr(x, y)
@@ -179,16 +173,9 @@ def _inert_note(c: Checkpoint, student_layer: int, teacher, student, dataset: Co
 def _bootstrap_mean_r(dt: np.ndarray, ds: np.ndarray, idx: np.ndarray, confidence: float) -> tuple[float, float]:
     """Percentile CI of the mean r over checkpoints, resampling examples (idx: (boot, n), the same resample for all
     checkpoints)."""
-    n_bootstrap = idx.shape[0]
     x, y = dt[:, idx], ds[:, idx]  # (checkpoint, boot, n)
-    flat = np.ptp(x, -1) <= CONSTANT_TOL * (1 + np.abs(x).max(-1))  # a resample of (near) copies of one example
-    flat |= np.ptp(y, -1) <= CONSTANT_TOL * (1 + np.abs(y).max(-1))
-    x, y = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))  # (checkpoint, boot)
-        r[flat] = np.nan
-        means = np.nanmean(np.where(np.isfinite(r), r, np.nan), axis=0) if len(r) else np.full(n_bootstrap, np.nan)
-    return percentile_ci(means, confidence)
+    r = np.where(flat(x) | flat(y), np.nan, rowwise_pearson(x, y))  # (checkpoint, boot); nan: copies of one example
+    return mean_ci(r, confidence)
 
 
 def causal_consistency(
@@ -245,12 +232,9 @@ def causal_consistency(
             "partial_r_ci": [_finite(x) for x in percentile_ci(boot_partial[k], confidence)],
         })
     mean_r = float(np.mean([entries[k]["pearson_r"] for k in defined])) if defined else math.nan
-    ci = _bootstrap_mean_r(dt[defined], ds[defined], idx, confidence) if defined else (math.nan,) * 2
+    ci = _bootstrap_mean_r(dt[defined], ds[defined], idx, confidence)
     mechanistic_r = float(np.mean([entries[k]["partial_r"] for k in mechanistic])) if mechanistic else math.nan
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where every partial r is undefined
-        mechanistic_ci = percentile_ci(np.nanmean(boot_partial[mechanistic], axis=0), confidence) if mechanistic \
-            else (math.nan, math.nan)
+    mechanistic_ci = mean_ci(boot_partial[mechanistic], confidence)
     header = result_header(model_label(teacher), dataset, int(dataset.config.get("seed", 0)), dataset.metric_name,
                            t_runs)
     header.update({

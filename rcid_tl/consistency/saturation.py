@@ -11,12 +11,13 @@ the correlation of the two models' behaviour. Three quantities say how much of r
 """
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
 
 SATURATED = 0.9  # teacher saturation ratio at or above which a checkpoint measures behaviour, not mechanism
-RESIDUAL_TOL = 1e-5  # relative spread below which a residual is float noise (Δ fully explained by the outputs)
+FLAT_TOL = 1e-5  # relative spread below which a vector is float noise (float32 patching noise is ~1e-7)
 
 
 def saturation_ratio(delta: np.ndarray, output_diff: np.ndarray) -> float:
@@ -32,15 +33,24 @@ def _residuals(y: np.ndarray, covariates: np.ndarray) -> np.ndarray:
     return y - (design @ coef)[..., 0]
 
 
-def _degenerate(residual: np.ndarray, y: np.ndarray) -> np.ndarray | np.bool_:
-    return np.ptp(residual, axis=-1) <= RESIDUAL_TOL * (1.0 + np.abs(y).max(axis=-1))
+def flat(v: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray | np.bool_:
+    """Whether `v` is constant over its last axis up to float noise, relative to the size of `scale` (default `v`):
+    an inert patch's Δ, a resample of copies of one example, or a residual the outputs explain entirely."""
+    return np.ptp(v, axis=-1) <= FLAT_TOL * (1.0 + np.abs(v if scale is None else scale).max(axis=-1))
+
+
+def rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r over the last axis for every leading index (nan where a side has zero variance)."""
+    x, y = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
 
 
 def partial_correlation(x: np.ndarray, y: np.ndarray, covariates: np.ndarray) -> tuple[float, float]:
     """Partial Pearson r of x and y given `covariates` (n, k), and its two-sided p (t test, n − 2 − k degrees of
     freedom); (nan, nan) when x or y is fully explained by the covariates."""
     rx, ry = _residuals(x, covariates), _residuals(y, covariates)
-    if _degenerate(rx, x) or _degenerate(ry, y):
+    if flat(rx, x) or flat(ry, y):
         return math.nan, math.nan
     r = float(np.clip(stats.pearsonr(rx, ry)[0], -1.0, 1.0))
     dof = len(x) - 2 - covariates.shape[1]
@@ -58,12 +68,18 @@ def bootstrap_partial(dt: np.ndarray, ds: np.ndarray, covariates: np.ndarray, id
     for k in range(dt.shape[0]):
         x, y = dt[k][idx], ds[k][idx]  # (boot, n)
         rx, ry = _residuals(x, cov), _residuals(y, cov)
-        bad = _degenerate(rx, x) | _degenerate(ry, y)
-        rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = (rx * ry).sum(-1) / np.sqrt((rx * rx).sum(-1) * (ry * ry).sum(-1))
-        out[k] = np.where(bad, np.nan, r)
+        out[k] = np.where(flat(rx, x) | flat(ry, y), np.nan, rowwise_pearson(rx, ry))
     return out
+
+
+def mean_ci(r: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile CI of the mean over checkpoints of r (checkpoint, resample), undefined (nan) entries left out of
+    each resample's mean; (nan, nan) without checkpoints."""
+    if not len(r):
+        return math.nan, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where r is undefined at every checkpoint
+        return percentile_ci(np.nanmean(np.where(np.isfinite(r), r, np.nan), axis=0), confidence)
 
 
 def percentile_ci(samples: np.ndarray, confidence: float) -> tuple[float, float]:
