@@ -1,0 +1,1 @@
+"""KV-cache distillation from one teacher: K/V/Q capture on hook points, KV losses, attention weighting, CKA and CODI terms, teacher KV compression."""

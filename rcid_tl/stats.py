@@ -1,0 +1,111 @@
+"""Statistics shared by the studies: bootstrap CIs of a mean and of a difference of means, Welch's t-test, and
+Spearman's rho with a bootstrap CI. Every function is seeded, so a study's numbers reproduce exactly.
+
+Empty or too-small inputs give nan rather than raising: a study with one seed in an arm still tabulates.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+N_BOOT = 10_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile interval, and the sample size it came from."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"estimate": self.estimate, "low": self.low, "high": self.high, "n": self.n}
+
+
+@dataclass(frozen=True)
+class Welch:
+    """Welch's unequal-variance t-test of mean(a) − mean(b)."""
+
+    diff: float
+    t: float
+    df: float
+    p: float
+    n_a: int
+    n_b: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"diff": self.diff, "t": self.t, "df": self.df, "p": self.p, "n_a": self.n_a, "n_b": self.n_b}
+
+
+def _finite(values) -> np.ndarray:
+    v = np.asarray(values, dtype=float).ravel()
+    return v[np.isfinite(v)]
+
+
+def _percentiles(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = 50 * (1 - confidence)
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_mean_ci(values, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """Mean of the finite values with a percentile bootstrap CI (nan bounds for fewer than 2 values)."""
+    v = _finite(values)
+    if len(v) == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    if len(v) < 2:
+        return Interval(float(v.mean()), float("nan"), float("nan"), 1)
+    idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
+    return Interval(float(v.mean()), *_percentiles(v[idx].mean(axis=1), confidence), len(v))
+
+
+def bootstrap_diff_ci(a, b, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """mean(a) − mean(b), each side resampled independently; n is the smaller side's size."""
+    a, b = _finite(a), _finite(b)
+    n = min(len(a), len(b))
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    diff = float(a.mean() - b.mean())
+    if n < 2:
+        return Interval(diff, float("nan"), float("nan"), n)
+    rng = np.random.default_rng(seed)
+    boot = (a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(axis=1)
+            - b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(axis=1))
+    return Interval(diff, *_percentiles(boot, confidence), n)
+
+
+def welch_test(a, b) -> Welch:
+    """Two-sided Welch t-test; t, df and p are nan when a side has fewer than 2 values or both have zero variance."""
+    a, b = _finite(a), _finite(b)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
+    va = a.var(ddof=1) / len(a) if len(a) > 1 else float("nan")
+    vb = b.var(ddof=1) / len(b) if len(b) > 1 else float("nan")
+    se2 = va + vb
+    if not np.isfinite(se2) or se2 == 0:
+        return Welch(diff, float("nan"), float("nan"), float("nan"), len(a), len(b))
+    t = diff / np.sqrt(se2)
+    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return Welch(diff, float(t), float(df), float(2 * sps.t.sf(abs(t), df)), len(a), len(b))
+
+
+def spearman_ci(x, y, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> tuple[Interval, float]:
+    """Spearman's rho over the pairs where both are finite, a bootstrap CI over pairs, and the rho's p-value."""
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3:
+        return Interval(float("nan"), float("nan"), float("nan"), len(x)), float("nan")
+    rho, p = sps.spearmanr(x, y)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    rx = sps.rankdata(x[idx], axis=1)
+    ry = sps.rankdata(y[idx], axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (rx * ry).sum(axis=1) / np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    boot = boot[np.isfinite(boot)]
+    low, high = _percentiles(boot, confidence) if len(boot) else (float("nan"), float("nan"))
+    return Interval(float(rho), low, high, len(x)), float(p)
