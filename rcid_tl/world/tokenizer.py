@@ -19,6 +19,9 @@ UNK_TOKEN = "<|unk|>"
 PRE_TOKENIZER_PATTERN = r"\n| ?[A-Za-z]+| ?\d\d| ?\d| ?[^\sA-Za-z\d]|\s"
 PUNCTUATION: tuple[str, ...] = tuple(".,:;!?'\"-()")
 TWO_DIGITS: tuple[str, ...] = tuple(f"{i:02d}" for i in range(100))
+# Tokens of the chain-of-thought arithmetic task (rcid_tl.world.cot) that the world lacks; appended, never inserted.
+COT_TOKENS: tuple[str, ...] = (" Q", " A", " +", " =", " answer", " more", " away", " How", " many", " does", " have",
+                               " now")
 
 _TEMPLATE_GROUPS: tuple[tuple[str, ...], ...] = (
     ioi.IOI_TRAIN_TEMPLATES, ioi.IOI_HELD_OUT_TEMPLATES,
@@ -56,9 +59,25 @@ def world_vocab() -> dict[str, int]:
     return {t: i for i, t in enumerate(tokens)}
 
 
+def cot_vocab() -> dict[str, int]:
+    """The world vocabulary plus the chain-of-thought task's tokens appended after it: every world id is unchanged."""
+    vocab = world_vocab()
+    added = [t for t in COT_TOKENS if t not in vocab]
+    return vocab | {t: len(vocab) + i for i, t in enumerate(added)}
+
+
 def build_tokenizer() -> PreTrainedTokenizerFast:
     """The world tokenizer as a `transformers` fast tokenizer (bos = eos = pad = <|endoftext|>)."""
-    tok = Tokenizer(models.WordLevel(vocab=world_vocab(), unk_token=UNK_TOKEN))
+    return _fast_tokenizer(world_vocab())
+
+
+def build_cot_tokenizer() -> PreTrainedTokenizerFast:
+    """The world tokenizer over `cot_vocab()` (same normalizer, pre-tokenizer and specials): the CoT teachers'."""
+    return _fast_tokenizer(cot_vocab())
+
+
+def _fast_tokenizer(vocab: dict[str, int]) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     tok.normalizer = normalizers.Sequence([
         normalizers.Replace(Regex(r"\A ?"), " "),  # text start gets exactly one leading space
         normalizers.Replace(Regex(r"\n ?"), "\n "),  # so does every line start
