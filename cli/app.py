@@ -17,6 +17,7 @@ except ImportError:
     from click import exceptions as click_errors
 
 from rcid_tl.cli.fv import fv_app
+from rcid_tl.cli.diagnose import diagnose_losses
 from rcid_tl.cli.distill import distill
 from rcid_tl.cli.evaluate import evaluate
 from rcid_tl.cli.heads import heads
@@ -41,6 +42,7 @@ app.command()(checkpoints)
 app.command()(consistency)
 app.command()(distill)
 app.command()(evaluate)
+app.command("diagnose-losses")(diagnose_losses)
 app.add_typer(fv_app, name="fv")
 
 

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from rcid_tl.checks import check_count, check_out
+from rcid_tl.cli import kv as k
 from rcid_tl.cli import options as o
 
 Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name (world-gpt2), local HF dir or hub name.")]
@@ -29,6 +30,9 @@ PrecisionOpt = Annotated[str, typer.Option(
 DeviceMap = Annotated[Optional[str], typer.Option(
     "--teacher-device-map", help="auto | balanced | sequential: spread a large teacher over this machine's GPUs "
                                  "(Accelerate's device_map; one process).")]
+ObjectiveOpt = Annotated[str, typer.Option(
+    "--objective", help="method: the --method on --task (default) | kv: KV-cache distillation on the chain-of-thought "
+                        "task (--kv-* options; --n training problems).")]
 AllTokens = Annotated[bool, typer.Option("--kl-all-tokens", help="Task KL on every token, not only the answer position.")]
 
 
@@ -40,6 +44,12 @@ def distill(
     eval_n: EvalN = 200, checkpoint_every: Every = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",
     corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False, precision: PrecisionOpt = "fp32",
     teacher_device_map: DeviceMap = None,
+    objective: ObjectiveOpt = "method", kv_loss: k.KVLossOpt = "mse", kv_weight: k.KVWeight = 1.0,
+    attention_weighted_kv: k.AttnWeighted = False, attention_weighted_kv_warmup: k.AttnWarmup = 50,
+    use_teacher_attention: k.TeacherAttn = False, cka_weight: k.CKAWeight = 0.05, cka_layers: k.CKALayers = "middle",
+    alignment: k.AlignmentOpt = "cka", codi_weight: k.CODIWeight = 0.0, codi_layers: k.CODILayers = "all",
+    kv_compression: k.Compression = None, eval_every: k.EvalEvery = 50,
+    gradient_checkpointing: k.Checkpointing = False,
 ) -> None:
     """Distill TEACHER into a student on a task; writes OUT/student (a Hugging Face directory), OUT/metrics.json
     (accuracy, metric, perplexity, causal consistency) and OUT/train_log.jsonl. Re-running resumes.
@@ -51,6 +61,18 @@ def distill(
     check_out(out)
     check_count(steps, "--steps")  # before OptimConfig, whose own message cannot name the option
     check_count(pretrain_steps, "--pretrain-steps", minimum=0)
+    if objective not in ("method", "kv"):
+        from rcid_tl.errors import InputError
+
+        raise InputError(f"unknown --objective {objective!r}; allowed: method, kv")
+    if objective == "kv":
+        return k.run_kv_objective(
+            teacher=teacher, student=student, n=n, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+            eval_n=eval_n, checkpoint_every=checkpoint_every, out=out, device=device, precision=precision,
+            eval_every=eval_every, gradient_checkpointing=gradient_checkpointing, kv_loss=kv_loss, kv_weight=kv_weight,
+            attention_weighted_kv=attention_weighted_kv, attention_weighted_kv_warmup=attention_weighted_kv_warmup,
+            use_teacher_attention=use_teacher_attention, cka_weight=cka_weight, cka_layers=cka_layers,
+            alignment=alignment, codi_weight=codi_weight, codi_layers=codi_layers, kv_compression=kv_compression)
     from rcid_tl.distill.config import DistillConfig, OptimConfig
     from rcid_tl.distill.precision import check_precision
     from rcid_tl.distill.methods import parse_method

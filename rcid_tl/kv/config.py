@@ -1,10 +1,11 @@
 """The KV objective's settings (seed 001's flags), validated before anything loads."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from rcid_tl.checks import check_count, check_real
+from rcid_tl.checks import check_count, check_device, check_real
+from rcid_tl.distill.config import OptimConfig
 from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.kv.losses import KVLoss
 
@@ -51,3 +52,42 @@ class KVConfig:
         d = asdict(self)
         d["kv_loss"], d["alignment"] = self.kv_loss.value, self.alignment.value
         return d
+
+
+@dataclass(frozen=True)
+class KVRunConfig:
+    """Everything that determines a KV-distilled student on the chain-of-thought task: the teacher, the student
+    (`None`: the teacher's default student shape, `student_shape` overriding fields), the CoT training problems
+    (`n_train` of the train split, seeded by `data_seed`), the objective and the optimizer. `eval_every` steps the
+    learning curve scores `curve_n` ID problems; the final evaluation scores `eval_n` of each test split."""
+
+    teacher: str
+    kv: KVConfig
+    optim: OptimConfig
+    seed: int = 42
+    student: str | None = None
+    student_shape: dict[str, int] = field(default_factory=dict)
+    n_train: int = 2048
+    data_seed: int = 0
+    batch_size: int = 16
+    eval_n: int = 200
+    curve_n: int = 32
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    log_every: int = 10
+    gradient_checkpointing: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "batch_size", "eval_n", "curve_n", "eval_every", "checkpoint_every", "log_every"):
+            check_count(getattr(self, name), "--" + name.replace("_", "-"))
+        check_count(self.optim.steps, "--steps")
+        if self.checkpoint_every % self.log_every or self.eval_every % self.log_every:
+            raise InputError("--checkpoint-every and --eval-every must be multiples of the log interval "
+                             f"({self.log_every}) so resumed logs and learning curves line up")
+        check_device(self.device)
+        if self.gradient_checkpointing and not self.device.startswith("cuda"):
+            raise InputError("--gradient-checkpointing trades compute for GPU memory; it needs a CUDA --device")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"kv": self.kv.to_dict()}

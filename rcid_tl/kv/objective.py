@@ -80,7 +80,7 @@ class KVObjective(nn.Module):
                                attention_layer=self.n_teacher_layers - 1 if want_t_attn else None,
                                hidden_layers=[self.pairs[s] for s in hidden], grad=False)
         s_states = read_kv(student, batch.tokens, self.kv_students,
-                           attention_layer=self.n_student_layers - 1 if c.attention_weighted else None,
+                           attention_layer=self.n_student_layers - 1 if c.attention_weighted and not c.use_teacher_attention else None,
                            hidden_layers=hidden)
         return t_states, s_states
 
@@ -101,19 +101,11 @@ class KVObjective(nn.Module):
         """The loss at training step `step` (0-based; decides the warm-up) and its parts for the log."""
         c = self.config
         t_states, s_states = self._states(teacher, student, batch)
-        device = s_states.logits.device
         ce = next_token_ce(s_states.logits, batch)
         loss, parts = ce, {"ce": ce.item()}
         if c.kv_weight > 0:
-            keep = self.kept_tokens(t_states, batch).to(device)
-            plain = uniform_weights(keep)
-            weights = plain
-            if self.weighting.active(step):
-                source = t_states if c.use_teacher_attention else s_states
-                weights = token_importance(source.attention.to(device), keep)
-            s_k, s_v = self.k_projector(s_states.keys), self.v_projector(s_states.values)
-            t_k, t_v = t_states.keys.to(device), t_states.values.to(device)
-            kv = (kv_loss(s_k, t_k, weights, c.kv_loss) + kv_loss(s_v, t_v, weights, c.kv_loss)) / 2
+            keep = self.kept_tokens(t_states, batch).to(ce.device)
+            kv = self.kv_term(t_states, s_states, keep, weighted=self.weighting.active(step))
             loss = loss + c.kv_weight * kv
             parts |= {"kv": kv.item(), "attn_weighted": float(self.weighting.active(step)),
                       "kept_tokens": keep.sum(-1).float().mean().item()}
@@ -122,15 +114,45 @@ class KVObjective(nn.Module):
             loss = loss + c.cka_weight * align
             parts[c.alignment.value] = align.item()
         if self.codi_layers:
-            start = batch.answer_start
-            codi = codi_loss([before_answer(s_states.hidden[s], start) for s in self.codi_layers],
-                             [before_answer(t_states.hidden[self.pairs[s]], start).to(device)
-                              for s in self.codi_layers], list(self.codi_maps))
+            codi = self.codi(t_states, s_states, batch)
             loss = loss + c.codi_weight * codi
             parts["codi"] = codi.item()
         if (step + 1) % self.log_every == 0:
             log.info("%s", log_line(step + 1, loss.item(), parts, self.weighting.label(step)))
         return check_finite("total", loss), parts
+
+    def raw_terms(self, teacher: TransformerBridge, student: TransformerBridge, batch: SegmentBatch
+                  ) -> dict[str, Tensor]:
+        """Every term this objective can compute on one batch, unweighted: CE, the plain and the attention-weighted
+        KV loss, and the alignment and CODI terms when their layers are set (for diagnosing loss scales)."""
+        t_states, s_states = self._states(teacher, student, batch)
+        keep = self.kept_tokens(t_states, batch).to(s_states.logits.device)
+        terms = {"ce": next_token_ce(s_states.logits, batch),
+                 "kv": self.kv_term(t_states, s_states, keep, weighted=False),
+                 "kv_weighted": self.kv_term(t_states, s_states, keep, weighted=True)}
+        if self.cka_layers:
+            terms[self.config.alignment.value] = self.alignment(t_states, s_states, batch)
+        if self.codi_layers:
+            terms["codi"] = self.codi(t_states, s_states, batch)
+        return terms
+
+    def kv_term(self, t_states: KVStates, s_states: KVStates, keep: Tensor, weighted: bool) -> Tensor:
+        """The mean of the K and V losses over the kept tokens, uniform or weighted by the configured attention."""
+        device = keep.device
+        weights = uniform_weights(keep)
+        if weighted:
+            source = t_states if self.config.use_teacher_attention else s_states
+            weights = token_importance(source.attention.to(device), keep)
+        s_k, s_v = self.k_projector(s_states.keys), self.v_projector(s_states.values)
+        t_k, t_v = t_states.keys.to(device), t_states.values.to(device)
+        kind = self.config.kv_loss
+        return (kv_loss(s_k, t_k, weights, kind) + kv_loss(s_v, t_v, weights, kind)) / 2
+
+    def codi(self, t_states: KVStates, s_states: KVStates, batch: SegmentBatch) -> Tensor:
+        start, device = batch.answer_start, s_states.logits.device
+        return codi_loss([before_answer(s_states.hidden[s], start) for s in self.codi_layers],
+                         [before_answer(t_states.hidden[self.pairs[s]], start).to(device) for s in self.codi_layers],
+                         list(self.codi_maps))
 
     def alignment(self, t_states: KVStates, s_states: KVStates, batch: SegmentBatch) -> Tensor:
         """1 − CKA (or the contrastive loss) on the real tokens of each selected layer pair, at most CKA_ROWS."""

@@ -1,0 +1,65 @@
+"""The KV-distillation options of `rcid-tl distill --objective kv` and `rcid-tl diagnose-losses`, spelled once, and
+the builder of their config."""
+
+from typing import Annotated, Optional
+
+import typer
+
+KVLossOpt = Annotated[str, typer.Option("--kv-loss", help="KV loss: mse | cosine (direction only, scale-free).")]
+KVWeight = Annotated[float, typer.Option("--kv-weight", help="Weight of the KV loss (≥ 0).")]
+AttnWeighted = Annotated[bool, typer.Option(
+    "--attention-weighted-kv", help="Weight tokens of the KV loss by the (detached) attention they receive.")]
+AttnWarmup = Annotated[int, typer.Option(
+    "--attention-weighted-kv-warmup", help="Steps of the plain KV loss before attention weighting starts.")]
+TeacherAttn = Annotated[bool, typer.Option(
+    "--use-teacher-attention", help="Weight by the teacher's attention instead of the student's.")]
+CKAWeight = Annotated[float, typer.Option("--cka-weight", help="Weight of the 1 − CKA auxiliary loss (0: off).")]
+CKALayers = Annotated[str, typer.Option("--cka-layers", help="Student layers for CKA: middle | last | all | 0,2.")]
+AlignmentOpt = Annotated[str, typer.Option(
+    "--alignment", help="Auxiliary hidden-state alignment: cka | contrastive (InfoNCE through a learned projection).")]
+CODIWeight = Annotated[float, typer.Option(
+    "--codi-weight", help="Weight of the CODI term: hidden states before the answer matched to the teacher's (0: off).")]
+CODILayers = Annotated[str, typer.Option("--codi-layers", help="Student layers for CODI: all | middle | last | 0,2.")]
+Compression = Annotated[Optional[int], typer.Option(
+    "--kv-compression", help="R-KV: keep this many reasoning tokens of the teacher's cache (default: all).")]
+EvalEvery = Annotated[int, typer.Option(
+    "--eval-every", help="KV objective: score the student on 32 ID problems every N steps (learning curve).")]
+Checkpointing = Annotated[bool, typer.Option(
+    "--gradient-checkpointing", help="Recompute the student's blocks in backward to save GPU memory (CUDA only).")]
+
+
+def kv_config(*, kv_loss: str, kv_weight: float, attention_weighted_kv: bool, attention_weighted_kv_warmup: int,
+              use_teacher_attention: bool, cka_weight: float, cka_layers: str, alignment: str, codi_weight: float,
+              codi_layers: str, kv_compression: int | None):
+    """The validated KVConfig of these options (an InputError naming the bad one)."""
+    from rcid_tl.kv.config import KVConfig
+
+    return KVConfig(kv_loss=kv_loss, kv_weight=kv_weight, attention_weighted=attention_weighted_kv,
+                    attention_warmup=attention_weighted_kv_warmup, use_teacher_attention=use_teacher_attention,
+                    cka_weight=cka_weight, cka_layers=cka_layers, alignment=alignment, codi_weight=codi_weight,
+                    codi_layers=codi_layers, compression=kv_compression)
+
+
+def run_kv_objective(*, teacher: str, student: str | None, n: int, seed: int, steps: int, batch_size: int, lr: float,
+                     eval_n: int, checkpoint_every: int, out, device: str, precision: str, eval_every: int,
+                     gradient_checkpointing: bool, **kv_options) -> None:
+    """`rcid-tl distill --objective kv`: CE + KV terms on the chain-of-thought task through the shared trainer."""
+    import sys
+
+    from rich.console import Console
+
+    from rcid_tl.distill.config import OptimConfig
+    from rcid_tl.distill.precision import check_precision
+    from rcid_tl.kv.config import KVRunConfig
+    from rcid_tl.kv.run import run_kv_distill
+
+    log_every = min(10, checkpoint_every, eval_every)
+    config = KVRunConfig(teacher=teacher, kv=kv_config(**kv_options), student=student, seed=seed, n_train=n,
+                         optim=OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), batch_size=batch_size,
+                         eval_n=eval_n, eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every,
+                         gradient_checkpointing=gradient_checkpointing, device=device)
+    mode = check_precision(precision, device)
+    m = run_kv_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]), precision=mode)
+    scores = ", ".join(f"{split} accuracy {s['accuracy']:.3f} (perplexity {s['perplexity']:.2f})"
+                       for split, s in m["scores"].items())
+    Console(stderr=True, soft_wrap=True).print(f"kv seed {seed}: {scores}; wrote {out}")
