@@ -1,5 +1,7 @@
 """StepD (seed 002 §2.2, §5): mean clean head outputs at the last token, and the causal indirect effect (CIE) of
 patching each head's mean into the corrupted (shuffled-label) prompts — batched, relation prompts × heads as rows.
+Each row runs on the exact sweep engine (`interventions.engine.run_rows`): it resumes at its head's layer from the
+unpatched corrupted run and computes the last position only, reading earlier positions' keys/values from that run.
 
 CIE(q, ℓ, h) = mean over q's trials of [metric(corrupted, z_ℓh[last] := mean clean z_ℓh[last]) − metric(corrupted)],
 metric = log p(target first token) (primary, `mean_delta_logprob`) or p (`mean_delta_p`; Todd et al. 2024's CIE).
@@ -16,7 +18,9 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.fv.scoring import TargetScores, padded, score_rows, targets
 from rcid_tl.fv.trials import Trial
 from rcid_tl.hooks.names import Head, Site
+from rcid_tl.interventions.engine import Rows, reference_run, run_rows
 from rcid_tl.interventions.read import at_positions, cache_hooks
+from rcid_tl.interventions.write import Engine
 from rcid_tl.models.loading import namer
 from rcid_tl.parallel import map_shards
 
@@ -87,9 +91,12 @@ class RelationCIE:
 
 
 def relation_cie(
-    model: TransformerBridge, trials: Sequence[Trial], heads: Sequence[Head], rows_per_forward: int = 128
+    model: TransformerBridge, trials: Sequence[Trial], heads: Sequence[Head], rows_per_forward: int = 128,
+    engine: Engine = Engine.RESUME,
 ) -> RelationCIE:
-    """StepD for one relation: clean mean z, then every (head, trial) patch in batched forwards."""
+    """StepD for one relation: clean mean z, then every (head, trial) patch in batched forwards — resumed rows
+    (`Engine.RESUME`), or whole forwards from token ids (`Engine.FULL`, the reference the fast path is tested
+    against; also used when the model's logits do not come from its final norm and unembedding)."""
     layers = sorted({h.layer for h in heads})
     clean_seqs = [t.clean_ids for t in trials]
     corrupted_seqs = [t.corrupted_ids for t in trials]
@@ -98,13 +105,28 @@ def relation_cie(
     n = len(trials)
     each = torch.arange(n)
     clean = score_rows(model, clean_seqs, each, target, rows_per_forward=rows_per_forward)
-    corrupted = score_rows(model, corrupted_seqs, each, target, rows_per_forward=rows_per_forward)
     rows = torch.arange(len(heads) * n)  # row r: head r // n, trial r % n
-    patched = _patched_scores(model, corrupted_seqs, rows, target, mean_patch_hooks(model, heads, mean_z, n),
-                              rows_per_forward)
+    plan = mean_patch_hooks(model, heads, mean_z, n)
+    tokens, last = padded(model, corrupted_seqs)
+    ref = reference_run(model, tokens, last) if Engine(engine) is Engine.RESUME else None
+    if ref is not None and ref.reproduces_head:
+        corrupted = TargetScores.of(ref.logits, target)
+        layer_of = torch.tensor([h.layer for h in heads])[rows // n]
+        stacked = run_rows(
+            model, ref, Rows(layer_of, rows % n, last[rows % n], last[rows % n] + 1, last[rows % n]),
+            lambda chunk, first: plan(chunk, last[chunk % n] - first),
+            lambda chunk, logits: _stacked(TargetScores.of(logits, target[chunk % n])), rows_per_forward, "CIE")
+        patched = TargetScores(*stacked.unbind(1))
+    else:
+        corrupted = score_rows(model, corrupted_seqs, each, target, rows_per_forward=rows_per_forward)
+        patched = _patched_scores(model, corrupted_seqs, rows, target, plan, rows_per_forward)
     delta_lp = (patched.logprob - corrupted.logprob[rows % n]).view(len(heads), n)
     delta_p = (patched.prob - corrupted.prob[rows % n]).view(len(heads), n)
     return RelationCIE(trials[0].q_id, tuple(heads), mean_z, clean, corrupted, delta_lp, delta_p)
+
+
+def _stacked(scores: TargetScores) -> Tensor:
+    return torch.stack([scores.logprob, scores.prob, scores.top1], 1)  # (rows, 3): one tensor per chunk
 
 
 def _patched_scores(model: TransformerBridge, seqs: Sequence[Sequence[int]], rows: Tensor, target: Tensor,

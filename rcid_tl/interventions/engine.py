@@ -7,6 +7,7 @@ patched row starts at block L from the reference run's `hook_resid_pre`, compute
 from the reference run: they are what the reference computed there, so the result is exact, not an approximation.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
 from rcid_tl.interventions.read import _kept_positions
+from rcid_tl.parallel import map_shards
 
 # the HF block arguments that describe the whole reference sequence and are rebuilt (or dropped) for a resumed row
 _REBUILT = ("attention_mask", "cache", "past_key_values", "layer_past", "use_cache")
@@ -141,3 +143,45 @@ def resume(
         hidden = out[0] if isinstance(out, tuple) else out
     final = hidden[torch.arange(len(rows), device=device), (answer_pos.to(device) - start)]
     return model.unembed(model.ln_final(final[:, None]))[:, 0]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows of a resumed sweep: row r recomputes blocks from `layer[r]` and positions `start[r]`..`stop[r]`−1 of
+    reference example `example[r]` (start ≤ its patched and answer positions, stop > both) and is scored at
+    `answer[r]`."""
+
+    layer: Int[Tensor, " rows"]
+    example: Int[Tensor, " rows"]
+    start: Int[Tensor, " rows"]
+    stop: Int[Tensor, " rows"]
+    answer: Int[Tensor, " rows"]
+
+    def chunks(self, rows_per_forward: int) -> list[Tensor]:
+        """Rows sorted by (layer, start), split so that no chunk crosses a layer: a chunk resumes at one block and
+        computes from its earliest start, so rows that start late do not drag early positions along."""
+        order = torch.argsort(self.layer * (int(self.stop.max()) + 1) + self.start, stable=True)
+        layers = self.layer[order]
+        return [c for layer in layers.unique() for c in order[layers == layer].split(rows_per_forward)]
+
+
+def run_rows(
+    model: TransformerBridge, ref: Reference, rows: Rows, hooks_for: Callable[[Tensor, int], list],
+    score: Callable[[Tensor, Tensor], Tensor], rows_per_forward: int, description: str,
+) -> Tensor:
+    """The one exact sweep loop: every row resumed from the reference run (`resume`), `rows_per_forward` at a time,
+    with `hooks_for(chunk, first_position)` attached (hooks index positions from the chunk's first computed one) and
+    `score(chunk, answer_logits)` → (chunk, ...) kept on the CPU. Returns the scores in row order. Under torchrun each
+    process runs its share of the chunks and every process gets all of them back."""
+    start = rows.start if ref.has_all_keys_values(model.cfg.n_layers) else torch.zeros_like(rows.start)
+    chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer).chunks(rows_per_forward)
+
+    def run(chunk: Tensor) -> Tensor:
+        first = int(start[chunk].min())
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks_for(chunk, first)):
+            logits = resume(model, ref, int(rows.layer[chunk[0]]), rows.example[chunk], first,
+                            int(rows.stop[chunk].max()), rows.answer[chunk])
+        return score(chunk, logits).cpu()
+
+    scores = torch.cat(map_shards(chunks, run, description))
+    return torch.empty_like(scores).index_copy_(0, torch.cat(chunks), scores)

@@ -19,7 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
-from rcid_tl.interventions.engine import reference_run, resume
+from rcid_tl.interventions.engine import Rows, reference_run, run_rows
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -107,8 +107,8 @@ def patch_sites(
 
 
 def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hook_names, target):
-    """`patch_sites` on resumed rows: rows sorted by (layer, position), chunks never crossing a layer, each chunk
-    recomputing blocks from its layer and positions from its earliest patched or answer position."""
+    """`patch_sites` on resumed rows (`engine.run_rows`): each (site, example) row recomputes blocks from the site's
+    layer and positions from its patched or answer position, whichever comes first."""
     noising = direction is Direction.NOISING
     source_logits, source_cache = cache_hooks(model, batch.corrupt if noising else batch.clean, hook_names,
                                               batch.answer_pos)
@@ -118,26 +118,13 @@ def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hoo
 
     n = len(batch)
     site_of, example_of = torch.arange(len(sites) * n) // n, torch.arange(len(sites) * n) % n
-    layer_of = torch.tensor([s.layer for s in sites])[site_of]
-    start_of = torch.minimum(plan.position[site_of, example_of], batch.answer_pos[example_of])
-    if not target.has_all_keys_values(model.cfg.n_layers):
-        start_of = torch.zeros_like(start_of)  # still skips the blocks below each row's layer
-    order = torch.argsort(layer_of * (batch.clean.shape[1] + 1) + start_of, stable=True)
-    chunks = [c for layer in layer_of.unique() for c in order[layer_of[order] == layer].split(rows_per_forward)]
-
-    def patched_metric(chunk: Tensor) -> Tensor:
-        sites_, examples = site_of[chunk], example_of[chunk]
-        sub = batch.take(examples)
-        start = int(start_of[chunk].min())
-        stop = int(torch.maximum(plan.position[sites_, examples], sub.answer_pos).max()) + 1
-        hooks = plan.hooks(sites_, examples, model.cfg.device, offset=start)
-        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-            logits = resume(model, target, int(layer_of[chunk[0]]), examples, start, stop, sub.answer_pos)
-        return metric(logits, sub).cpu()
-
-    # under torchrun each process patches its share of the chunks; every process gets all of them back
-    patched = torch.empty(len(sites) * n)
-    patched[torch.cat(chunks)] = torch.cat(map_shards(chunks, patched_metric, "patching"))
+    position, answer = plan.position[site_of, example_of], batch.answer_pos[example_of]
+    rows = Rows(torch.tensor([s.layer for s in sites])[site_of], example_of, torch.minimum(position, answer),
+                torch.maximum(position, answer) + 1, answer)
+    patched = run_rows(
+        model, target, rows, lambda chunk, first: plan.hooks(site_of[chunk], example_of[chunk], model.cfg.device,
+                                                              offset=first),
+        lambda chunk, logits: metric(logits, batch.take(example_of[chunk])), rows_per_forward, "patching")
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rcid_tl.hooks.names import Site
-from rcid_tl.interventions import write as write_module
+from rcid_tl.interventions import engine as engine_module
 from rcid_tl.interventions.engine import reference_run
 from rcid_tl.interventions.write import PATCHABLE, Direction, Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
@@ -108,14 +108,14 @@ def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
     """A resumed forward that raises with the patch hooks attached, and a reference run that raises with its KV and
     argument recorders attached, leave nothing behind (the autouse leak check also counts torch module hooks)."""
     dataset = build_ioi(IOIConfig(n=2, seed=0), tiny_gpt2.tokenizer)
-    real, seen = write_module.resume, []
+    real, seen = engine_module.resume, []
 
     def failing(model, *args):
         seen.append([n for n, hp in model.hook_dict.items() if hp.fwd_hooks])
         real(model, *args)
         raise RuntimeError("forward failed")
 
-    monkeypatch.setattr(write_module, "resume", failing)
+    monkeypatch.setattr(engine_module, "resume", failing)
     with pytest.raises(RuntimeError, match="forward failed"):
         patch_sites(tiny_gpt2, dataset.batch(), [PatchSite(Site.RESID_POST, 0, "s2")], metric_for(dataset))
     assert seen and seen[0], "the patch hooks were attached during the failing forward"
