@@ -1,0 +1,189 @@
+"""A whole multi-teacher KV-distillation run on the chain-of-thought task through the shared resumable trainer: load
+the teachers and the student, cut one problem pool into disjoint teacher (layer maps) / student (training) /
+validation (learning curve) splits whose hash is recorded and checked on resume, train CE + structural KV against
+the fused teachers, log the routing weights every step window, score the student on the ID and OOD splits."""
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rcid_tl import __version__
+from rcid_tl.artifacts import write_figure, write_json
+from rcid_tl.checks import check_count, check_device, check_real
+from rcid_tl.distill.config import OptimConfig
+from rcid_tl.distill.data import data_order
+from rcid_tl.distill.trainer import load_state, train_loop
+from rcid_tl.errors import InputError
+from rcid_tl.kv.curves import read_log, write_learning_curves
+from rcid_tl.kv.objective import SegmentBatch
+from rcid_tl.kv.run import EVAL_SEED, TEST_SPLITS
+from rcid_tl.models.loading import load_model
+from rcid_tl.models.saving import save_hf_model
+from rcid_tl.models.student import build_student_for, student_config_for
+from rcid_tl.multiteacher.ablation import Arm
+from rcid_tl.multiteacher.controls import (
+    Compute, disjoint_splits, check_disjoint, record_or_check_split, split_hash,
+)
+from rcid_tl.multiteacher.data import Reasoning, encode_side, student_examples, teacher_alignment
+from rcid_tl.multiteacher.fusion import RoutingLog
+from rcid_tl.multiteacher.layers import LayerMap, cka_layer_map, ratio_layer_map
+from rcid_tl.multiteacher.objective import MultiTeacherKV, TeacherView
+from rcid_tl.world.cot import CoTSplit, cot_examples
+from rcid_tl.world.cot_eval import evaluate_cot
+
+log = logging.getLogger(__name__)
+STATE = "train_state.pt"
+RESUMABLE_WITH_NEW = ("checkpoint_every", "device", "eval_n")
+
+
+@dataclass(frozen=True)
+class MultiTeacherRunConfig:
+    """One arm's run: the arm (teachers, fusion, projection, alignment, α's), the optimizer, the student (None: the
+    first teacher's default student shape), the student's reasoning format, the layer maps (ratio, or CKA top-2
+    precomputed on the teacher split), and the problem pool cut into teacher / student / validation fractions."""
+
+    arm: Arm
+    optim: OptimConfig
+    seed: int = 0
+    student: str | None = None
+    student_shape: dict[str, int] = field(default_factory=dict)
+    reasoning: Reasoning = Reasoning.COMPRESSED
+    kv_weight: float = 1.0
+    layer_map: str = "ratio"
+    n_pool: int = 1280
+    fractions: tuple[float, float, float] = (0.1, 0.8, 0.1)
+    data_seed: int = 7  # the teachers were fine-tuned on the TRAIN stream of seed 0; the pool is another stream
+    batch_size: int = 16
+    eval_n: int = 200
+    curve_n: int = 32
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    log_every: int = 10
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasoning", Reasoning(self.reasoning))
+        if self.layer_map not in ("ratio", "cka"):
+            raise InputError(f"unknown layer map {self.layer_map!r}; allowed: ratio, cka")
+        check_real(self.kv_weight, "--kv-weight")
+        for name in ("n_pool", "batch_size", "eval_n", "curve_n", "eval_every", "checkpoint_every", "log_every"):
+            check_count(getattr(self, name), "--" + name.replace("_", "-"))
+        if self.checkpoint_every % self.log_every or self.eval_every % self.log_every:
+            raise InputError(f"--checkpoint-every and --eval-every must be multiples of {self.log_every}")
+        check_device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"arm": self.arm.to_dict(), "reasoning": self.reasoning.value}
+
+
+def load_models(config: MultiTeacherRunConfig):
+    teachers = {}
+    for name in config.arm.teachers:
+        teachers[name] = load_model(name, device=config.device)
+        for p in teachers[name].parameters():
+            p.requires_grad_(False)
+    first = teachers[config.arm.teachers[0]]
+    if config.student is None:
+        student = build_student_for(first, student_config_for(first, seed=config.seed, **config.student_shape))
+    else:
+        student = load_model(config.student, device=config.device)
+    return teachers, student
+
+
+def make_views(teachers, student, examples, config) -> tuple[SegmentBatch, dict[str, TeacherView]]:
+    """The student's batch (its reasoning format) and each teacher's tokens and alignment (full reasoning)."""
+    s_side = encode_side(student.tokenizer, student_examples(examples, config.reasoning))
+    views = {}
+    for name, teacher in teachers.items():
+        t_side = encode_side(teacher.tokenizer, examples)
+        views[name] = TeacherView(t_side.tokens, teacher_alignment(student.tokenizer, teacher.tokenizer, s_side,
+                                                                   examples, t_side, config.arm.soft_alignment))
+    return SegmentBatch(s_side.tokens, s_side.segments, s_side.real), views
+
+
+def layer_maps(config, teachers, student, teacher_split, out: Path) -> dict[str, LayerMap]:
+    """Per teacher the ratio map, or the CKA top-2 map computed once on the teacher split and saved (re-read on
+    resume, so a resumed run keeps its map)."""
+    maps = {}
+    for i, (name, teacher) in enumerate(teachers.items()):
+        if config.layer_map == "ratio":
+            maps[name] = ratio_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
+            continue
+        path = out / f"layer_map_{i}.json"
+        if not path.is_file():
+            batch, views = make_views({name: teacher}, student, teacher_split, config)
+            cka_layer_map(teacher, student, views[name].tokens, batch.tokens, views[name].alignment,
+                          batch.real).save(path)
+        maps[name] = LayerMap.load(path).check(teacher.cfg.n_layers, student.cfg.n_layers, name)
+    return maps
+
+
+def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command: str = "",
+                     stop_after: int | None = None) -> dict[str, Any] | None:
+    """Train one arm into `out` (resuming from its state); metrics.json's content, or None if stopped early."""
+    t0, out = time.perf_counter(), Path(out)
+    settings = json.dumps({k: v for k, v in config.to_dict().items() if k not in RESUMABLE_WITH_NEW}, sort_keys=True,
+                          default=str)
+    saved = load_state(out / STATE, settings)
+    teachers, student = load_models(config)
+    pool = cot_examples(CoTSplit.TRAIN, config.n_pool, seed=config.data_seed)
+    splits = disjoint_splits(len(pool), config.fractions, seed=config.data_seed)
+    check_disjoint(splits)
+    digest = split_hash(splits, encode_side(student.tokenizer, pool).tokens)
+    out.mkdir(parents=True, exist_ok=True)
+    record_or_check_split(out, digest)
+    teacher_split, train, curve = ([pool[i] for i in splits[s].tolist()] for s in ("teacher", "student", "validation"))
+    curve = student_examples(curve[: config.curve_n], config.reasoning)
+    objective = MultiTeacherKV(teachers, student, config.arm, config.kv_weight,
+                               layer_maps(config, teachers, student, teacher_split, out)).to(config.device)
+    student.eval()
+    order = data_order(len(train), config.optim.steps, config.batch_size, config.seed)
+    last: dict[str, float] = {}
+
+    def loss_at(step: int):
+        if step % config.eval_every == 0 or not last:
+            last.update(curve_accuracy=evaluate_cot(student, student.tokenizer, curve).accuracy, curve_step=step)
+        rows = order[step * config.batch_size : (step + 1) * config.batch_size].tolist()
+        batch, views = make_views(teachers, student, [train[i] for i in rows], config)
+        loss, parts = objective(teachers, student, batch, views)
+        return loss, parts | last
+
+    modules = nn.ModuleDict({"student": student.original_model, "objective": objective})
+    log_path = out / "train_log.jsonl"
+    done = train_loop("distill", modules, loss_at, config.optim, order, state_path=out / STATE, log_path=log_path,
+                      checkpoint_every=config.checkpoint_every, log_every=config.log_every, settings=settings,
+                      resume=saved, stop_after=stop_after)
+    if done < config.optim.steps:
+        return None
+    save_hf_model(student, out / "student")
+    scores = {s.value: evaluate_cot(student, student.tokenizer,
+                                    student_examples(cot_examples(s, config.eval_n, seed=EVAL_SEED),
+                                                     config.reasoning)).to_dict() for s in TEST_SPLITS}
+    seen = student_examples([train[i] for i in order.tolist()], config.reasoning)
+    compute = Compute(config.optim.steps, len(order), int(encode_side(student.tokenizer, seen).real.sum()))
+    routing = RoutingLog(config.arm.teachers)
+    routing.rows = [{"step": r["step"], **{k: r[k] for k in r if k.startswith("w_")}} for r in read_log(log_path)]
+    write_figure(out / "routing", routing.figure(f"routing weights, {config.arm.name}"))
+    write_learning_curves(log_path, out / "learning_curves", title=f"multi-teacher KV, {config.arm.name}")
+    metrics = {
+        "rcid_tl_version": __version__, "command": command, "objective": "multiteacher-kv", "arm": config.arm.name,
+        "teachers": list(config.arm.teachers), "seed": config.seed, "scores": scores, "split_hash": digest,
+        "compute": compute.to_dict(), "routing": routing.rows,
+        "layer_maps": {n: m.weights for n, m in zip(config.arm.teachers, _maps(objective))},
+        "data": {"pool": {"split": CoTSplit.TRAIN.value, "n": config.n_pool, "seed": config.data_seed},
+                 "splits": {k: v.tolist() for k, v in splits.items()},
+                 "test": {"splits": [s.value for s in TEST_SPLITS], "n": config.eval_n, "seed": EVAL_SEED}},
+        "wall_s": round(time.perf_counter() - t0, 2), "config": config.to_dict(),
+    }
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _maps(objective: MultiTeacherKV) -> list[LayerMap]:
+    return [objective.aligners[str(i)].layer_map for i in range(len(objective.names))]
