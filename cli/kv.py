@@ -18,12 +18,14 @@ CKALayers = Annotated[str, typer.Option("--cka-layers", help="Student layers for
 AlignmentOpt = Annotated[str, typer.Option(
     "--alignment", help="Auxiliary hidden-state alignment: cka | contrastive (InfoNCE through a learned projection).")]
 CODIWeight = Annotated[float, typer.Option(
-    "--codi-weight", help="Weight of the CODI term: hidden states before the answer matched to the teacher's (0: off).")]
+    "--codi-weight", help="Weight of the CODI term: hidden states before the answer matched to the teacher's "
+                          "(0: off).")]
 CODILayers = Annotated[str, typer.Option("--codi-layers", help="Student layers for CODI: all | middle | last | 0,2.")]
 Compression = Annotated[Optional[int], typer.Option(
     "--kv-compression", help="R-KV: keep this many reasoning tokens of the teacher's cache (default: all).")]
 EvalEvery = Annotated[int, typer.Option(
-    "--eval-every", help="KV objective: score the student on 32 ID problems every N steps (learning curve).")]
+    "--eval-every", help="KV objective: score the student on min(32, --eval-n) ID problems every N steps "
+                     "(learning curve).")]
 Checkpointing = Annotated[bool, typer.Option(
     "--gradient-checkpointing", help="Recompute the student's blocks in backward to save GPU memory (CUDA only).")]
 
@@ -56,7 +58,8 @@ def run_kv_objective(*, teacher: str, student: str | None, n: int, seed: int, st
     log_every = min(10, checkpoint_every, eval_every)
     config = KVRunConfig(teacher=teacher, kv=kv_config(**kv_options), student=student, seed=seed, n_train=n,
                          optim=OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), batch_size=batch_size,
-                         eval_n=eval_n, eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every,
+                         eval_n=eval_n, curve_n=min(32, eval_n), eval_every=eval_every,
+                         checkpoint_every=checkpoint_every, log_every=log_every,
                          gradient_checkpointing=gradient_checkpointing, device=device)
     mode = check_precision(precision, device)
     m = run_kv_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]), precision=mode)

@@ -1,1 +1,2 @@
-"""KV-cache distillation from one teacher: K/V/Q capture on hook points, KV losses, attention weighting, CKA and CODI terms, teacher KV compression."""
+"""KV-cache distillation from one teacher: K/V capture on hook points, KV losses, attention weighting, CKA and CODI
+terms, teacher KV compression."""

@@ -8,7 +8,8 @@ from torch import Tensor, nn
 from rcid_tl.distill.losses import EPS, check_finite
 
 
-def before_answer(states: Float[Tensor, "batch pos d"], answer_start: Int[Tensor, " batch"]) -> Float[Tensor, "batch d"]:
+def before_answer(states: Float[Tensor, "batch pos d"], answer_start: Int[Tensor, " batch"]
+                  ) -> Float[Tensor, "batch d"]:
     """Each row's hidden state at the position just before its first answer token (where the answer is decided)."""
     pos = (answer_start - 1).clamp(min=0).to(states.device)
     return states[torch.arange(states.shape[0], device=states.device), pos]

@@ -89,7 +89,8 @@ def diagnosis_table(result: dict[str, Any]) -> str:
     lines += [f"  {names[k] + ':':<14}{s['mean']:10.4f} ± {s['std']:8.4f}" for k, s in result["stats"].items()]
     lines.append("Weighted contributions")
     for k, c in result["contributions"].items():
-        lines.append(f"  {names[k] + ':':<14}{c:10.4f}  ({result['shares'][k]:6.1%})  [weight={result['weights'][k]:g}]")
+        share, weight = result["shares"][k], result["weights"][k]
+        lines.append(f"  {names[k] + ':':<14}{c:10.4f}  ({share:6.1%})  [weight={weight:g}]")
     lines.append(f"  {'Total:':<14}{result['total']:10.4f}")
     lines.append(f"Attention weighting ({result['attention_source']} attention): {result['attention_effect']:+.1%} "
                  "change in the KV loss")

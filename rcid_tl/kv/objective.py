@@ -19,15 +19,15 @@ from rcid_tl.kv.compression import rkv_keep
 from rcid_tl.kv.config import Alignment, KVConfig
 from rcid_tl.kv.losses import AttentionWeighting, kv_loss, token_importance, uniform_weights
 from rcid_tl.kv.projection import KVDimensionProjector
+from rcid_tl.world.cot import Segment
 
 log = logging.getLogger(__name__)
 CKA_ROWS = 256  # tokens per CKA/contrastive term: the Gram matrices are n × n, so cap n (seed 001: "n not large")
-PROMPT, REASONING, ANSWER = 0, 1, 2  # segment ids of a token; padding is marked by `real`
 
 
 @dataclass(frozen=True)
 class SegmentBatch:
-    """Token rows with each token's segment (PROMPT, REASONING, ANSWER) and whether it is real (not padding)."""
+    """Token rows with each token's segment (`rcid_tl.world.cot.Segment`) and whether it is real (not padding)."""
 
     tokens: Int[Tensor, "batch time"]
     segments: Int[Tensor, "batch time"]
@@ -36,7 +36,7 @@ class SegmentBatch:
     @property
     def answer_start(self) -> Int[Tensor, " batch"]:
         """Each row's first answer token."""
-        return ((self.segments == ANSWER) & self.real).int().argmax(-1)
+        return ((self.segments == Segment.ANSWER) & self.real).int().argmax(-1)
 
 
 def deepest_pairs(n_teacher: int, n_student: int) -> dict[int, int]:
@@ -46,8 +46,8 @@ def deepest_pairs(n_teacher: int, n_student: int) -> dict[int, int]:
 
 
 class KVObjective(nn.Module):
-    """CE + λ_KV·KV + λ_CKA·(1 − CKA) (or contrastive) + λ_CODI·CODI for one teacher/student pair; owns the learned
-    projections (KV heads/dims, CODI and contrastive widths) and the attention-weighting schedule."""
+    """CE + λ_KV·KV + λ_CKA·(1 − CKA) (or contrastive) + λ_CODI·CODI for one teacher/student pair; owns the
+    learned projections (KV heads/dims, CODI and contrastive widths) and the attention-weighting schedule."""
 
     def __init__(self, teacher: TransformerBridge, student: TransformerBridge, config: KVConfig,
                  log_every: int = 10) -> None:
@@ -75,12 +75,13 @@ class KVObjective(nn.Module):
         c = self.config
         hidden = sorted(set(self.cka_layers) | set(self.codi_layers))
         want_t_attn = c.compression is not None or (c.attention_weighted and c.use_teacher_attention)
+        want_s_attn = c.attention_weighted and not c.use_teacher_attention
         with torch.no_grad():
             t_states = read_kv(teacher, batch.tokens, [self.pairs[s] for s in self.kv_students],
                                attention_layer=self.n_teacher_layers - 1 if want_t_attn else None,
                                hidden_layers=[self.pairs[s] for s in hidden], grad=False)
         s_states = read_kv(student, batch.tokens, self.kv_students,
-                           attention_layer=self.n_student_layers - 1 if c.attention_weighted and not c.use_teacher_attention else None,
+                           attention_layer=self.n_student_layers - 1 if want_s_attn else None,
                            hidden_layers=hidden)
         return t_states, s_states
 
@@ -90,7 +91,7 @@ class KVObjective(nn.Module):
         real = batch.real.to(t_states.keys.device)
         if self.config.compression is None:
             return real
-        reasoning = real & (batch.segments.to(real.device) == REASONING)
+        reasoning = real & (batch.segments.to(real.device) == Segment.REASONING)
         keys = t_states.keys[:, -1].transpose(1, 2).flatten(2)  # last matched layer, (batch, time, heads·d_head)
         importance = token_importance(t_states.attention, real)
         keep = rkv_keep(importance, keys, reasoning, self.config.compression, self.config.compression_mix)
@@ -167,7 +168,7 @@ class KVObjective(nn.Module):
 def next_token_ce(logits: Tensor, batch: SegmentBatch) -> Tensor:
     """Mean next-token cross-entropy on the real reasoning and answer tokens (the prompt is given, not learned)."""
     targets = batch.tokens[:, 1:].to(logits.device)
-    learned = (batch.real[:, 1:] & (batch.segments[:, 1:] != PROMPT)).to(logits.device)
+    learned = (batch.real[:, 1:] & (batch.segments[:, 1:] != Segment.PROMPT)).to(logits.device)
     per_token = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), reduction="none")
     return check_finite("CE", (per_token * learned.flatten()).sum() / learned.sum().clamp(min=1))
 

@@ -83,14 +83,14 @@ def run_kv_distill(config: KVRunConfig, out: str | Path, *, stop_after: int | No
     settings = run_settings(config, precision)
     saved = load_state(out / STATE, settings)
     teacher, student = load_pair(config)
-    out.mkdir(parents=True, exist_ok=True)
+    objective = KVObjective(teacher, student, config.kv, log_every=config.log_every).to(config.device)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a bad layer selection above leaves nothing behind
     student.eval()
     if config.gradient_checkpointing:
         enable_checkpointing(student)
     tok = teacher.tokenizer
     train = cot_examples(CoTSplit.TRAIN, config.n_train, seed=config.data_seed)
     curve = cot_examples(CoTSplit.ID, config.curve_n, seed=EVAL_SEED)
-    objective = KVObjective(teacher, student, config.kv, log_every=config.log_every).to(config.device)
     order = data_order(len(train), config.optim.steps, config.batch_size, config.seed)
     last_score: dict[str, float] = {}
 

@@ -238,6 +238,29 @@ CASES = {
     "patch method": (["patch", "--method", "guess"], [],
                      r"unknown --method 'guess'; allowed: exact, attribution, attribution\+exact"),
     "patch top": (["patch", "--method", "attribution+exact", "--top", "0"], [], r"--top must be ≥ 1, got 0"),
+    # KV distillation: distill --objective kv and diagnose-losses
+    "objective": (["distill", "--objective", "kd"], [], r"unknown --objective 'kd'; allowed: method, kv"),
+    "kv loss": (["distill", "--objective", "kv", "--kv-loss", "l1"], [], r"unknown --kv-loss 'l1'; allowed: mse, cosine"),
+    "kv weight negative": (["distill", "--objective", "kv", "--kv-weight", "-1"], [],
+                           r"--kv-weight must be a finite number ≥ 0, got -1"),
+    "cka weight nan": (["distill", "--objective", "kv", "--cka-weight", "nan"], [],
+                       r"--cka-weight must be a finite number ≥ 0, got nan"),
+    "kv warmup negative": (["distill", "--objective", "kv", "--attention-weighted-kv-warmup", "-5"], [],
+                           r"--attention-weighted-kv-warmup must be ≥ 0, got -5"),
+    "teacher attention alone": (["distill", "--objective", "kv", "--use-teacher-attention"], [],
+                                r"--use-teacher-attention chooses the attention of --attention-weighted-kv"),
+    "kv compression": (["distill", "--objective", "kv", "--kv-compression", "0"], [],
+                       r"--kv-compression must be ≥ 1, got 0"),
+    "kv checkpointing on cpu": (["distill", "--objective", "kv", "--gradient-checkpointing"], [],
+                                r"--gradient-checkpointing .*needs a CUDA --device"),
+    "kv teacher without cot words": (["distill", "--objective", "kv"], [],
+                                     r"teacher 'world-gpt2' has no chain-of-thought vocabulary"),
+    "kv cka layer": (["distill", "--objective", "kv", "--teacher", T, "--cka-layers", "5"], [],
+                     r"layer 5 is out of range; the student has layers 0..0"),
+    "diagnose loss": (["diagnose-losses", "--teacher", T, "--kv-loss", "huber"], [], r"unknown --kv-loss 'huber'"),
+    "diagnose batches": (["diagnose-losses", "--teacher", T, "--n-batches", "0"], [], r"--n-batches must be ≥ 1, got 0"),
+    "diagnose codi layer": (["diagnose-losses", "--teacher", T, "--codi-weight", "0.5", "--codi-layers", "3"], [],
+                            r"layer 3 is out of range; the student has layers 0..0"),
 }
 
 
@@ -271,5 +294,5 @@ def test_bad_input(cli, tiny_gpt2_dir, fx, tmp_path, monkeypatch, case):
 def test_the_table_spans_every_command():
     commands = {c[0] if c[0] != "fv" else f"fv {c[1]}" for c, _, _ in CASES.values()}
     expected = {"models", "patch", "knockout", "checkpoints", "consistency", "distill", "evaluate", "fv sample",
-                "fv cie", "fv aie", "fv vectors", "fv inject", "fv run", "fv export-world-relations"}
+                "fv cie", "fv aie", "fv vectors", "fv inject", "fv run", "fv export-world-relations", "diagnose-losses"}
     assert expected <= commands and len(CASES) >= 60
