@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from rcid_tl.errors import InputError
-from rcid_tl.multiteacher.aligner import Projection
+from rcid_tl.multiteacher.aligner import Projection, parse_projection
 from rcid_tl.multiteacher.controls import Compute, check_equal_compute, compare_arms
-from rcid_tl.multiteacher.fusion import Fusion, check_fixed_weights
+from rcid_tl.multiteacher.fusion import Fusion, check_fixed_weights, parse_fusion
 from rcid_tl.multiteacher.loss import StructuralWeights
 
 
@@ -18,9 +18,9 @@ class Arm:
 
     name: str
     teachers: tuple[str, ...]
-    fusion: Fusion = Fusion.FIXED
+    fusion: Fusion | str = Fusion.FIXED
     fixed_weights: tuple[float, ...] | None = None  # None: equal weights
-    projection: Projection = Projection.STRUCTURED
+    projection: Projection | str = Projection.STRUCTURED
     share_dim: bool = True
     init_uniform: bool = True
     soft_alignment: bool = True
@@ -29,8 +29,8 @@ class Arm:
     def __post_init__(self) -> None:
         if not self.teachers:
             raise InputError(f"arm {self.name!r} has no teachers")
-        object.__setattr__(self, "fusion", Fusion(self.fusion))
-        object.__setattr__(self, "projection", Projection(self.projection))
+        object.__setattr__(self, "fusion", parse_fusion(self.fusion))
+        object.__setattr__(self, "projection", parse_projection(self.projection))
         if self.fixed_weights is not None:
             object.__setattr__(self, "fixed_weights", check_fixed_weights(self.fixed_weights, len(self.teachers)))
 
@@ -57,9 +57,9 @@ def seed_matrix(teachers: Sequence[str]) -> list[Arm]:
     base = Arm("baseline", tuple(teachers))
     arms = [base]
     arms += [replace(base, name=f"routing-{f.value}", fusion=f) for f in (Fusion.SIMILARITY, Fusion.LEARNED)]
-    arms += [replace(base, name="k-only", alphas=StructuralWeights(k=1, v=0, attn=0)),
-             replace(base, name="v-only", alphas=StructuralWeights(k=0, v=1, attn=0)),
-             replace(base, name="k+v", alphas=StructuralWeights(k=1, v=1, attn=0)),
+    arms += [replace(base, name="k-only", alphas=StructuralWeights(k=1.0, v=0.0, attn=0.0)),
+             replace(base, name="v-only", alphas=StructuralWeights(k=0.0, v=1.0, attn=0.0)),
+             replace(base, name="k+v", alphas=StructuralWeights(k=1.0, v=1.0, attn=0.0)),
              replace(base, name="hard-alignment", soft_alignment=False),
              replace(base, name="flat", projection=Projection.FLAT),
              replace(base, name="structured-shared-random", init_uniform=False),

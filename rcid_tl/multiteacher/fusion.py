@@ -80,17 +80,12 @@ def fuse(caches: Sequence[Tensor], weights: Float[Tensor, "batch teacher"]) -> T
 
 
 class RoutingLog:
-    """Per step, each teacher's weight averaged over the batch: the record the study plots and saves."""
+    """Per logged step, each teacher's weight averaged over the batches of that log window (the objective logs
+    `w_<teacher>` with every step's parts, and the trainer averages them): the record the study plots and saves."""
 
-    def __init__(self, teachers: Sequence[str]) -> None:
+    def __init__(self, teachers: Sequence[str], records: Sequence[dict]) -> None:
         self.teachers = list(teachers)
-        self.rows: list[dict[str, float]] = []
-
-    def record(self, step: int, weights: Tensor) -> dict[str, float]:
-        mean = weights.detach().float().mean(0).tolist()
-        row = {"step": step, **{f"w_{name}": round(w, 6) for name, w in zip(self.teachers, mean)}}
-        self.rows.append(row)
-        return row
+        self.rows = [{"step": r["step"], **{f"w_{n}": r[f"w_{n}"] for n in self.teachers}} for r in records]
 
     def figure(self, title: str):
         import plotly.graph_objects as go

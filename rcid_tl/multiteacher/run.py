@@ -19,7 +19,7 @@ from rcid_tl.checks import check_count, check_device, check_real
 from rcid_tl.distill.config import OptimConfig
 from rcid_tl.distill.data import data_order
 from rcid_tl.distill.trainer import load_state, train_loop
-from rcid_tl.errors import InputError
+from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.kv.curves import read_log, write_learning_curves
 from rcid_tl.kv.objective import SegmentBatch
 from rcid_tl.kv.run import EVAL_SEED, TEST_SPLITS
@@ -53,7 +53,7 @@ class MultiTeacherRunConfig:
     seed: int = 0
     student: str | None = None
     student_shape: dict[str, int] = field(default_factory=dict)
-    reasoning: Reasoning = Reasoning.COMPRESSED
+    reasoning: Reasoning | str = Reasoning.COMPRESSED
     kv_weight: float = 1.0
     layer_map: str = "ratio"
     n_pool: int = 1280
@@ -68,7 +68,7 @@ class MultiTeacherRunConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reasoning", Reasoning(self.reasoning))
+        object.__setattr__(self, "reasoning", parse_choice(Reasoning, self.reasoning, "student reasoning"))
         if self.layer_map not in ("ratio", "cka"):
             raise InputError(f"unknown layer map {self.layer_map!r}; allowed: ratio, cka")
         check_real(self.kv_weight, "--kv-weight")
@@ -167,8 +167,7 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
                                                      config.reasoning)).to_dict() for s in TEST_SPLITS}
     seen = student_examples([train[i] for i in order.tolist()], config.reasoning)
     compute = Compute(config.optim.steps, len(order), int(encode_side(student.tokenizer, seen).real.sum()))
-    routing = RoutingLog(config.arm.teachers)
-    routing.rows = [{"step": r["step"], **{k: r[k] for k in r if k.startswith("w_")}} for r in read_log(log_path)]
+    routing = RoutingLog(config.arm.teachers, read_log(log_path))
     write_figure(out / "routing", routing.figure(f"routing weights, {config.arm.name}"))
     write_learning_curves(log_path, out / "learning_curves", title=f"multi-teacher KV, {config.arm.name}")
     metrics = {
