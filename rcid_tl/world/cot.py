@@ -115,17 +115,17 @@ def _example(rng: random.Random, n_ops: int, held_out: bool) -> CoTExample:
                       n_steps=n_ops)
 
 
-def cot_examples(split: CoTSplit | str, n: int, seed: int = 0) -> list[CoTExample]:
-    """`n` problems of `split`; problem i depends only on (split, seed, i), so a larger n extends a smaller one."""
+def cot_examples(split: CoTSplit | str, n: int, seed: int = 0, start: int = 0) -> list[CoTExample]:
+    """Problems start..start+n-1 of `split`; problem i depends only on (split, seed, i), so streams extend."""
     try:
         split = CoTSplit(split)
     except ValueError:
         raise InputError(f"unknown CoT split {split!r}; allowed: {', '.join(s.value for s in CoTSplit)}") from None
-    if n < 0:
-        raise InputError(f"number of CoT examples must be >= 0, got {n}")
+    if n < 0 or start < 0:
+        raise InputError(f"number and start of CoT examples must be >= 0, got {n} and {start}")
     ops = (3, 4) if split is CoTSplit.OOD_LONGER else (1, 2)
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         rng = random.Random(f"cot:{split.value}:{seed}:{i}")
         out.append(_example(rng, rng.choice(ops), held_out=split is CoTSplit.OOD_PAIRS))
     return out

@@ -1,0 +1,184 @@
+"""Fine-tune a world teacher on chain-of-thought arithmetic mixed with the world corpus, seeded and resumable.
+
+The parent's embeddings grow by the CoT tokens (new rows start at the mean embedding; world ids keep their rows), and
+training uses the world trainer's optimizer, schedule and checkpoint format (`rcid_tl.world.training`). Given the
+same config and thread count, an interrupted and resumed run ends with the same weights as an uninterrupted one.
+"""
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from rcid_tl.artifacts import atomic_dir
+from rcid_tl.models.embedded import embedded_path
+from rcid_tl.world.corpus import generate_corpus
+from rcid_tl.world.cot import CoTSplit, cot_examples, encode_example
+from rcid_tl.world.cot_eval import evaluate_cot
+from rcid_tl.world.cot_record import write_cot_training_record
+from rcid_tl.world.evaluate import evaluate_teacher
+from rcid_tl.world.record import write_loss_curve
+from rcid_tl.world.splits import Split
+from rcid_tl.world.tokenizer import build_cot_tokenizer
+from rcid_tl.world.training import TrainConfig, _load_checkpoint, _optimizer, _save_checkpoint, _trim_log
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS = (CoTSplit.ID, CoTSplit.OOD_LONGER, CoTSplit.OOD_PAIRS)
+EVAL_SEED = 12345
+_CHUNK_DOCS = 4096  # as evaluate_teacher's default: never a training stream
+
+
+@dataclass(frozen=True)
+class CoTTrainConfig:
+    """Fine-tuning run: `parent` (embedded name or directory), the world trainer's settings, and the CoT mixture.
+
+    `cot_fraction` is the probability that a document of the stream is a CoT problem rather than a world document."""
+
+    parent: str = "world-gpt2"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200, lr=1e-3, warmup=50))
+    cot_fraction: float = 0.5
+    cot_seed: int = 0
+    eval_cot_examples: int = 100
+    final_cot_examples: int = 500
+
+    def __post_init__(self) -> None:
+        if not 0 < self.cot_fraction <= 1:
+            raise ValueError(f"cot_fraction must be in (0, 1], got {self.cot_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"train": self.train.to_dict()}
+
+
+def parent_dir(parent: str) -> Path:
+    return embedded_path(parent) or Path(parent)
+
+
+def grow_parent(parent: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The parent teacher with its (tied) embedding grown to `tokenizer`; new rows = the mean of the old rows."""
+    model = AutoModelForCausalLM.from_pretrained(parent_dir(parent))
+    old = model.get_input_embeddings().weight.shape[0]
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[old:] = emb[:old].mean(0)
+    return model
+
+
+def mixed_rows(cfg: CoTTrainConfig, tokenizer: PreTrainedTokenizerBase, n_rows: int) -> Int[Tensor, "row row_len"]:
+    """The first `n_rows` training rows: documents (world or CoT, drawn per document) joined by <|endoftext|>.
+
+    Document i's kind depends only on (cot_seed, i), and the k-th world / CoT document is the k-th of its own
+    stream, so the stream for n rows is a prefix of the stream for more (resume sees the same batches)."""
+    row_len, needed, eos = cfg.train.seq_len, n_rows * cfg.train.seq_len, tokenizer.eos_token_id
+    flat: list[int] = []
+    n_docs = n_cot = n_world = 0
+    while len(flat) < needed:
+        chunk = min(_CHUNK_DOCS, 64 + n_docs)  # small runs generate little; the kinds depend on i alone
+        kinds = [random.Random(f"cot-mix:{cfg.cot_seed}:{i}").random() < cfg.cot_fraction
+                 for i in range(n_docs, n_docs + chunk)]
+        cots = cot_examples(CoTSplit.TRAIN, sum(kinds), seed=cfg.cot_seed, start=n_cot)
+        worlds = generate_corpus(cfg.train.world, Split.TRAIN, len(kinds) - len(cots), start=n_world)
+        world_ids = iter(tokenizer(worlds, add_special_tokens=False)["input_ids"] if worlds else [])
+        cot_ids = iter(encode_example(tokenizer, ex)[0][:-1] for ex in cots)  # the next document's eos closes it
+        for is_cot in kinds:
+            flat += next(cot_ids) if is_cot else [eos, *next(world_ids)]
+        n_docs, n_cot, n_world = n_docs + len(kinds), n_cot + len(cots), n_world + len(worlds)
+    return torch.tensor(flat[:needed], dtype=torch.long).view(n_rows, row_len)
+
+
+def cot_scores(model, tokenizer, n: int) -> dict[str, dict]:
+    """CoT accuracy and perplexity on `n` fresh problems of each evaluation split."""
+    return {s.value: evaluate_cot(model, tokenizer, cot_examples(s, n, seed=EVAL_SEED)).to_dict() for s in EVAL_SPLITS}
+
+
+def train_cot_teacher(cfg: CoTTrainConfig, out_dir: str | Path, command: str = "",
+                      stop_after: int | None = None) -> Path:
+    """Fine-tune (or resume) in `out_dir`; returns the final Hugging Face directory `out_dir/model`.
+
+    Same layout as `train_teacher`: `out_dir` keeps checkpoint.pt, metrics.jsonl (with CoT and world scores every
+    `eval_every` steps) and loss_curve.html; `model/` gets weights, tokenizer, training.json and TRAINING.md."""
+    t, out = cfg.train, Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    torch.manual_seed(t.seed)
+    tokenizer = build_cot_tokenizer()
+    model = grow_parent(cfg.parent, tokenizer)
+    opt = _optimizer(model, t)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, t.lr_at)
+    step, elapsed, settings = 0, 0.0, _settings(cfg)
+    if ckpt_path.exists():
+        state = _load_checkpoint(ckpt_path, settings)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, elapsed = state["step"], state["elapsed_s"]
+        log.info("resuming from step %d", step)
+    _trim_log(log_path, step)
+    t0, running = time.perf_counter() - elapsed, []
+    rows = mixed_rows(cfg, tokenizer, t.steps * t.batch_size)
+    end = t.steps if stop_after is None else min(t.steps, stop_after)
+    model.train()
+    with log_path.open("a") as log_file, tqdm(total=t.steps, initial=step, desc=f"cot {cfg.parent}") as bar:
+        while step < end:
+            batch = rows[step * t.batch_size : (step + 1) * t.batch_size]
+            loss = model(batch, labels=batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            running.append(loss.item())
+            bar.update(1)
+            record: dict = {}
+            if step % t.log_every == 0:
+                record |= {"loss": sum(running) / len(running), "lr": sched.get_last_lr()[0]}
+                running = []
+            if step % t.eval_every == 0 or step == t.steps:
+                world = evaluate_teacher(model, tokenizer, n=t.eval_prompts, draws=2).to_dict()
+                record["eval"] = {k: v for k, v in world.items() if not k.endswith("by_relation")}
+                record["cot"] = cot_scores(model, tokenizer, cfg.eval_cot_examples)
+                model.train()
+                log.info("step %d: cot %s", step, {k: round(v["accuracy"], 3) for k, v in record["cot"].items()})
+            if record:
+                record |= {"step": step, "tokens": step * t.batch_size * t.seq_len,
+                           "elapsed_s": round(time.perf_counter() - t0, 2)}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+            if step % t.checkpoint_every == 0 or step == end:
+                _save_checkpoint(ckpt_path, model, opt, sched, step, time.perf_counter() - t0, settings)
+    write_loss_curve(log_path, out / "loss_curve.html")
+    if step < t.steps:
+        return out / "model"
+    return _finish(model, tokenizer, cfg, out, command, time.perf_counter() - t0)
+
+
+def _settings(cfg: CoTTrainConfig) -> str:
+    # settings that cannot change the weights may differ on resume, as in the world trainer
+    d = cfg.to_dict()
+    d["train"] = {k: v for k, v in d["train"].items()
+                  if k not in ("log_every", "checkpoint_every", "eval_every", "eval_prompts", "final_eval_prompts")}
+    return json.dumps({k: v for k, v in d.items() if k not in ("eval_cot_examples", "final_cot_examples")},
+                      sort_keys=True)
+
+
+def _finish(model, tokenizer, cfg: CoTTrainConfig, out: Path, command: str, wall_s: float) -> Path:
+    scores = evaluate_teacher(model, tokenizer, n=cfg.train.final_eval_prompts).to_dict()
+    cot = cot_scores(model, tokenizer, cfg.final_cot_examples)
+    parent_record = json.loads((parent_dir(cfg.parent) / "training.json").read_text())
+    with atomic_dir(out / "model") as model_dir:  # weights and record appear together or not at all
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        write_cot_training_record(model_dir, cfg.to_dict(), scores, cot, parent_record["scores"], command=command,
+                                  wall_s=wall_s, n_params=sum(p.numel() for p in model.parameters()),
+                                  tokens=cfg.train.steps * cfg.train.batch_size * cfg.train.seq_len)
+    return out / "model"
