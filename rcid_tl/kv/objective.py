@@ -71,9 +71,11 @@ class KVObjective(nn.Module):
         self.n_teacher_layers, self.n_student_layers = t.n_layers, s.n_layers
 
     def _states(self, teacher: TransformerBridge, student: TransformerBridge, batch: SegmentBatch
-                ) -> tuple[KVStates, KVStates]:
+                ) -> tuple[KVStates | None, KVStates]:
         c = self.config
         hidden = sorted(set(self.cka_layers) | set(self.codi_layers))
+        if c.kv_weight == 0 and not hidden:  # plain CE: nothing reads the teacher
+            return None, read_kv(student, batch.tokens, self.kv_students)
         want_t_attn = c.compression is not None or (c.attention_weighted and c.use_teacher_attention)
         want_s_attn = c.attention_weighted and not c.use_teacher_attention
         with torch.no_grad():

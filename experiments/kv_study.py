@@ -1,0 +1,147 @@
+"""KV-distillation study on the chain-of-thought task (issue 13 item 8): students trained with CE alone, CE + KV (MSE,
+cosine), + attention weighting, + CKA, + CODI, over seeds; ID/OOD accuracy and perplexity with bootstrap CIs over
+seeds, differences to CE, and the loss-scale diagnosis. Writes figures/kv_study.{json,md,html}.
+
+    OMP_NUM_THREADS=1 python experiments/kv_study.py --teacher world-gpt2-cot --out runs/kv_study
+
+Each run is an ordinary `rcid-tl distill --objective kv` run in OUT/<arm>-<seed>; finished runs are reused and an
+interrupted one resumes, so re-running the command continues the study.
+"""
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from rcid_tl import __version__
+from rcid_tl.artifacts import write_figure, write_json, write_text
+from rcid_tl.distill.config import OptimConfig
+from rcid_tl.kv.config import KVConfig, KVRunConfig
+from rcid_tl.kv.diagnose import diagnosis_table, run_diagnosis
+from rcid_tl.kv.run import TEST_SPLITS, load_pair, run_kv_distill, teacher_scores
+from rcid_tl.stats import bootstrap_diff_ci, bootstrap_mean_ci
+
+NO_AUX = {"cka_weight": 0.0}
+ARMS: dict[str, dict] = {  # cumulative on the MSE KV loss after the MSE-vs-cosine pair, as in seed 001's upgrades
+    "ce": {"kv_weight": 0.0, **NO_AUX},
+    "kv-mse": {"kv_loss": "mse", **NO_AUX},
+    "kv-cosine": {"kv_loss": "cosine", **NO_AUX},
+    "kv-mse+attn": {"kv_loss": "mse", "attention_weighted": True, **NO_AUX},
+    "kv-mse+attn+cka": {"kv_loss": "mse", "attention_weighted": True, "cka_weight": 0.05},
+    "kv-mse+attn+cka+codi": {"kv_loss": "mse", "attention_weighted": True, "cka_weight": 0.05, "codi_weight": 0.5},
+}
+
+
+def run_config(args, arm: str, seed: int) -> KVRunConfig:
+    kv = KVConfig(**ARMS[arm], attention_warmup=args.steps // 4)
+    log_every = max(1, args.steps // 30)  # 30 log records and 3 learning-curve points per run
+    return KVRunConfig(teacher=args.teacher, kv=kv, optim=OptimConfig(steps=args.steps, lr=args.lr,
+                                                                      warmup=max(1, args.steps // 20)),
+                       seed=seed, n_train=args.n_train, batch_size=args.batch_size, eval_n=args.eval_n,
+                       curve_n=32, eval_every=10 * log_every, checkpoint_every=10 * log_every, log_every=log_every)
+
+
+def finished_or_run(args, arm: str, seed: int, command: str) -> dict:
+    """The run's metrics.json if it finished before, else the run (started or resumed)."""
+    out = args.out / f"{arm}-{seed}"
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    return run_kv_distill(run_config(args, arm, seed), out, command=command)
+
+
+def summarise(metrics: dict[str, list[dict]]) -> dict:
+    """Per arm and test split: accuracy and perplexity means with bootstrap CIs over seeds, and each arm's
+    difference to CE (bootstrap CI of the difference of means)."""
+    out: dict = {}
+    for arm, runs in metrics.items():
+        out[arm] = {}
+        for split in (s.value for s in TEST_SPLITS):
+            row = {}
+            for key in ("accuracy", "perplexity"):
+                values = [m["scores"][split][key] for m in runs]
+                ce = [m["scores"][split][key] for m in metrics["ce"]]
+                row[key] = {"values": values, "ci": asdict(bootstrap_mean_ci(values)),
+                            "diff_vs_ce": asdict(bootstrap_diff_ci(values, ce))}
+            out[arm][split] = row
+    return out
+
+
+def markdown(summary: dict, teacher: dict, diagnosis: str, header: str) -> str:
+    lines = [header, "", "| arm | " + " | ".join(f"{s} acc [95% CI] | {s} ppl" for s in summary["ce"]) + " |",
+             "|---|" + "---|---|" * len(summary["ce"])]
+    for arm, splits in summary.items():
+        cells = []
+        for row in splits.values():
+            a, p = row["accuracy"]["ci"], row["perplexity"]["ci"]
+            cells += [f"{a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}]",
+                      f"{p['estimate']:.2f} [{p['low']:.2f}, {p['high']:.2f}]"]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines.append("| teacher | " + " | ".join(f"{s['accuracy']:.3f} | {s['perplexity']:.2f}" for s in teacher.values())
+                 + " |")
+    lines += ["", "Differences to CE (ID split, mean over seeds, bootstrap 95% CI):", ""]
+    for arm, splits in summary.items():
+        if arm != "ce":
+            d, q = splits["id"]["accuracy"]["diff_vs_ce"], splits["id"]["perplexity"]["diff_vs_ce"]
+            lines.append(f"- {arm}: accuracy {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
+                         f"perplexity {q['estimate']:+.2f} [{q['low']:+.2f}, {q['high']:+.2f}]")
+    return "\n".join(lines + ["", "Loss-scale diagnosis (rcid-tl diagnose-losses, default student, KV arm "
+                                  "kv-mse+attn+cka+codi weights):", "", "```", diagnosis, "```", ""])
+
+
+def figure(summary: dict):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "perplexity (reasoning + answer tokens)"))
+    for split in summary["ce"]:
+        for col, key in ((1, "accuracy"), (2, "perplexity")):
+            cis = [summary[arm][split][key]["ci"] for arm in summary]
+            fig.add_bar(x=list(summary), y=[c["estimate"] for c in cis], name=f"{split} {key}", row=1, col=col,
+                        error_y={"type": "data", "symmetric": False, "array": [c["high"] - c["estimate"] for c in cis],
+                                 "arrayminus": [c["estimate"] - c["low"] for c in cis]})
+    fig.update_layout(barmode="group", title="KV distillation on chain-of-thought arithmetic (mean over seeds, "
+                                             "bootstrap 95% CI)", height=560)
+    return fig
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", default="world-gpt2-cot")
+    p.add_argument("--out", type=Path, default=Path("runs/kv_study"))
+    p.add_argument("--figures", type=Path, default=Path("figures"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n-train", type=int, default=2048)
+    p.add_argument("--eval-n", type=int, default=100)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("rcid_tl.kv.objective").setLevel(logging.WARNING)  # per-step lines stay in the JSONL logs
+    torch.set_num_threads(1)
+    command = shlex.join(["python", "experiments/kv_study.py", *argv])
+    metrics = {arm: [finished_or_run(args, arm, seed, command) for seed in args.seeds] for arm in ["ce", *[a for a in args.arms if a != "ce"]]}
+    diag_config = run_config(args, "kv-mse+attn+cka+codi", args.seeds[0])
+    diagnosis = run_diagnosis(diag_config, 5, args.out / "diagnosis")
+    teacher = teacher_scores(load_pair(diag_config)[0], args.eval_n)
+    summary = summarise(metrics)
+    header = (f"# KV distillation study\n\nTeacher {args.teacher}; {len(args.seeds)} seeds; {args.steps} steps of "
+              f"batch {args.batch_size} on {args.n_train} CoT training problems; {args.eval_n} test problems per "
+              f"split. `{command}` (rcid_tl {__version__}).")
+    result = {"rcid_tl_version": __version__, "command": command, "arms": ARMS, "args": vars(args) | {
+        "out": str(args.out), "figures": str(args.figures)}, "summary": summary, "teacher": teacher,
+        "diagnosis": diagnosis, "runs": {arm: [m["config"] | {"data": m["data"]} for m in ms]
+                                         for arm, ms in metrics.items()}}
+    write_json(args.figures / "kv_study.json", result)
+    write_text(args.figures / "kv_study.md", markdown(summary, teacher, diagnosis_table(diagnosis), header) + "\n")
+    write_figure(args.figures / "kv_study.html", figure(summary))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
