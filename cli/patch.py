@@ -16,12 +16,15 @@ MethodOpt = Annotated[str, typer.Option(
     "--method", help="exact | attribution (first-order estimate, one forward+backward) | attribution+exact "
     "(estimate, then patch the --top largest exactly).")]
 Top = Annotated[int, typer.Option("--top", help="Sites attribution+exact patches exactly.")]
+ChunkSize = Annotated[int | None, typer.Option(
+    "--batch-size", "--chunk-size", help="Rows (site × example pairs) per forward pass; default: as many as fit in "
+    "a quarter of the free memory (GPU memory on --device cuda).")]
 
 
 def patch(
     model: o.Model = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0,
     site: Site = "resid_post", layers: Layers = "all", positions: o.Positions = "all",
-    direction: DirectionOpt = "noising", batch_size: o.BatchSize = 64, out: o.Out = "runs/patch",
+    direction: DirectionOpt = "noising", batch_size: ChunkSize = None, out: o.Out = "runs/patch",
     device: o.Device = "cpu", dtype: o.Dtype = "float32", corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
     metric: o.MetricName = "task", method: MethodOpt = "exact", top: Top = 10,
 ) -> None:

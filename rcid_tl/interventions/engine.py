@@ -7,6 +7,7 @@ patched row starts at block L from the reference run's `hook_resid_pre`, compute
 from the reference run: they are what the reference computed there, so the result is exact, not an approximation.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -165,15 +166,40 @@ class Rows:
         return [c for layer in layers.unique() for c in order[layers == layer].split(rows_per_forward)]
 
 
+MAX_ROWS = 512  # beyond this a forward's matmuls are already large; more rows only cost memory
+MEMORY_SHARE = 4  # a forward may use a quarter of the free memory (the rest: the caches, other processes)
+
+
+def free_memory(device: torch.device | str) -> int:
+    """Bytes free now on `device`: the GPU's own count, or the machine's available physical pages."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def rows_that_fit(model: TransformerBridge, positions: int, keys: int) -> int:
+    """Rows per forward that fit a share of the free memory when each row computes `positions` positions against
+    `keys` keys: per block, the residual, norm, q/k/v and MLP activations, the attention scores and pattern, plus
+    the answer's logits (no gradients, so blocks' activations do not pile up)."""
+    cfg = model.cfg
+    per_position = 8 * cfg.d_model + 2 * (cfg.d_mlp or 4 * cfg.d_model) + 3 * cfg.n_heads * keys
+    per_row = cfg.dtype.itemsize * (positions * per_position + 3 * cfg.d_vocab)
+    return max(1, min(MAX_ROWS, free_memory(cfg.device) // MEMORY_SHARE // per_row))
+
+
 def run_rows(
     model: TransformerBridge, ref: Reference, rows: Rows, hooks_for: Callable[[Tensor, int], list],
-    score: Callable[[Tensor, Tensor], Tensor], rows_per_forward: int, description: str,
+    score: Callable[[Tensor, Tensor], Tensor], rows_per_forward: int | None, description: str,
 ) -> Tensor:
     """The one exact sweep loop: every row resumed from the reference run (`resume`), `rows_per_forward` at a time,
     with `hooks_for(chunk, first_position)` attached (hooks index positions from the chunk's first computed one) and
     `score(chunk, answer_logits)` → (chunk, ...) kept on the CPU. Returns the scores in row order. Under torchrun each
-    process runs its share of the chunks and every process gets all of them back."""
+    process runs its share of the chunks and every process gets all of them back. `rows_per_forward` None: as many
+    as fit in memory (`rows_that_fit`) for the longest row."""
     start = rows.start if ref.has_all_keys_values(model.cfg.n_layers) else torch.zeros_like(rows.start)
+    if rows_per_forward is None:
+        rows_per_forward = rows_that_fit(model, int((rows.stop - start).max()), int(rows.stop.max()))
     chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer).chunks(rows_per_forward)
 
     def run(chunk: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
-from rcid_tl.interventions.engine import Rows, reference_run, run_rows
+from rcid_tl.interventions.engine import Rows, reference_run, rows_that_fit, run_rows
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -64,12 +64,12 @@ def patch_sites(
     sites: Sequence[PatchSite],
     metric: Metric,
     direction: Direction = Direction.NOISING,
-    rows_per_forward: int = 64,
+    rows_per_forward: int | None = None,
     engine: Engine = Engine.RESUME,
 ) -> tuple[Float[Tensor, "site batch"], RunMetrics]:
     """Δ per (site, example) for every site, plus the clean/corrupt metrics. Exact: each row is its own forward's
     worth of computation; only the batching (and, with `Engine.RESUME`, what is read back instead of recomputed)
-    differs from patching one site at a time."""
+    differs from patching one site at a time. `rows_per_forward` None: as many as fit in free memory."""
     names = namer(model)
     for s in sites:
         names.check_layer(s.layer)
@@ -93,6 +93,8 @@ def patch_sites(
 
     n = len(batch)
     rows = torch.arange(len(sites) * n)  # row r patches site r // n in example r % n
+    width = target.shape[1]
+    rows_per_forward = rows_per_forward or rows_that_fit(model, width, width)
 
     def patched_metric(chunk: Tensor) -> Tensor:
         site_of, example_of = chunk // n, chunk % n

@@ -29,7 +29,7 @@ class PatchConfig:
     layers: str = "all"
     positions: str = "all"
     direction: Direction = Direction.NOISING
-    rows_per_forward: int = 64
+    rows_per_forward: int | None = None  # None: as many rows per forward as fit in free memory
     metric: str = TASK_METRIC  # or an OvR metric (CausalQwen), see rcid_tl.metrics
     method: Method = Method.EXACT
     top: int = 10  # sites attribution+exact patches exactly
@@ -39,7 +39,7 @@ class PatchConfig:
         if Site(self.site) not in PATCHABLE:
             raise InputError(f"site {Site(self.site).value!r} cannot be patched; allowed: "
                              f"{', '.join(s.value for s in PATCHABLE)}")
-        if self.rows_per_forward < 1:
+        if self.rows_per_forward is not None and self.rows_per_forward < 1:
             raise InputError(f"--batch-size must be ≥ 1, got {self.rows_per_forward}")
         if self.top < 1:
             raise InputError(f"--top must be ≥ 1, got {self.top}")

@@ -36,7 +36,7 @@ class SweepEffects:
 
 def sweep_effects(
     model: TransformerBridge, batch: Batch, sites: Sequence[PatchSite], metric: Metric, direction: Direction,
-    rows_per_forward: int, method: Method, top: int,
+    rows_per_forward: int | None, method: Method, top: int,
 ) -> SweepEffects:
     """The sweep's effects by `method`; `top` is how many candidates attribution+exact verifies."""
     method = Method(method)

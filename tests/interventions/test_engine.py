@@ -159,3 +159,22 @@ def test_a_model_with_another_head_is_patched_with_whole_forwards(tmp_path):
         fast, _ = patch_sites(model, batch, sites, metric)
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
     assert full.abs().max() > 1e-3
+
+
+def test_rows_per_forward_from_free_memory(world_gpt2, monkeypatch):
+    """Unset, the chunk size follows the free memory: plenty gives large chunks, almost none one row per forward;
+    either way Δ is the same."""
+    dataset = build_task(world_gpt2, "ioi", n=3, seed=5)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = _sites(world_gpt2, Site.Z, ("end",))
+    assert engine_module.rows_that_fit(world_gpt2, 1, batch.clean.shape[1]) > len(sites) * len(batch)
+    auto, _ = patch_sites(world_gpt2, batch, sites, metric)
+    forwards = []
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: 1)
+    monkeypatch.setattr(engine_module, "resume", lambda *args: forwards.append(args) or real_resume(*args))
+    tight, _ = patch_sites(world_gpt2, batch, sites, metric)
+    assert len(forwards) == len(sites) * len(batch)  # one row per forward
+    torch.testing.assert_close(tight, auto, atol=ATOL, rtol=1e-6)  # chunk sizes 1 vs 72: see chunking test
+
+
+real_resume = engine_module.resume
