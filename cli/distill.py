@@ -33,6 +33,13 @@ DeviceMap = Annotated[Optional[str], typer.Option(
 ObjectiveOpt = Annotated[str, typer.Option(
     "--objective", help="method: the --method on --task (default) | kv: KV-cache distillation on the chain-of-thought "
                         "task (--kv-* options; --n training problems).")]
+MaxSaturation = Annotated[float, typer.Option(
+    "--max-saturation", help="Auto checkpoints skip teacher points whose noising moves the output this fraction of the "
+                             "whole corruption or more; inf keeps them.")]
+PerLayer = Annotated[bool, typer.Option(
+    "--one-per-student-layer", help="Keep only the largest-imprint checkpoint of each student layer.")]
+RefitEvery = Annotated[Optional[int], typer.Option(
+    "--refit-every", help="Refit W* on the current student every N distillation steps (default: fitted once, frozen).")]
 AllTokens = Annotated[bool, typer.Option("--kl-all-tokens", help="Task KL on every token, not only the answer position.")]
 
 
@@ -43,7 +50,8 @@ def distill(
     checkpoints: Checkpoints = "auto", text: Text = "auto", mix_weight: MixWeight = 0.0, pretrain_steps: Pretrain = 0,
     eval_n: EvalN = 200, checkpoint_every: Every = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",
     corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False, precision: PrecisionOpt = "fp32",
-    teacher_device_map: DeviceMap = None,
+    teacher_device_map: DeviceMap = None, max_saturation: MaxSaturation = 0.9,
+    one_per_student_layer: PerLayer = False, refit_every: RefitEvery = None,
     objective: ObjectiveOpt = "method", kv_loss: k.KVLossOpt = "mse", kv_weight: k.KVWeight = 1.0,
     attention_weighted_kv: k.AttnWeighted = False, attention_weighted_kv_warmup: k.AttnWarmup = 50,
     use_teacher_attention: k.TeacherAttn = False, cka_weight: k.CKAWeight = 0.05, cka_layers: k.CKALayers = "middle",
@@ -84,7 +92,8 @@ def distill(
         teacher=teacher, method=parse_method(method), task=TaskSpec(task, n=n, seed=seed, corruption=corruption),
         optim=OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), seed=seed, student=student,
         batch_size=batch_size, lam=lam, temperature=temperature, kl_all_tokens=kl_all_tokens, top_k=top_k,
-        checkpoints=checkpoints, text=text,
+        checkpoints=checkpoints, text=text, max_saturation=None if max_saturation == float("inf") else max_saturation,
+        one_per_student_layer=one_per_student_layer, refit_every=refit_every,
         mix_weight=mix_weight, pretrain=OptimConfig(steps=pretrain_steps, lr=lr, warmup=max(1, pretrain_steps // 20)),
         eval_n=eval_n, checkpoint_every=checkpoint_every, log_every=min(10, checkpoint_every), device=device,
     )

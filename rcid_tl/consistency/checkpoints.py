@@ -246,3 +246,16 @@ def _parse_entry(entry: Any, index: int, path: Path, n_layers: int, position_nam
     return Checkpoint(layer, position, site.value, float(entry.get("mean_norm", float("nan"))),
                       bool(entry.get("modified", False)), head,
                       float(saturation) if isinstance(saturation, (int, float)) else None)
+
+
+def one_per_student_layer(checkpoints: Sequence[Checkpoint], layer_map: Mapping[int, int]) -> list[Checkpoint]:
+    """The largest-imprint checkpoint among those whose teacher layer `layer_map` sends to each student layer, in
+    the input's order: several teacher layers mapped to one student layer otherwise ask that one layer to hold
+    several teacher imprints at once."""
+    best: dict[int, Checkpoint] = {}
+    for c in checkpoints:
+        s = layer_map[c.layer]
+        if s not in best or c.mean_norm > best[s].mean_norm:
+            best[s] = c
+    kept = set(map(id, best.values()))
+    return [c for c in checkpoints if id(c) in kept]

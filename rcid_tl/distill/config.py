@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rcid_tl.checks import MAX_EXAMPLES, check_count, check_device, check_real
+from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.distill.data import WORLD, TextSource
 from rcid_tl.distill.methods import Method
 from rcid_tl.errors import InputError
@@ -49,6 +50,9 @@ class DistillConfig:
     top_k: int = 8
     min_unmodified: int | None = None
     checkpoints: str = "auto"
+    max_saturation: float | None = SATURATED  # auto selection skips teacher points at or above it (None: keeps all)
+    one_per_student_layer: bool = False  # keep only the largest-imprint checkpoint of each student layer
+    refit_every: int | None = None  # refit W* on the current student every N distillation steps (None: frozen)
     learned_projection: bool = True  # FitNets: learned regressor (initialised at W*) or the frozen W*
     text: str = "auto"  # general text ("world" or a text file; auto: world on world teachers, else none) for
     # mixing, pre-training and held-out perplexity
@@ -80,6 +84,10 @@ class DistillConfig:
         check_count(self.eval_n, "--eval-n", maximum=MAX_EXAMPLES)
         if self.checkpoint_every % self.log_every:
             raise InputError("--checkpoint-every must be a multiple of log-every so resumed logs line up")
+        if self.refit_every is not None:
+            check_count(self.refit_every, "--refit-every")
+        if self.max_saturation is not None and not self.max_saturation > 0:
+            raise InputError(f"--max-saturation must be > 0, got {self.max_saturation}")
         check_device(self.device)
         check_sources(self.checkpoints, self.text)
 

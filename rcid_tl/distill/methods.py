@@ -126,6 +126,12 @@ class Objective(nn.Module):
         loss = kl + self.lam * term
         return loss, {"kl": kl.item(), "term": term.item()}
 
+    @torch.no_grad()
+    def set_maps(self, maps: dict[str, ProcrustesMap]) -> None:
+        """Replace the W* buffers in place (`--refit-every`); the learned FitNets regressors are left alone."""
+        for key, w in self.maps.items():
+            w.weight.copy_(maps[key].weight)
+
     def _pair_names(self, student: TransformerBridge) -> list[str]:
         names = namer(student)
         return [names.name(Site(p.site), p.student_layer) for p in self.pairings]

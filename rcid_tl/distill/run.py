@@ -18,7 +18,8 @@ from rcid_tl.alignment.heads import proportional_head_map
 from rcid_tl.alignment.layers import proportional_layer_map
 from rcid_tl.artifacts import write_json
 from rcid_tl.consistency.causal import check_same_tokenizer
-from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, select_checkpoints
+from rcid_tl.consistency.saturation import SATURATED
+from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, one_per_student_layer, select_checkpoints
 from rcid_tl.distill.config import DistillConfig
 from rcid_tl.distill.data import WORLD, TextSource, data_order
 from rcid_tl.distill.evaluate import evaluate_student
@@ -45,6 +46,8 @@ STATE = "train_state.pt"
 # saved and losses logged, the device (a run may move to a GPU), and the evaluation-only ones (evaluation starts from
 # the final weights, and metrics.json records the values it used). Every other setting must match the saved run's.
 RESUMABLE_WITH_NEW = ("checkpoint_every", "log_every", "device", "eval_n", "eval_seed", "ppl_rows", "n_bootstrap")
+# Settings added after runs were saved: left out of the settings at their defaults, so those runs still resume.
+LATER_DEFAULTS = {"max_saturation": SATURATED, "one_per_student_layer": False, "refit_every": None}
 
 
 @dataclass
@@ -105,11 +108,14 @@ def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Set
                                      prepend_bos=config.task.prepend_bos, corruption=config.task.corruption),
                             teacher.tokenizer, n_ctx)
     if config.checkpoints == "auto":
-        checkpoints = select_checkpoints(teacher, train, top_k=config.top_k, min_unmodified=config.min_unmodified)
+        checkpoints = select_checkpoints(teacher, train, top_k=config.top_k, min_unmodified=config.min_unmodified,
+                                         max_saturation=config.max_saturation)
     else:
         checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, train.position_names,
                                        teacher.cfg.n_heads)
     layer_map = proportional_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
+    if config.one_per_student_layer:
+        checkpoints = one_per_student_layer(checkpoints, layer_map)
     head_map = proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
     pairings = pairings_for(config.method, checkpoints, layer_map, student.cfg.n_layers, head_map)
     return Setup(teacher, student, train, evaluation, checkpoints, layer_map, pairings, text)
@@ -129,6 +135,9 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
     bs, m = config.batch_size, config.mix_rows
 
     def loss_at(step: int):
+        if config.refit_every is not None and step > 0 and step % config.refit_every == 0:
+            # W* follows the student: refitted on its current weights (a resumed run refits the same weights)
+            objective.set_maps(fit_maps(s.teacher, s.student, s.train, s.pairings, n_fit=config.n_fit))
         rows = rank_slice(order[step * bs : (step + 1) * bs], "--batch-size")  # this process's share
         batch = s.train.batch(rows.tolist())
         loss, parts = objective(s.student, batch, targets.take(rows, batch.clean.shape[1]))
@@ -148,7 +157,8 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
 def run_settings(config: DistillConfig, precision: Precision = Precision.FP32) -> str:
     """The settings a resumed run must share with the run that saved the state, as JSON (the number of processes
     is not one of them: a run may resume with more or fewer)."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_WITH_NEW}
+    settings = {k: v for k, v in config.to_dict().items()
+                if k not in RESUMABLE_WITH_NEW and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     if precision is not Precision.FP32:  # absent for float32, so states saved before the option existed resume
         settings["precision"] = precision.value
     return json.dumps(settings, sort_keys=True, default=lambda v: getattr(v, "value", str(v)))
