@@ -64,16 +64,18 @@ def summarise(metrics: dict[str, list[dict]]) -> dict:
             row = {}
             for key in ("accuracy", "perplexity"):
                 values = [m["scores"][split][key] for m in runs]
-                ce = [m["scores"][split][key] for m in metrics["ce"]]
-                row[key] = {"values": values, "ci": asdict(bootstrap_mean_ci(values)),
-                            "diff_vs_ce": asdict(bootstrap_diff_ci(values, ce))}
+                row[key] = {"values": values, "ci": asdict(bootstrap_mean_ci(values))}
+                if "ce" in metrics:
+                    ce = [m["scores"][split][key] for m in metrics["ce"]]
+                    row[key]["diff_vs_ce"] = asdict(bootstrap_diff_ci(values, ce))
             out[arm][split] = row
     return out
 
 
 def markdown(summary: dict, teacher: dict, diagnosis: str, header: str) -> str:
-    lines = [header, "", "| arm | " + " | ".join(f"{s} acc [95% CI] | {s} ppl" for s in summary["ce"]) + " |",
-             "|---|" + "---|---|" * len(summary["ce"])]
+    splits = list(next(iter(summary.values())))
+    lines = [header, "", "| arm | " + " | ".join(f"{s} acc [95% CI] | {s} ppl" for s in splits) + " |",
+             "|---|" + "---|---|" * len(splits)]
     for arm, splits in summary.items():
         cells = []
         for row in splits.values():
@@ -85,7 +87,7 @@ def markdown(summary: dict, teacher: dict, diagnosis: str, header: str) -> str:
                  + " |")
     lines += ["", "Differences to CE (ID split, mean over seeds, bootstrap 95% CI):", ""]
     for arm, splits in summary.items():
-        if arm != "ce":
+        if arm != "ce" and "ce" in summary:
             d, q = splits["id"]["accuracy"]["diff_vs_ce"], splits["id"]["perplexity"]["diff_vs_ce"]
             lines.append(f"- {arm}: accuracy {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
                          f"perplexity {q['estimate']:+.2f} [{q['low']:+.2f}, {q['high']:+.2f}]")
@@ -98,7 +100,7 @@ def figure(summary: dict):
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "perplexity (reasoning + answer tokens)"))
-    for split in summary["ce"]:
+    for split in next(iter(summary.values())):
         for col, key in ((1, "accuracy"), (2, "perplexity")):
             cis = [summary[arm][split][key]["ci"] for arm in summary]
             fig.add_bar(x=list(summary), y=[c["estimate"] for c in cis], name=f"{split} {key}", row=1, col=col,
@@ -126,7 +128,9 @@ def main(argv: list[str]) -> None:
     logging.getLogger("rcid_tl.kv.objective").setLevel(logging.WARNING)  # per-step lines stay in the JSONL logs
     torch.set_num_threads(1)
     command = shlex.join(["python", "experiments/kv_study.py", *argv])
-    metrics = {arm: [finished_or_run(args, arm, seed, command) for seed in args.seeds] for arm in ["ce", *[a for a in args.arms if a != "ce"]]}
+    arms = [a for a in ARMS if a in args.arms]  # in ARMS order; several processes may split the arms, then one
+    # process with every arm reuses their finished runs and writes the figures
+    metrics = {arm: [finished_or_run(args, arm, seed, command) for seed in args.seeds] for arm in arms}
     diag_config = run_config(args, "kv-mse+attn+cka+codi", args.seeds[0])
     diagnosis = run_diagnosis(diag_config, 5, args.out / "diagnosis")
     teacher = teacher_scores(load_pair(diag_config)[0], args.eval_n)
