@@ -7,6 +7,7 @@ from rich.console import Console
 
 from rcid_tl.checks import check_count, check_out
 from rcid_tl.cli import kv as k
+from rcid_tl.cli import multiteacher as mt
 from rcid_tl.cli import options as o
 
 Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name (world-gpt2), local HF dir or hub name.")]
@@ -58,6 +59,11 @@ def distill(
     alignment: k.AlignmentOpt = "cka", codi_weight: k.CODIWeight = 0.0, codi_layers: k.CODILayers = "all",
     kv_compression: k.Compression = None, eval_every: k.EvalEvery = 50,
     gradient_checkpointing: k.Checkpointing = False,
+    teachers: mt.TeachersOpt = None, fusion: mt.FusionOpt = "fixed", teacher_weights: mt.WeightsOpt = None,
+    projection: mt.ProjectionOpt = "structured", per_head_projection: mt.PerHeadOpt = False,
+    random_head_init: mt.RandomInitOpt = False, time_alignment: mt.TimeOpt = "soft", layer_map: mt.LayerMapOpt = "ratio",
+    alpha_k: mt.AlphaK = 1.0, alpha_v: mt.AlphaV = 1.0, alpha_attn: mt.AlphaAttn = 1.0,
+    student_reasoning: mt.ReasoningOpt = "compressed",
 ) -> None:
     """Distill TEACHER into a student on a task; writes OUT/student (a Hugging Face directory), OUT/metrics.json
     (accuracy, metric, perplexity, causal consistency) and OUT/train_log.jsonl. Re-running resumes.
@@ -73,6 +79,14 @@ def distill(
         from rcid_tl.errors import InputError
 
         raise InputError(f"unknown --objective {objective!r}; allowed: method, kv")
+    if teachers is not None:
+        return mt.run_multiteacher_objective(
+            objective=objective, teachers=teachers, teacher_weights=teacher_weights, fusion=fusion,
+            projection=projection, per_head_projection=per_head_projection, random_head_init=random_head_init,
+            time_alignment=time_alignment, layer_map=layer_map, alpha_k=alpha_k, alpha_v=alpha_v,
+            alpha_attn=alpha_attn, student_reasoning=student_reasoning, kv_weight=kv_weight, student=student, n=n,
+            seed=seed, steps=steps, batch_size=batch_size, lr=lr, eval_n=eval_n, checkpoint_every=checkpoint_every,
+            eval_every=eval_every, out=out, device=device)
     if objective == "kv":
         return k.run_kv_objective(
             teacher=teacher, student=student, n=n, seed=seed, steps=steps, batch_size=batch_size, lr=lr,

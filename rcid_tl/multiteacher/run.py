@@ -46,7 +46,8 @@ RESUMABLE_WITH_NEW = ("checkpoint_every", "device", "eval_n")
 class MultiTeacherRunConfig:
     """One arm's run: the arm (teachers, fusion, projection, alignment, α's), the optimizer, the student (None: the
     first teacher's default student shape), the student's reasoning format, the layer maps (ratio, or CKA top-2
-    precomputed on the teacher split), and the problem pool cut into teacher / student / validation fractions."""
+    precomputed on the teacher split, or one saved map file per teacher, comma-separated), and the problem pool cut
+    into teacher / student / validation fractions."""
 
     arm: Arm
     optim: OptimConfig
@@ -70,13 +71,20 @@ class MultiTeacherRunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "reasoning", parse_choice(Reasoning, self.reasoning, "student reasoning"))
         if self.layer_map not in ("ratio", "cka"):
-            raise InputError(f"unknown layer map {self.layer_map!r}; allowed: ratio, cka")
+            files = self.layer_map_files
+            if len(files) != len(self.arm.teachers) or not all(Path(f).is_file() for f in files):
+                raise InputError(f"--layer-map {self.layer_map!r} is neither ratio, cka nor one existing map file per "
+                                 f"teacher ({len(self.arm.teachers)}, comma-separated)")
         check_real(self.kv_weight, "--kv-weight")
         for name in ("n_pool", "batch_size", "eval_n", "curve_n", "eval_every", "checkpoint_every", "log_every"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         if self.checkpoint_every % self.log_every or self.eval_every % self.log_every:
             raise InputError(f"--checkpoint-every and --eval-every must be multiples of {self.log_every}")
         check_device(self.device)
+
+    @property
+    def layer_map_files(self) -> list[str]:
+        return [] if self.layer_map in ("ratio", "cka") else self.layer_map.split(",")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"arm": self.arm.to_dict(), "reasoning": self.reasoning.value}
@@ -96,6 +104,17 @@ def load_models(config: MultiTeacherRunConfig):
     return teachers, student
 
 
+def check_vocabulary(teachers, student) -> None:
+    """Every model can tokenize the chain-of-thought problems (an InputError naming the first that cannot)."""
+    probe = cot_examples(CoTSplit.TRAIN, 1)
+    for name, model in [*teachers.items(), ("student", student)]:
+        try:
+            encode_side(model.tokenizer, probe)
+        except InputError:
+            raise InputError(f"{name!r} has no chain-of-thought vocabulary; use a CoT teacher (world-gpt2-cot, "
+                             "world-qwen2-cot) or a tokenizer that knows every word") from None
+
+
 def make_views(teachers, student, examples, config) -> tuple[SegmentBatch, dict[str, TeacherView]]:
     """The student's batch (its reasoning format) and each teacher's tokens and alignment (full reasoning)."""
     s_side = encode_side(student.tokenizer, student_examples(examples, config.reasoning))
@@ -112,6 +131,10 @@ def layer_maps(config, teachers, student, teacher_split, out: Path) -> dict[str,
     resume, so a resumed run keeps its map)."""
     maps = {}
     for i, (name, teacher) in enumerate(teachers.items()):
+        if config.layer_map_files:
+            maps[name] = LayerMap.load(config.layer_map_files[i]).check(teacher.cfg.n_layers, student.cfg.n_layers,
+                                                                       name)
+            continue
         if config.layer_map == "ratio":
             maps[name] = ratio_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
             continue
@@ -132,6 +155,9 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
                           default=str)
     saved = load_state(out / STATE, settings)
     teachers, student = load_models(config)
+    if config.layer_map_files:  # a map of the wrong depth fails here, before anything is written
+        layer_maps(config, teachers, student, [], out)
+    check_vocabulary(teachers, student)
     pool = cot_examples(CoTSplit.TRAIN, config.n_pool, seed=config.data_seed)
     splits = disjoint_splits(len(pool), config.fractions, seed=config.data_seed)
     check_disjoint(splits)
