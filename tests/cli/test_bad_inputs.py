@@ -72,6 +72,7 @@ def fx(tmp_path_factory, tiny_gpt2_dir) -> Path:
     (root / "checkpoints-layer.json").write_text('{"checkpoints": [{"layer": 9, "position": "end"}]}')
     (root / "short.txt").write_text("too short\n")
     (root / "relations-bad.csv").write_text("q_id,input\nopp,hot\n")
+    (root / "layer-map-3x2.json").write_text('{"kind": "file", "weights": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]}')
     return root
 
 
@@ -261,6 +262,26 @@ CASES = {
     "diagnose batches": (["diagnose-losses", "--teacher", T, "--n-batches", "0"], [], r"--n-batches must be ≥ 1, got 0"),
     "diagnose codi layer": (["diagnose-losses", "--teacher", T, "--codi-weight", "0.5", "--codi-layers", "3"], [],
                             r"layer 3 is out of range; the student has layers 0..0"),
+    # multi-teacher KV distillation: distill --objective kv --teachers A,B
+    "teachers without kv": (["distill", "--teachers", "world-gpt2,world-qwen2"], [],
+                            r"--teachers distils several teachers' KV caches; add --objective kv"),
+    "unknown fusion": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2", "--fusion", "mean"],
+                       [], r"unknown fusion 'mean'; allowed: fixed, similarity, learned"),
+    "negative teacher weight": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2",
+                                 "--teacher-weights", "0.5,-0.5"], [],
+                                r"teacher weights must be finite, ≥ 0 and not all 0, got \[0.5, -0.5\]"),
+    "teacher weights count": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2",
+                               "--teacher-weights", "1"], [], r"got 1 teacher weights for 2 teachers"),
+    "mismatched layer map": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2", "--layer-map",
+                              "{fx}/layer-map-3x2.json,{fx}/layer-map-3x2.json"], [],
+                             r"layer map for world-gpt2 is 2 student × 3 teacher layers; the models have 2 student "
+                             r"and 6 teacher layers"),
+    "layer map per teacher": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2", "--layer-map",
+                               "{fx}/layer-map-3x2.json"], [], r"one existing map file per teacher \(2"),
+    "teachers without cot words": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2"], [],
+                                   r"'world-gpt2' has no chain-of-thought vocabulary"),
+    "time alignment": (["distill", "--objective", "kv", "--teachers", "world-gpt2", "--time-alignment", "dtw"], [],
+                       r"unknown --time-alignment 'dtw'; allowed: soft, hard"),
 }
 
 
