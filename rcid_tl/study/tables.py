@@ -9,6 +9,10 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "–" if x is None or x != x else f"{x:+.{digits}f}"
 
 
+def _p(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{x:.3g}"
+
+
 def _ci(d: dict[str, Any], digits: int = 3) -> str:
     return f"{_f(d['estimate'], digits)} [{_f(d['low'], digits)}, {_f(d['high'], digits)}]"
 
@@ -46,13 +50,12 @@ def exp2_markdown(result: dict[str, Any]) -> str:
               f"| step | {' | '.join(measures)} |", "|---|" + "---|" * len(measures)]
     for name, step in result["ioi"]["factors"].items():
         lines.append(f"| {name}: {step['to']} − {step['from']} | " + " | ".join(
-            f"{_ci(step[k]['diff_ci'], 2)} p={_f(step[k]['welch']['p'], 2)}" for k in measures) + " |")
+            f"{_ci(step[k]['diff_ci'], 2)} p={_p(step[k]['welch']['p'])}" for k in measures) + " |")
     lines += ["", "Welch tests between every pair (p of the accuracy / mechanistic r difference):", ""]
-    lines += [f"- {pair}: accuracy p={_f(v['accuracy']['welch']['p'], 3)}, mechanistic r "
-              f"p={_f(v['mechanistic_r']['welch']['p'], 3)}" for pair, v in result["ioi"]["pairs"].items()]
+    lines += [f"- {pair}: accuracy p={_p(v['accuracy']['welch']['p'])}, mechanistic r "
+              f"p={_p(v['mechanistic_r']['welch']['p'])}" for pair, v in result["ioi"]["pairs"].items()]
     if result.get("greater_than"):
-        lines += ["", "Greater-Than (1 seed): | method | probability difference | perplexity | mean r | "
-                  "mechanistic r |", "", "| method | prob diff | perplexity | mean r | mechanistic r |",
+        lines += ["", "Greater-Than (1 seed; consistency at each run's own checkpoints):", "", "| method | prob diff | perplexity | mean r | mechanistic r |",
                   "|---|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['logit_diff']:.3f} | {r['perplexity']:.1f} | {_f(r['mean_r'])} | "
                   f"{_f(r['mechanistic_r'])} |" for r in result["greater_than"]]
@@ -72,7 +75,7 @@ def exp3_markdown(result: dict[str, Any]) -> str:
                      f"{r['scores']['in-distribution']['accuracy']:.3f} | {cells} |")
     lines += ["", "| consistency | split | robustness | Spearman ρ [95% CI] (n) | p |", "|---|---|---|---|---|"]
     lines += [f"| {c['consistency']} | {c['split']} | {c['robustness']} | {_ci(c['rho'])} ({c['rho']['n']}) | "
-              f"{_f(c['p'])} |" for c in result["correlations"]]
+              f"{_p(c['p'])} |" for c in result["correlations"]]
     return "\n".join(lines) + "\n"
 
 
