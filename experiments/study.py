@@ -33,13 +33,24 @@ def exp2(args) -> dict:
                        "consistency": "IOI: head checkpoints (z, top 8, n = 200); Greater-Than: rcid-tl distill's own"}}
 
 
+def _students(runs) -> list[dict]:
+    """Label, model directory and consistency (head checkpoints where measured, else distill's own)."""
+    out = []
+    for run in runs:
+        c = run.consistency() or run.metrics()["causal_consistency"]
+        out.append({"label": run.label, "model_dir": str(run.model_dir), "mean_r": c["mean_r"],
+                    "mechanistic_r": c.get("mechanistic_r")})
+    return out
+
+
 def exp3(args) -> dict:
-    students = []
-    for run in find_runs(args.runs):
-        c = run.consistency()
-        students.append({"label": run.label, "model_dir": str(run.model_dir), "mean_r": c["mean_r"],
-                         "mechanistic_r": c["mechanistic_r"]})
-    return robustness.consistency_vs_robustness(students, args.teacher, n=args.n)
+    result = robustness.consistency_vs_robustness(_students(find_runs(args.runs)), args.teacher, n=args.n)
+    gt_runs = [r for r in (find_runs(args.gt_runs, seeds=(42,)) if args.gt_runs.is_dir() else [])
+               if (r.path / "metrics.json").is_file()]
+    if len(gt_runs) >= 3:  # held-out formats exist only for Greater-Than students
+        result["greater_than"] = robustness.consistency_vs_robustness(_students(gt_runs), args.teacher,
+                                                                      task="greater-than", n=args.n)
+    return result
 
 
 def exp4(args) -> dict:

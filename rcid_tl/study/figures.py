@@ -70,7 +70,8 @@ def exp3_figure(result: dict[str, Any]) -> go.Figure:
                           row=1, col=col)
         rho = next(c for c in result["correlations"] if c["consistency"] == "mechanistic_r" and c["split"] == split
                    and c["robustness"] == "accuracy_ratio")["rho"]
-        fig.layout.annotations[col - 1].text += f"<br>Spearman ρ = {rho['estimate']:.2f} [{rho['low']:.2f}, {rho['high']:.2f}]"
+        fig.layout.annotations[col - 1].text += (f"<br>Spearman ρ = {rho['estimate']:.2f} "
+                                                 f"[{rho['low']:.2f}, {rho['high']:.2f}]")
         fig.update_xaxes(title_text="mechanistic r", row=1, col=col)
     fig.update_layout(title="Experiment 3: consistency vs OOD robustness, one point per student", height=480,
                       margin={"t": 120})
@@ -80,7 +81,8 @@ def exp3_figure(result: dict[str, Any]) -> go.Figure:
 def exp4_figure(result: dict[str, Any]) -> go.Figure:
     rows = result["rows"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], subplot_titles=(
-        "IOI classes: retention (blank: undefined)", "teacher circuit heads → mapped student heads (a different quantity)"))
+        "IOI classes: retention (blank: undefined)",
+        "teacher circuit heads → mapped student heads (a different quantity)"))
     z = [[r["class_retention"][c]["retention"] for r in rows] for c in CLASS_NAMES]
     fig.add_trace(go.Heatmap(z=z, x=[r["student"] for r in rows], y=list(CLASS_NAMES), coloraxis="coloraxis"), 1, 1)
     if result["teacher"].get("circuit"):

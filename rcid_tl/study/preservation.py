@@ -23,7 +23,8 @@ def head_consistency(run: StudentRun, teacher: str, n: int = 200, seed: int = 99
     if saved is not None:
         return saved
     config = ConsistencyConfig(teacher=ModelSpec(teacher), student=ModelSpec(str(run.model_dir)),
-                               task=TaskSpec("ioi", n=n, seed=seed), n_bootstrap=n_bootstrap, bootstrap_seed=seed,
+                               task=TaskSpec("ioi", n=n, seed=seed), n_bootstrap=n_bootstrap,
+                               bootstrap_seed=seed,
                                selection=SelectionConfig(top_k=top_k, site=Site.Z))
     result = run_consistency(config)
     result.save(run.consistency_dir)
@@ -84,7 +85,8 @@ def summarise_preservation(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def circuit_preservation(runs: list[StudentRun], teacher: str, n: int = 200, seed: int = 999,
                          top_k: int = 8, n_bootstrap: int = 1000) -> dict[str, Any]:
     """Experiment 1 over `runs`: one row per student (measuring consistency where it is missing) and the summary."""
-    rows = [student_row(run, head_consistency(run, teacher, n=n, seed=seed, top_k=top_k, n_bootstrap=n_bootstrap)) for run in runs]
+    rows = [student_row(run, head_consistency(run, teacher, n=n, seed=seed, top_k=top_k, n_bootstrap=n_bootstrap))
+            for run in runs]
     return {"rows": rows, "summary": summarise_preservation(rows),
             "config": {"teacher": teacher, "n": n, "task_seed": seed, "top_k": top_k, "site": "z",
                        "close_accuracy": CLOSE_ACCURACY}}

@@ -37,10 +37,12 @@ def split_scores(model, tokenizer, task: str, n: int, seed: int) -> dict[str, di
         if task == "ioi":
             for split, (names, templates) in IOI_SPLITS.items():
                 ld = ioi_scores(model, tokenizer, ioi_eval_prompts(seed, f"study:{split}", names, templates, n))
-                out[split] = {"accuracy": float((ld > 0).float().mean()), "metric": bootstrap_mean_ci(ld.numpy()).to_dict()}
+                out[split] = {"accuracy": float((ld > 0).float().mean()),
+                              "metric": bootstrap_mean_ci(ld.numpy()).to_dict()}
         else:
             for split, formats in GT_SPLITS.items():
-                prob_diff, _ = greater_than_scores(model, tokenizer, gt_eval_prompts(seed, f"study:{split}", formats, n))
+                prompts = gt_eval_prompts(seed, f"study:{split}", formats, n)
+                prob_diff, _ = greater_than_scores(model, tokenizer, prompts)
                 out[split] = {"accuracy": float((prob_diff > 0).float().mean()),
                               "metric": bootstrap_mean_ci(prob_diff.numpy()).to_dict()}
     return out

@@ -26,18 +26,20 @@ def exp1_markdown(result: dict[str, Any]) -> str:
              "(k) |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['method']}-{r['seed']} | {r['accuracy']:.3f} ({r['teacher_accuracy']:.3f}) | "
               f"{r['logit_diff']:.2f} ({r['teacher_logit_diff']:.2f}) | {_f(r['r_out'])} | {_f(r['mean_r'])} "
-              f"{_pair(r['mean_r_ci'])} | {_f(r['mechanistic_r'])} {_pair(r['mechanistic_r_ci'])} ({r['n_mechanistic']}) |"
+              f"{_pair(r['mean_r_ci'])} | {_f(r['mechanistic_r'])} {_pair(r['mechanistic_r_ci'])} "
+              f"({r['n_mechanistic']}) |"
               for r in result["rows"]]
     s = result["summary"]
     lines += ["", "Per checkpoint (teacher head @ position → student head): partial r, * saturated", ""]
     for r in result["rows"]:
-        cells = ", ".join(f"{c['checkpoint']}→{c['student_site']} {_f(c['partial_r'], 2)}{'*' if c['saturated'] else ''}"
-                          for c in r["checkpoints"])
+        cells = ", ".join(f"{c['checkpoint']}→{c['student_site']} {_f(c['partial_r'], 2)}"
+                          f"{'*' if c['saturated'] else ''}" for c in r["checkpoints"])
         lines.append(f"- {r['method']}-{r['seed']}: {cells}")
     lines += ["", f"Students within {result['config']['close_accuracy']} of the teacher's accuracy: "
               f"{', '.join(s['accuracy_close']) or 'none'}; their mean r {_ci(s['mean_r_of_close'])}, r_out "
-              f"{_ci(s['r_out_of_close'])}, mechanistic r {_ci(s['mechanistic_r_of_close'])} (bootstrap over students). "
-              f"Of them, mechanistic r's CI lies above 0 for: {', '.join(s['accuracy_close_and_mechanism_shared']) or 'none'}."]
+              f"{_ci(s['r_out_of_close'])}, mechanistic r {_ci(s['mechanistic_r_of_close'])} (bootstrap over "
+              f"students). Of them, mechanistic r's CI lies above 0 for: "
+              f"{', '.join(s['accuracy_close_and_mechanism_shared']) or 'none'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -55,16 +57,26 @@ def exp2_markdown(result: dict[str, Any]) -> str:
     lines += [f"- {pair}: accuracy p={_p(v['accuracy']['welch']['p'])}, mechanistic r "
               f"p={_p(v['mechanistic_r']['welch']['p'])}" for pair, v in result["ioi"]["pairs"].items()]
     if result.get("greater_than"):
-        lines += ["", "Greater-Than (1 seed; consistency at each run's own checkpoints):", "", "| method | prob diff | perplexity | mean r | mechanistic r |",
+        lines += ["", "Greater-Than (1 seed; consistency at each run's own checkpoints):", "",
+                  "| method | prob diff | perplexity | mean r | mechanistic r |",
                   "|---|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['logit_diff']:.3f} | {r['perplexity']:.1f} | {_f(r['mean_r'])} | "
                   f"{_f(r['mechanistic_r'])} |" for r in result["greater_than"]]
         t = result["greater_than"][0]["teacher"]
-        lines.append(f"\nTeacher on the same examples: prob diff {t['metric_mean']:.3f}, perplexity {t['perplexity']:.2f}.")
+        lines.append(f"\nTeacher on the same examples: prob diff {t['metric_mean']:.3f}, "
+                     f"perplexity {t['perplexity']:.2f}.")
     return "\n".join(lines) + "\n"
 
 
 def exp3_markdown(result: dict[str, Any]) -> str:
+    text = "IOI students (metric: logit difference):\n\n" + _robustness_table(result)
+    if result.get("greater_than"):
+        text += ("\nGreater-Than students (metric: probability difference; accuracy: share with a positive one):\n\n"
+                 + _robustness_table(result["greater_than"]))
+    return text
+
+
+def _robustness_table(result: dict[str, Any]) -> str:
     splits = list(result["teacher"]["relative"])
     head = " | ".join(f"{s}: acc ratio, metric change" for s in splits)
     lines = [f"| model | mechanistic r | mean r | ID accuracy | {head} |", "|---|---|---|---|" + "---|" * len(splits)]
