@@ -19,7 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
-from rcid_tl.interventions.engine import reference_run, resume
+from rcid_tl.interventions.engine import Rows, reference_run, run_rows
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.interventions.write import Engine
 from rcid_tl.metrics import Metric, RunMetrics
@@ -82,8 +82,8 @@ def knockout(
     """The metric after each ablation, per example, the unablated clean/corrupt metrics (delta = clean − ablated),
     and (for mean and resample) the reference group sizes. `reference_batch` is the reference distribution whose
     clean or corrupt run (`reference`) supplies the replacement values; None uses `batch` itself. With the resumed
-    engine each row starts at its ablation's lowest layer from the cached clean residual (`engine.resume`); the
-    whole-forward engine (`Engine.FULL`) is the reference it is tested against."""
+    engine each row starts at its ablation's lowest layer from the cached clean residual and at its first ablated
+    position (`engine.run_rows`); the whole-forward engine (`Engine.FULL`) is the reference it is tested against."""
     names = namer(model)
     for ablation in ablations:
         for head in ablation.heads:
@@ -103,20 +103,43 @@ def knockout(
                                         hook_names, Method(method), Reference(reference), seed, rows_per_forward)
 
     n = len(batch)
-    # rows (ablation, example) grouped by the ablation's lowest layer: a resumed chunk starts every row at one block
     lowest = [min(h.layer for h in a.heads) for a in ablations]
+    if target is not None:  # rows (ablation, example) on the one sweep engine
+        return _resumed(model, batch, ablations, replacement, metric, layers, hook_names, target, lowest,
+                        rows_per_forward), metrics, groups
+    # rows (ablation, example) grouped by the ablation's lowest layer
     chunks = [chunk for layer in sorted(set(lowest))
               for chunk in _split([(a, e) for a in range(len(ablations)) if lowest[a] == layer for e in range(n)],
                                   rows_per_forward)]
     # under torchrun each process runs its share of the chunks; every process gets all of them back
     values = torch.cat(map_shards(
-        chunks, lambda chunk: _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names,
-                                              target),
+        chunks, lambda chunk: _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names),
         "knockout"))
     out = torch.empty(len(ablations), n)
     index = torch.tensor([a * n + e for chunk in chunks for a, e in chunk])
     out.view(-1)[index] = values
     return out, metrics, groups
+
+
+def _resumed(model, batch, ablations, replacement, metric, layers, hook_names, target, lowest, rows_per_forward):
+    """Row a·n + e resumes at ablation a's lowest layer and computes positions from its first ablated position (0
+    for every-position ablations) to example e's answer (`engine.run_rows`)."""
+    n = len(batch)
+    ablation_of, example_of = torch.arange(len(ablations) * n) // n, torch.arange(len(ablations) * n) % n
+    answer = batch.answer_pos[example_of]
+    first = torch.tensor([0 if ablations[a].positions is None else
+                          min(int(batch.position(p)[e]) for p in ablations[a].positions)
+                          for a, e in zip(ablation_of.tolist(), example_of.tolist())])
+    rows = Rows(torch.tensor(lowest)[ablation_of], example_of, torch.minimum(first, answer), answer + 1, answer)
+
+    def hooks_for(chunk: Tensor, start: int) -> list:
+        pairs = list(zip(ablation_of[chunk].tolist(), example_of[chunk].tolist()))
+        return _hooks(batch, ablations, replacement, pairs, layers, hook_names, start, int(rows.stop[chunk].max()),
+                      model.cfg.n_heads)
+
+    scores = run_rows(model, target, rows, hooks_for, lambda chunk, logits: metric(logits, batch.take(
+        example_of[chunk])), rows_per_forward, "knockout")
+    return scores.view(len(ablations), n)
 
 
 def _split(rows: list, size: int) -> list[list]:
@@ -183,28 +206,34 @@ def _fit_width(z: Tensor, width: int) -> Tensor:
     return torch.cat([z, z.new_zeros(z.shape[0], width - z.shape[1], *z.shape[2:])], dim=1)
 
 
-def _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names, target) -> Tensor:
+def _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names) -> Tensor:
+    """Whole forwards of the rows `chunk` ((ablation, example) pairs) from token ids."""
     example_of = torch.tensor([e for _, e in chunk])
     sub = batch.take(example_of)
-    width, n_heads = batch.clean.shape[1], model.cfg.n_heads
+    hooks = _hooks(batch, ablations, replacement, chunk, layers, hook_names, 0, batch.clean.shape[1],
+                   model.cfg.n_heads)
+    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+        logits = answer_forward(model, batch.clean[example_of], sub.answer_pos)
+    return metric(logits, sub).cpu()
+
+
+def _hooks(batch, ablations, replacement, pairs, layers, hook_names, start: int, stop: int, n_heads: int) -> list:
+    """One hook per ablated layer for forwards of the rows `pairs` computing positions start..stop−1."""
+    width = batch.clean.shape[1]
+    example_of = torch.tensor([e for _, e in pairs])
     hooks = []
     for layer, name in zip(layers, hook_names):
-        mask = torch.zeros(len(chunk), width, n_heads, dtype=torch.bool)  # (row, pos, head): replace here
-        for r, (a, e) in enumerate(chunk):
+        mask = torch.zeros(len(pairs), width, n_heads, dtype=torch.bool)  # (row, pos, head): replace here
+        for r, (a, e) in enumerate(pairs):
             heads = [h.head for h in ablations[a].heads if h.layer == layer]
             if not heads:
                 continue
             where = _position_mask(batch, ablations[a].positions, e, width).nonzero().flatten()
             mask[r, where[:, None], torch.tensor(heads)[None, :]] = True
-        if mask.any():
-            hooks.append((name, _masked_replace_hook(mask, replacement[name][example_of])))
-    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-        if target is None:
-            logits = answer_forward(model, batch.clean[example_of], sub.answer_pos)
-        else:  # every row from its ablation's lowest layer, all positions (a head is ablated at each of them)
-            lowest = min(h.layer for a, _ in chunk for h in ablations[a].heads)
-            logits = resume(model, target, lowest, example_of, 0, width, sub.answer_pos)
-    return metric(logits, sub).cpu()
+        if mask[:, start:stop].any():
+            hooks.append((name, _masked_replace_hook(mask[:, start:stop],
+                                                     replacement[name][example_of][:, start:stop])))
+    return hooks
 
 
 def _position_mask(batch: Batch, positions: tuple[str, ...] | None, example: int, width: int) -> Tensor:
