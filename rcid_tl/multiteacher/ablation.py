@@ -71,7 +71,8 @@ def seed_matrix(teachers: Sequence[str]) -> list[Arm]:
 def run_ablation(arms: Sequence[Arm], seeds: Sequence[int], run_arm: Callable[[Arm, int], RunResult],
                  baseline: str = "baseline", on_result: Callable[[Arm, int, RunResult], None] | None = None) -> dict:
     """Every arm × seed through `run_arm`, then: one data split for all runs (hash), equal compute (steps, examples,
-    tokens), and per arm the mean score with a CI and its difference from `baseline` (CI and Welch test)."""
+    tokens) across the arms at each seed, and per arm the mean score with a CI and its difference from `baseline`
+    (CI and Welch test)."""
     names = [arm.name for arm in arms]
     if len(set(names)) != len(names) or baseline not in names:
         raise InputError(f"arm names must be unique and include the baseline {baseline!r}, got {names}")
@@ -87,9 +88,11 @@ def run_ablation(arms: Sequence[Arm], seeds: Sequence[int], run_arm: Callable[[A
     hashes = {r.split_hash for per_seed in results.values() for r in per_seed.values()}
     if len(hashes) != 1:
         raise InputError(f"runs used {len(hashes)} different data splits; every arm must see the same split")
-    compute = check_equal_compute({f"{a}/seed {s}": r.compute for a, per in results.items() for s, r in per.items()})
+    # equal compute across arms at each seed (a seed fixes the data order, hence the token count)
+    compute = {s: check_equal_compute({f"{a}/seed {s}": per[s].compute for a, per in results.items()}).to_dict()
+               for s in seeds}
     scores = {arm: [per[s].score for s in seeds] for arm, per in results.items()}
     return {"arms": [arm.to_dict() for arm in arms], "seeds": list(seeds), "split_hash": hashes.pop(),
-            "compute": compute.to_dict(), "comparison": compare_arms(scores, baseline),
+            "compute": {str(s): c for s, c in compute.items()}, "comparison": compare_arms(scores, baseline),
             "runs": {arm: {str(s): {"score": r.score, **r.extra} for s, r in per.items()}
                      for arm, per in results.items()}}

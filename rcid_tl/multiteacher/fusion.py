@@ -47,8 +47,8 @@ def similarity_weights(query: Float[Tensor, "batch d"], prototypes: Float[Tensor
 
 
 class LearnedRouter(nn.Module):
-    """A small MLP (d → hidden → n_teachers, softmax) on the student's pooled query; it starts at equal weights (zero
-    output layer) so training, not the initialisation, decides any preference."""
+    """A small MLP (d → hidden → n_teachers, softmax) on the student's pooled query; it starts at equal weights
+    (zero output layer) so training, not the initialisation, decides any preference."""
 
     def __init__(self, d_query: int, n_teachers: int, hidden: int = 32) -> None:
         super().__init__()

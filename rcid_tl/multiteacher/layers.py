@@ -28,7 +28,8 @@ class LayerMap:
 
     def __post_init__(self) -> None:
         w = torch.tensor(self.weights, dtype=torch.float64)
-        if w.dim() != 2 or w.numel() == 0 or (w < 0).any() or not torch.allclose(w.sum(1), torch.ones(len(w), dtype=w.dtype)):
+        rows_sum_to_one = w.dim() == 2 and torch.allclose(w.sum(1), torch.ones(len(w), dtype=w.dtype))
+        if w.dim() != 2 or w.numel() == 0 or (w < 0).any() or not rows_sum_to_one:
             raise InputError(f"a {self.kind} layer map needs a [student, teacher] matrix of non-negative weights "
                              f"with rows summing to 1, got {self.weights}")
 

@@ -60,7 +60,8 @@ class HeadwiseProjector(nn.Module):
         dim = eye.clone() if d_in == d_out else torch.randn(n_proj, d_in, d_out) / d_in ** 0.5
         self.dim_proj = nn.Parameter(dim)
 
-    def forward(self, cache: Float[Tensor, "batch layer head_t time d_t"]) -> Float[Tensor, "batch layer head_s time d_s"]:
+    def forward(self, cache: Float[Tensor, "batch layer head_t time d_t"]
+                ) -> Float[Tensor, "batch layer head_s time d_s"]:
         if cache.dim() != 5 or tuple(cache.shape[i] for i in (2, 4)) != self.shape_in:
             raise InputError(f"projector expects [batch, layer, {self.shape_in[0]}, time, {self.shape_in[1]}], "
                              f"got {tuple(cache.shape)}")

@@ -53,6 +53,7 @@ class MultiTeacherRunConfig:
     optim: OptimConfig
     seed: int = 0
     student: str | None = None
+    student_from: str | None = None  # the model whose tokenizer and default shape a new student takes (first teacher)
     student_shape: dict[str, int] = field(default_factory=dict)
     reasoning: Reasoning | str = Reasoning.COMPRESSED
     kv_weight: float = 1.0
@@ -96,7 +97,8 @@ def load_models(config: MultiTeacherRunConfig):
         teachers[name] = load_model(name, device=config.device)
         for p in teachers[name].parameters():
             p.requires_grad_(False)
-    first = teachers[config.arm.teachers[0]]
+    base = config.student_from or config.arm.teachers[0]
+    first = teachers[base] if base in teachers else load_model(base, device=config.device)
     if config.student is None:
         student = build_student_for(first, student_config_for(first, seed=config.seed, **config.student_shape))
     else:

@@ -49,8 +49,10 @@ def test_seed_matrix_and_runner():
     assert {"baseline", "routing-learned", "routing-similarity", "k-only", "v-only", "k+v", "hard-alignment", "flat",
             "structured-per-head-uniform", "structured-shared-random", "single-t1", "single-t2"} == set(names)
     small = [a for a in arms if a.name in ("baseline", "flat")]
-    result = run_ablation(small, [0, 1], lambda arm, seed: RunResult(seed / 10, Compute(5, 80, 900), "h", {}))
-    assert result["compute"] == {"steps": 5, "examples": 80, "tokens": 900}
+    result = run_ablation(small, [0, 1], lambda arm, seed: RunResult(seed / 10, Compute(5, 80, 900 + seed), "h", {}))
+    assert result["compute"] == {"0": {"steps": 5, "examples": 80, "tokens": 900},
+                                 "1": {"steps": 5, "examples": 80, "tokens": 901}}  # seeds order the data apart
+    assert result["comparison"]["flat"]["mean"]["estimate"] == pytest.approx(0.05)
     with pytest.raises(InputError, match="unequal compute"):
         run_ablation(small, [0, 1], lambda arm, seed: RunResult(0.0, Compute(5, 80, 900 + (arm.name == "flat")),
                                                               "h", {}))
