@@ -20,7 +20,7 @@ from rcid_tl.errors import InputError
 from rcid_tl.world.lexicon import NAMES
 from rcid_tl.world.relations import RELATIONS
 
-MAX_VALUE = 60
+MAX_VALUE = 30  # ~450 distinct (value, op, operand) facts: learnable by the small teachers in minutes
 START_VALUES = range(2, MAX_VALUE + 1)
 OPERANDS = range(1, 10)
 ANIMALS_PLURAL: tuple[str, ...] = tuple(plural for _, plural in RELATIONS["plural"])
