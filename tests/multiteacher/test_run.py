@@ -55,7 +55,7 @@ def test_two_teachers_with_a_learned_router_run_and_resume(cot_qwen2_dir, tiny_g
 
 
 def test_bad_run_settings_are_one_line():
-    with pytest.raises(InputError, match="unknown layer map 'depth'; allowed: ratio, cka"):
+    with pytest.raises(InputError, match="--layer-map 'depth' is neither ratio, cka nor one existing map file per teacher"):
         config(["world-gpt2"], layer_map="depth")
     with pytest.raises(InputError, match="unknown student reasoning 'latent'"):
         config(["world-gpt2"], reasoning="latent")
