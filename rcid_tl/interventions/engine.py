@@ -159,13 +159,26 @@ class Rows:
     answer: Int[Tensor, " rows"]
 
     def chunks(self, rows_per_forward: int) -> list[Tensor]:
-        """Rows sorted by (layer, start), split so that no chunk crosses a layer: a chunk resumes at one block and
-        computes from its earliest start, so rows that start late do not drag early positions along."""
-        order = torch.argsort(self.layer * (int(self.stop.max()) + 1) + self.start, stable=True)
-        layers = self.layer[order]
-        return [c for layer in layers.unique() for c in order[layers == layer].split(rows_per_forward)]
+        """Rows sorted by (layer, start) and packed into chunks that never cross a layer (a chunk resumes at one
+        block) and compute at most `WASTE`× the positions their rows need (a chunk computes every row from its
+        earliest start to its latest stop), up to `rows_per_forward` rows each."""
+        order = torch.argsort(self.layer * (int(self.stop.max()) + 1) + self.start, stable=True).tolist()
+        layer, start, stop = self.layer.tolist(), self.start.tolist(), self.stop.tolist()
+        chunks, current, needed, low, high = [], [], 0, 0, 0
+        for r in order:
+            width = stop[r] - start[r]
+            if current and (layer[r] != layer[current[0]] or len(current) == rows_per_forward
+                            or (len(current) + 1) * (max(high, stop[r]) - low) > WASTE * (needed + width)):
+                chunks.append(torch.tensor(current))
+                current, needed = [], 0
+            if not current:
+                low, high = start[r], stop[r]
+            current.append(r)
+            needed, high = needed + width, max(high, stop[r])
+        return chunks + ([torch.tensor(current)] if current else [])
 
 
+WASTE = 1.25  # positions a chunk may compute, relative to those its rows need (fewer, larger forwards vs less waste)
 MAX_ROWS = 512  # beyond this a forward's matmuls are already large; more rows only cost memory
 MEMORY_SHARE = 4  # a forward may use a quarter of the free memory (the rest: the caches, other processes)
 

@@ -178,3 +178,19 @@ def test_rows_per_forward_from_free_memory(world_gpt2, monkeypatch):
 
 
 real_resume = engine_module.resume
+
+
+def test_chunks_stay_in_one_layer_and_compute_little_waste():
+    """Packing: a chunk never crosses a layer, holds at most rows_per_forward rows, and computes at most WASTE× the
+    positions its rows need (a row alone is always allowed)."""
+    torch.manual_seed(0)
+    n = 200
+    start = torch.randint(0, 15, (n,))
+    rows = engine_module.Rows(torch.randint(0, 3, (n,)), torch.arange(n), start, start + torch.randint(1, 6, (n,)),
+                              start)
+    chunks = rows.chunks(16)
+    assert sorted(torch.cat(chunks).tolist()) == list(range(n))
+    for chunk in chunks:
+        assert len(chunk) <= 16 and len(rows.layer[chunk].unique()) == 1
+        computed = len(chunk) * int(rows.stop[chunk].max() - rows.start[chunk].min())
+        assert len(chunk) == 1 or computed <= engine_module.WASTE * int((rows.stop - rows.start)[chunk].sum())

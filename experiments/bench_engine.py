@@ -1,0 +1,234 @@
+"""Benchmark table for the exact sweep engine, in one process: `transformer_lens.patching`'s loop vs plain batch
+expansion (every row a whole forward, `Engine.FULL`) vs resumed rows (`Engine.RESUME`) vs the tight FLOP bound, for
+`z` at `end`, `z` at every position and `resid_pre` at every position, on world-gpt2 and a GPT-2-small-shaped model
+(random weights, the real GPT-2 tokenizer); attribution patching vs exact (time ratio, Spearman, top-10 recall) on
+the embedded teachers; and the FV CIE sweep vs the per-head, per-trial loop.
+
+Repeats are interleaved (A, B, C, A, B, C, ...); min and median seconds are printed, with ratios of minima. The
+tight bound counts the matmul FLOPs a patch can change (blocks from the patched one up, positions from the patched
+one to the answer, attention against the prefix, the answer's unembedding) and turns them into seconds with the
+matmul GFLOP/s measured at the start. Sites are a subset where a whole sweep would take too long (`heads` = one head
+per layer keeps the per-layer mix of a 144-head sweep). Not a test: timings depend on the machine and its load.
+
+    OMP_NUM_THREADS=1 python experiments/bench_engine.py                  # every table, CPU, one thread
+    python experiments/bench_engine.py --only sweeps --repeats 2
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import statistics
+import time
+import warnings
+
+import pandas as pd
+import torch
+from bench_sweep import GPT2_SMALL, TOKENIZER
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+from rcid_tl.hooks.names import Head, Site
+from rcid_tl.interventions.attribution import agreement, attribution_patch
+from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_sites
+from rcid_tl.metrics import metric_for
+from rcid_tl.models import load_model, wrap_hf_model
+from rcid_tl.progress import set_progress
+from rcid_tl.tasks import build_task
+
+# (model, sweep, prompts, sites the resumed engine sweeps, sites the TL loop and whole forwards are timed on): "all",
+# "per-layer" (z: one head per layer), "three" (layers 0, middle, last: one head each for z, the whole layer for
+# resid_pre) or "one" (the middle layer: one head for z). The slow methods' times on a subset are scaled to the whole
+# sweep by their forward count: each runs 2 + sites forwards of the whole batch, whatever the layer.
+SWEEPS = [("world-gpt2", "z-end", 8, "all", "all"), ("world-gpt2", "z-all", 8, "all", "three"),
+          ("world-gpt2", "resid-all", 8, "all", "three"), ("world-gpt2", "z-end", 64, "all", "all"),
+          ("world-gpt2", "z-all", 64, "three", "one"), ("world-gpt2", "resid-all", 64, "all", "one"),
+          ("gpt2-small", "z-end", 8, "all", "three"), ("gpt2-small", "z-all", 8, "three", "one"),
+          ("gpt2-small", "resid-all", 8, "three", "one"), ("gpt2-small", "z-end", 64, "per-layer", "one")]
+
+
+def timed(methods: dict, repeats: int) -> tuple[dict, dict]:
+    times, results = {k: [] for k in methods}, {}
+    for _ in range(repeats):
+        for name, run in methods.items():
+            start = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return times, results
+
+
+def matmul_gflops() -> float:
+    a, b = torch.randn(512, 768), torch.randn(768, 3072)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    return 20 * 2 * 512 * 768 * 3072 / (time.perf_counter() - start) / 1e9
+
+
+def gpt2_small():
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=128, **GPT2_SMALL))
+    return wrap_hf_model(hf, tokenizer, label="random-gpt2-small")
+
+
+def one_template(model, n: int):
+    """n IOI examples of one template and length, with every position named p0, p1, ... (TL's loop takes one
+    position for the whole batch)."""
+    full = build_task(model, "ioi", n=n * 40, seed=0)
+    first = full.examples[0]
+    keep = tuple(e for e in full.examples if e.template == first.template
+                 and len(e.clean_ids) == len(first.clean_ids))[:n]
+    assert len(keep) == n, f"only {len(keep)} examples share one template"
+    dataset = dataclasses.replace(full, examples=keep)
+    batch = dataset.batch()
+    end = int(batch.answer_pos[0])
+    named = {f"p{p}": torch.full((n,), p) for p in range(end + 1)}
+    return dataset, dataclasses.replace(batch, positions={**batch.positions, **named}), end
+
+
+def sweep_sites(model, sweep: str, which: str, end: int) -> list[PatchSite]:
+    cfg = model.cfg
+    layers = {"three": sorted({0, cfg.n_layers // 2, cfg.n_layers - 1}), "one": [cfg.n_layers // 2]}.get(
+        which, range(cfg.n_layers))
+    heads = [(layer, h) for layer in layers for h in range(cfg.n_heads)] if which == "all" else \
+        [(layer, layer % cfg.n_heads) for layer in layers]
+    positions = ["end"] if sweep == "z-end" else [f"p{p}" for p in range(end + 1)]
+    if sweep == "resid-all":
+        return [PatchSite(Site.RESID_PRE, layer, p) for layer in layers for p in positions]
+    return [PatchSite(Site.Z, layer, p, h) for layer, h in heads for p in positions]
+
+
+def tight_flops(cfg, sites: list[PatchSite], batch, end: int) -> float:
+    """Matmul FLOPs a patch can change, summed over (site, example) rows."""
+    d, qkv = cfg.d_model, (cfg.n_heads + 2 * (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads)) * cfg.d_head
+    attn_out, mlp = cfg.n_heads * cfg.d_head * d, 2 * d * cfg.d_mlp  # GPT-2: two MLP matmuls
+    total = 0.0
+    for s in sites:
+        p = int(batch.position(s.position)[0])
+        positions, keys = end - p + 1, sum(range(p + 1, end + 2))
+        block = 2 * positions * (d * qkv + attn_out + mlp) + 4 * cfg.n_heads * cfg.d_head * keys
+        first = 2 * (attn_out + mlp) if s.site is Site.Z else block  # z at p changes block L's output at p only
+        total += first + (cfg.n_layers - 1 - s.layer) * block + 2 * d * cfg.d_vocab
+    return total * len(batch)
+
+
+def tl_loop(model, batch, metric, sites: list[PatchSite]) -> torch.Tensor:
+    from transformer_lens import patching
+
+    pos = [int(batch.position(s.position)[0]) for s in sites]
+    z = sites[0].site is Site.Z
+    index = pd.DataFrame({"layer": [s.layer for s in sites], "pos": pos, **({"head_index": [s.head for s in sites]}
+                                                                           if z else {})})
+    score = lambda logits: metric(logits[:, int(batch.answer_pos[0])], batch).mean()  # noqa: E731
+    with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # TL's own progress bar
+        clean = score(model(batch.clean))
+        name = "hook_z" if z else "hook_resid_pre"
+        _, cache = model.run_with_cache(batch.corrupt, names_filter=lambda n: n.endswith(name))
+        patched = patching.generic_activation_patch(
+            model, batch.clean, cache, score, activation_name="z" if z else "resid_pre", index_df=index,
+            patch_setter=patching.layer_pos_head_vector_patch_setter if z else patching.layer_pos_patch_setter)
+    return (clean - patched).cpu()
+
+
+def bench_sweeps(models: dict, repeats: int, gflops: float) -> None:
+    print("\nexact sweeps (noising, logit difference; seconds are minima; * = timed on a subset, scaled by forwards)")
+    print(f"{'model':<11}{'sweep':<10}{'n':>3}{'sites':>6}  {'TL loop':>9}{'full':>9}{'resumed':>9}{'bound':>8}  "
+          f"{'res/TL':>7}{'res/full':>9}{'res/bound':>10}  max|ΔΔ| on the subset")
+    for name, sweep, n, which, slow_which in SWEEPS:
+        if name not in models:
+            continue
+        model = models[name]
+        dataset, batch, end = one_template(model, n)
+        metric = metric_for(dataset)
+        sites, subset = sweep_sites(model, sweep, which, end), sweep_sites(model, sweep, slow_which, end)
+        where = [sites.index(s) for s in subset] if set(subset) <= set(sites) else None
+
+        def ours(engine, on):
+            return lambda: patch_sites(model, batch, on, metric, Direction.NOISING, engine=engine)[0].mean(1)
+
+        times, results = timed({"tl": lambda: tl_loop(model, batch, metric, subset), "full": ours(Engine.FULL, subset),
+                                "resumed": ours(Engine.RESUME, sites)}, repeats)
+        scale = (len(sites) + 2) / (len(subset) + 2)
+        best = {k: min(v) * (scale if k != "resumed" else 1) for k, v in times.items()}
+        bound = tight_flops(model.cfg, sites, batch, end) / gflops / 1e9
+        mine = results["resumed"][where] if where is not None else None
+        diff = max(float((r - results["tl"]).abs().max()) for r in (results["full"], mine) if r is not None)
+        mark = "*" if scale != 1 else " "
+        print(f"{name:<11}{sweep:<10}{n:>3}{len(sites):>6}  {best['tl']:8.2f}{mark}{best['full']:8.2f}{mark}"
+              f"{best['resumed']:9.3f}{bound:8.3f}  {best['tl'] / best['resumed']:6.1f}×"
+              f"{best['full'] / best['resumed']:8.1f}×{best['resumed'] / bound:9.1f}×  {diff:.1e}   "
+              f"(subset {len(subset)} sites; medians " + " ".join(f"{statistics.median(v):.3f}" for v in times.values())
+              + ")")
+
+
+def bench_attribution(models: dict, repeats: int) -> None:
+    print("\nattribution patching vs exact (resumed), z at io, s2, end for every head, noising")
+    for name in [m for m in ("world-gpt2", "world-qwen2", "gpt2-small") if m in models]:
+        model = models[name]
+        for n in (8, 64) if name != "gpt2-small" else (8,):
+            dataset = build_task(model, "ioi", n=n, seed=1)
+            batch, metric = dataset.batch(), metric_for(dataset)
+            positions = ("io", "s2", "end") if name != "gpt2-small" else ("end",)
+            sites = [PatchSite(Site.Z, layer, p, h) for layer in range(model.cfg.n_layers) for p in positions
+                     for h in range(model.cfg.n_heads)]
+            times, results = timed({
+                "exact": lambda: patch_sites(model, batch, sites, metric)[0].mean(1),
+                "attribution": lambda: attribution_patch(model, batch, sites, metric)[0].mean(1)}, repeats)
+            scores = agreement(results["attribution"], results["exact"], k=10)
+            print(f"  {name:<11} n={n:<3} {len(sites):>4} sites  exact {min(times['exact']):7.3f}s  attribution "
+                  f"{min(times['attribution']):6.3f}s  {min(times['exact']) / min(times['attribution']):5.1f}×  "
+                  f"Spearman {scores['spearman']:.3f}  top-10 recall {scores['top10_recall']:.2f}")
+
+
+def bench_cie(model, repeats: int) -> None:
+    from rcid_tl.fv.cie import mean_last_token_z, patched_one, relation_cie
+    from rcid_tl.fv.relations import world_relation_set
+    from rcid_tl.fv.trials import PromptFormat, SamplingConfig, sample_trials
+
+    trials = sample_trials(world_relation_set().select(["antonym"]), model.tokenizer,
+                           SamplingConfig(16, 5, 42, PromptFormat.COLON), "world-gpt2", model.cfg.n_ctx).of("antonym")
+    heads = [Head(layer, h) for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+
+    def loop():
+        mean_z = mean_last_token_z(model, [t.clean_ids for t in trials], range(model.cfg.n_layers), 1)
+        return torch.tensor([[float(patched_one(model, t, h, mean_z).logprob[0]) for t in trials] for h in heads])
+
+    times, results = timed({"loop": loop, "full": lambda: relation_cie(model, trials, heads, engine=Engine.FULL),
+                            "resumed": lambda: relation_cie(model, trials, heads)}, repeats)
+    corrupted = results["resumed"].corrupted.logprob
+    diff = float((results["resumed"].delta_logprob - (results["loop"] - corrupted)).abs().max())
+    diff_full = float((results["resumed"].delta_logprob - results["full"].delta_logprob).abs().max())
+    best = {k: min(v) for k, v in times.items()}
+    print(f"\nFV CIE, world-gpt2, {len(heads)} heads × {len(trials)} antonym trials: per-head loop {best['loop']:.3f}s, "
+          f"batched whole forwards {best['full']:.3f}s, resumed {best['resumed']:.3f}s; resumed is "
+          f"{best['loop'] / best['resumed']:.1f}× the loop, {best['full'] / best['resumed']:.1f}× whole forwards; "
+          f"max |ΔΔlog p| vs loop {diff:.1e}, vs whole forwards {diff_full:.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="sweeps,attribution,cie", help="comma list of tables")
+    parser.add_argument("--models", default="world-gpt2,world-qwen2,gpt2-small", help="comma list")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    set_progress(False)
+    torch.set_num_threads(1)
+    gflops = matmul_gflops()
+    print(f"CPU, {torch.get_num_threads()} thread; measured matmul (512×768 @ 768×3072) {gflops:.1f} GFLOP/s")
+    loaders = {"world-gpt2": lambda: load_model("world-gpt2"), "world-qwen2": lambda: load_model("world-qwen2"),
+               "gpt2-small": gpt2_small}
+    models = {name: loaders[name]() for name in args.models.split(",")}
+    tables = args.only.split(",")
+    if "cie" in tables and "world-gpt2" in models:
+        bench_cie(models["world-gpt2"], args.repeats)
+    if "attribution" in tables:
+        bench_attribution(models, args.repeats)
+    if "sweeps" in tables:
+        bench_sweeps(models, args.repeats, gflops)
+    print(f"\nmatmul GFLOP/s re-measured at the end: {matmul_gflops():.1f}")
+
+
+if __name__ == "__main__":
+    main()
