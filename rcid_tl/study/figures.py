@@ -85,6 +85,9 @@ def exp4_figure(result: dict[str, Any]) -> go.Figure:
         "teacher circuit heads → mapped student heads (a different quantity)"))
     z = [[r["class_retention"][c]["retention"] for r in rows] for c in CLASS_NAMES]
     fig.add_trace(go.Heatmap(z=z, x=[r["student"] for r in rows], y=list(CLASS_NAMES), coloraxis="coloraxis"), 1, 1)
+    if all(v is None for row in z for v in row):
+        fig.add_annotation(text="every cell undefined (reasons in the table)",
+                           xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False)
     if result["teacher"].get("circuit"):
         names = list(result["teacher"]["circuit_effects"]["effects"])
         z = [[r["circuit_retention"][n]["retention"] for r in rows] for n in names]

@@ -100,10 +100,16 @@ def exp4_markdown(result: dict[str, Any]) -> str:
               for r in rows]
     lines += ["", "Class retention (student effect / teacher effect):", "",
               "| class | " + " | ".join(r["student"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
+    reasons: dict[str, int] = {}
     for c in CLASS_NAMES:
-        cells = [_f(r["class_retention"][c]["retention"], 2) if r["class_retention"][c]["retention"] is not None
-                 else f"undefined ({r['class_retention'][c]['undefined']})" for r in rows]
+        cells = []
+        for r in rows:
+            cell = r["class_retention"][c]
+            if cell["retention"] is None:
+                reasons[cell["undefined"]] = reasons.get(cell["undefined"], 0) + 1
+            cells.append("undefined" if cell["retention"] is None else _f(cell["retention"], 2))
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines += ["", "Undefined cells: " + "; ".join(f"{why} ({k} cells)" for why, k in reasons.items())] if reasons else []
     if t.get("circuit"):
         te = t["circuit_effects"]["effects"]
         lines += ["", "A different quantity — the teacher's circuit heads and the student heads they map to "
