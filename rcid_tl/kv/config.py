@@ -22,14 +22,14 @@ class KVConfig:
     on `cka_layers`, and λ_CODI·CODI on `codi_layers` (student layers; each paired with the deepest teacher layer of
     the proportional map)."""
 
-    kv_loss: KVLoss = KVLoss.MSE
+    kv_loss: KVLoss | str = KVLoss.MSE  # a name is parsed into the enum
     kv_weight: float = 1.0
     attention_weighted: bool = False
     attention_warmup: int = 50  # seed 001 uses 1000 on runs of thousands of steps; ours are hundreds
     use_teacher_attention: bool = False
     cka_weight: float = 0.05
     cka_layers: str = "middle"
-    alignment: Alignment = Alignment.CKA
+    alignment: Alignment | str = Alignment.CKA
     codi_weight: float = 0.0
     codi_layers: str = "all"
     compression: int | None = None  # R-KV budget: reasoning tokens of the teacher's cache kept (None: all)
