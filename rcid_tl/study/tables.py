@@ -138,5 +138,7 @@ def exp5_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {layer} | {acc(h)} | {_ci(h['selectivity'], 2)} | {acc(d)} | "
                          f"{_ci(d['selectivity'], 2)} |")
     chance = result["per_model"]["teacher"]["chance"]
-    lines += ["", f"Majority-class rates: task {chance['task']:.3f}, control {chance['control']:.3f}."]
+    lines += ["", f"Majority-class rates: task {chance['task']:.3f}, control {chance['control']:.3f}; a probe at chance "
+              f"on both labels has selectivity ≈ {chance['task'] - chance['control']:.3f}, so compare selectivities "
+              "with each other and task accuracy with the shuffled-label probe, not with 0."]
     return "\n".join(lines) + "\n"
