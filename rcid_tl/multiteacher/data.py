@@ -9,6 +9,7 @@ The answer is"), so the reasoning segments differ in length per example and time
 import re
 from dataclasses import dataclass, replace
 from enum import Enum
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -32,6 +33,7 @@ def student_examples(examples: list[CoTExample], reasoning: Reasoning) -> list[C
     return [compress(e) for e in examples] if Reasoning(reasoning) is Reasoning.COMPRESSED else list(examples)
 
 
+@lru_cache(maxsize=None)
 def encode_with_spans(tokenizer, example: CoTExample) -> tuple[list[int], list[int], list[tuple[int, int]]]:
     """`encode_example`'s ids and segments, plus each token's character span in `example.text` (the <|endoftext|>
     tokens get empty spans where they stand), for character alignment across tokenizers."""
@@ -49,11 +51,10 @@ def encode_with_spans(tokenizer, example: CoTExample) -> tuple[list[int], list[i
 
 @dataclass(frozen=True)
 class Side:
-    """One model's right-padded view of the batch: tokens, segment ids (Segment.PAD on padding), character spans."""
+    """One model's right-padded view of the batch: tokens and segment ids (Segment.PAD on padding)."""
 
     tokens: Tensor
     segments: Tensor
-    spans: list[list[tuple[int, int]]]
 
     @property
     def real(self) -> Tensor:
@@ -68,19 +69,30 @@ def encode_side(tokenizer, examples: list[CoTExample]) -> Side:
     segments = torch.full((len(examples), width), int(Segment.PAD), dtype=torch.long)
     for row, (ids, segs, _) in enumerate(encoded):
         tokens[row, : len(ids)], segments[row, : len(ids)] = torch.tensor(ids), torch.tensor(segs)
-    return Side(tokens, segments, [spans for _, _, spans in encoded])
+    return Side(tokens, segments)
 
 
-def teacher_alignment(student_tok, teacher_tok, student: Side, teacher_examples: list[CoTExample], teacher: Side,
+def teacher_alignment(student_tok, teacher_tok, student_examples: list[CoTExample],
+                      teacher_examples: list[CoTExample], t_s: int, t_t: int, soft: bool) -> Tensor:
+    """[batch, T_s, T_t]: per example `example_alignment`, zero-padded (padding reads and gives nothing)."""
+    out = torch.zeros(len(teacher_examples), t_s, t_t)
+    for b, (s_ex, t_ex) in enumerate(zip(student_examples, teacher_examples)):
+        a = example_alignment(student_tok, teacher_tok, s_ex, t_ex, soft)
+        out[b, : a.shape[0], : a.shape[1]] = a
+    return out
+
+
+@lru_cache(maxsize=None)
+def example_alignment(student_tok, teacher_tok, student_example: CoTExample, teacher_example: CoTExample,
                       soft: bool) -> Tensor:
-    """[batch, T_s, T_t]: the teacher's text is first re-read in the student's tokenization by character overlap
-    (the identity when the tokenizers agree), then each segment is warped to the student's length; hard alignment
-    keeps each row's largest entry (index alignment), soft keeps the interpolation."""
-    out = torch.zeros(len(teacher_examples), student.tokens.shape[1], teacher.tokens.shape[1])
-    for b, example in enumerate(teacher_examples):
-        _, segs_in_student_tok, spans = encode_with_spans(student_tok, example)
-        n_t = len(teacher.spans[b])
-        chars = char_alignment(spans, teacher.spans[b])  # (T_{t→s}, T_t)
-        warp = segment_warp(torch.tensor([segs_in_student_tok]), student.segments[b : b + 1], soft=soft)[0]
-        out[b, :, :n_t] = warp @ chars
-    return out if soft else hard_alignment(out)
+    """[T_s, T_t] for one example: the teacher's text is first re-read in the student's tokenization by character
+    overlap (the identity when the tokenizers agree), then each segment is warped to the student's length; hard
+    alignment keeps each row's largest entry (index alignment), soft keeps the interpolation. Cached: examples
+    recur every epoch and the result depends on nothing else."""
+    _, student_segments, _ = encode_with_spans(student_tok, student_example)
+    _, segments_in_student_tok, spans = encode_with_spans(student_tok, teacher_example)
+    _, _, teacher_spans = encode_with_spans(teacher_tok, teacher_example)
+    chars = char_alignment(spans, teacher_spans)  # (T_{t→s}, T_t)
+    warp = segment_warp(torch.tensor([segments_in_student_tok]), torch.tensor([student_segments]), soft=soft)[0]
+    a = warp @ chars
+    return a if soft else hard_alignment(a)

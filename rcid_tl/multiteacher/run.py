@@ -119,12 +119,14 @@ def check_vocabulary(teachers, student) -> None:
 
 def make_views(teachers, student, examples, config) -> tuple[SegmentBatch, dict[str, TeacherView]]:
     """The student's batch (its reasoning format) and each teacher's tokens and alignment (full reasoning)."""
-    s_side = encode_side(student.tokenizer, student_examples(examples, config.reasoning))
+    s_examples = student_examples(examples, config.reasoning)
+    s_side = encode_side(student.tokenizer, s_examples)
     views = {}
     for name, teacher in teachers.items():
         t_side = encode_side(teacher.tokenizer, examples)
-        views[name] = TeacherView(t_side.tokens, teacher_alignment(student.tokenizer, teacher.tokenizer, s_side,
-                                                                   examples, t_side, config.arm.soft_alignment))
+        views[name] = TeacherView(t_side.tokens, teacher_alignment(
+            student.tokenizer, teacher.tokenizer, s_examples, examples, s_side.tokens.shape[1],
+            t_side.tokens.shape[1], config.arm.soft_alignment))
     return SegmentBatch(s_side.tokens, s_side.segments, s_side.real), views
 
 

@@ -30,7 +30,7 @@ def test_spans_follow_encode_example_and_the_text():
 def test_same_tokenizer_full_reasoning_aligns_to_the_identity():
     tok = build_cot_tokenizer()
     side = encode_side(tok, EXAMPLES)
-    a = teacher_alignment(tok, tok, side, EXAMPLES, side, soft=True)
+    a = teacher_alignment(tok, tok, EXAMPLES, EXAMPLES, *side.tokens.shape[1:] * 2, soft=True)
     for b in range(len(EXAMPLES)):
         n = int(side.real[b].sum())
         assert torch.equal(a[b, :n, :n], torch.eye(n))
@@ -41,10 +41,12 @@ def test_gpt2_teacher_on_compressed_student_rows_sum_to_one(gpt2_tokenizer):
     reasoning: every real student row is a distribution over real teacher tokens, padding rows are empty, and the
     student's reasoning reads the teacher's reasoning only."""
     tok = build_cot_tokenizer()
-    student = encode_side(tok, student_examples(EXAMPLES, Reasoning.COMPRESSED))
+    short = student_examples(EXAMPLES, Reasoning.COMPRESSED)
+    student = encode_side(tok, short)
     teacher = encode_side(gpt2_tokenizer, EXAMPLES)
     for soft in (True, False):
-        a = teacher_alignment(tok, gpt2_tokenizer, student, EXAMPLES, teacher, soft=soft)
+        a = teacher_alignment(tok, gpt2_tokenizer, short, EXAMPLES, student.tokens.shape[1], teacher.tokens.shape[1],
+                              soft=soft)
         real = student.real
         assert torch.allclose(a[real].sum(-1), torch.ones(int(real.sum())), atol=1e-5)  # float32 products
         assert a[~real].abs().sum() == 0
