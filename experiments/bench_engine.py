@@ -2,7 +2,7 @@
 expansion (every row a whole forward, `Engine.FULL`) vs resumed rows (`Engine.RESUME`) vs the tight FLOP bound, for
 `z` at `end`, `z` at every position and `resid_pre` at every position, on world-gpt2 and a GPT-2-small-shaped model
 (random weights, the real GPT-2 tokenizer); attribution patching vs exact (time ratio, Spearman, top-10 recall) on
-the embedded teachers; and the FV CIE sweep vs the per-head, per-trial loop.
+the embedded teachers, with edge attribution's (EAP, EAP-IG) time; and the FV CIE sweep vs the per-head, per-trial loop.
 
 Repeats are interleaved (A, B, C, A, B, C, ...); min and median seconds are printed, with ratios of minima. The
 tight bound counts the matmul FLOPs a patch can change (blocks from the patched one up, positions from the patched
@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.attribution import agreement, attribution_patch
+from rcid_tl.interventions.edges import edge_attribution
 from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
 from rcid_tl.models import load_model, wrap_hf_model
@@ -179,6 +180,13 @@ def bench_attribution(models: dict, repeats: int) -> None:
             print(f"  {name:<11} n={n:<3} {len(sites):>4} sites  exact {min(times['exact']):7.3f}s  attribution "
                   f"{min(times['attribution']):6.3f}s  {min(times['exact']) / min(times['attribution']):5.1f}×  "
                   f"Spearman {scores['spearman']:.3f}  top-10 recall {scores['top10_recall']:.2f}")
+            if n == 8 and name != "gpt2-small":
+                edges, _ = timed({"eap": lambda: edge_attribution(model, batch, metric),
+                                  "eap-ig": lambda: edge_attribution(model, batch, metric, ig_steps=5)}, repeats)
+                found = edge_attribution(model, batch, metric)
+                print(f"  {'':<11} edges: {int(found.valid.sum())} — EAP {min(edges['eap']):.3f}s, EAP-IG (m = 5) "
+                      f"{min(edges['eap-ig']):.3f}s; top 3: "
+                      + ", ".join(f"{u}→{v} {s:+.2f}" for u, v, s in found.top(3)))
 
 
 def bench_cie(model, repeats: int) -> None:
@@ -200,7 +208,8 @@ def bench_cie(model, repeats: int) -> None:
     diff = float((results["resumed"].delta_logprob - (results["loop"] - corrupted)).abs().max())
     diff_full = float((results["resumed"].delta_logprob - results["full"].delta_logprob).abs().max())
     best = {k: min(v) for k, v in times.items()}
-    print(f"\nFV CIE, world-gpt2, {len(heads)} heads × {len(trials)} antonym trials: per-head loop {best['loop']:.3f}s, "
+    print(f"\nFV CIE, world-gpt2, {len(heads)} heads × {len(trials)} antonym trials: "
+          f"per-head loop {best['loop']:.3f}s, "
           f"batched whole forwards {best['full']:.3f}s, resumed {best['resumed']:.3f}s; resumed is "
           f"{best['loop'] / best['resumed']:.1f}× the loop, {best['full'] / best['resumed']:.1f}× whole forwards; "
           f"max |ΔΔlog p| vs loop {diff:.1e}, vs whole forwards {diff_full:.1e}")
