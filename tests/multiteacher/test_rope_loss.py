@@ -30,7 +30,7 @@ def direct_loss(s, t, valid, w):
     """Per (batch, layer, head, position) loops with torch's own KL: the reference."""
     (s_q, s_k, s_v), (t_q, t_k, t_v) = s, t
     cos = lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=-1)  # noqa: E731
-    total, n = 0.0, 0
+    n = 0
     k_term = v_term = kl_term = 0.0
     rep = s_q.shape[2] // s_k.shape[2]
     for b in range(s_q.shape[0]):
