@@ -62,5 +62,5 @@ def test_experiments_end_to_end(world, tmp_path):
 
     for number, result in enumerate((one, two, three, four, five), start=1):
         written = report.save_experiment(tmp_path / f"study_exp{number}", number, result)
-        assert written[1].read_text().startswith(("|", "Head", "Group"))
+        assert written[1].read_text().startswith(("|", "Head", "Group", "IOI"))
         assert report.render(tmp_path / f"study_exp{number}")[0].read_text() == written[1].read_text()
