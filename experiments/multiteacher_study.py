@@ -24,7 +24,8 @@ from rcid_tl.artifacts import write_figure, write_json, write_text
 from rcid_tl.distill.config import OptimConfig
 from rcid_tl.kv.run import TEST_SPLITS
 from rcid_tl.multiteacher.ablation import Arm, RunResult, run_ablation
-from rcid_tl.multiteacher.controls import Compute, compare_arms
+from rcid_tl.kv.curves import read_log
+from rcid_tl.multiteacher.controls import Compute, compare_arms, learning_curve_figure
 from rcid_tl.multiteacher.fusion import RoutingLog
 from rcid_tl.multiteacher.run import MultiTeacherRunConfig, run_multiteacher
 
@@ -60,7 +61,9 @@ def run_arm(args, command: str):
         m = json.loads(path.read_text()) if path.is_file() else run_multiteacher(run_config(args, arm, seed), out,
                                                                                  command=command)
         logging.info("%s seed %d: ID accuracy %.3f", arm.name, seed, m["scores"]["id"]["accuracy"])
-        return RunResult(m["scores"]["id"]["accuracy"], Compute(**m["compute"]), m["split_hash"], m)
+        curve = [{k: r[k] for k in ("step", "loss", "ce", "kv", "curve_accuracy") if k in r}
+                 for r in read_log(out / "train_log.jsonl")]
+        return RunResult(m["scores"]["id"]["accuracy"], Compute(**m["compute"]), m["split_hash"], m | {"curve": curve})
 
     return run
 
@@ -157,11 +160,16 @@ def main(argv: list[str]) -> None:
                {"rcid_tl_version": __version__, "command": command, "args": vars(args) | {
                    "out": str(args.out), "figures": str(args.figures)}, "summary": summary, "router": routers,
                 "ablation": {k: v for k, v in result.items() if k != "runs"},
-                "runs": {arm: {seed: {k: r[k] for k in ("scores", "routing", "compute", "split_hash", "config",
-                                                         "layer_maps", "wall_s")} for seed, r in per.items()}
+                "runs": {arm: {seed: {k: r[k] for k in ("scores", "routing", "curve", "compute", "split_hash",
+                                                         "config", "layer_maps", "wall_s")} for seed, r in per.items()}
                          for arm, per in result["runs"].items()}})
     write_text(args.figures / "multiteacher_study.md", markdown(summary, routers, header))
     write_figure(args.figures / "multiteacher_study.html", figure(summary, routers, [args.gpt2, args.qwen2]))
+    first = str(args.seeds[0])
+    curves = {arm: per[first]["curve"] for arm, per in result["runs"].items()}
+    for key in ("ce", "curve_accuracy"):
+        write_figure(args.figures / f"multiteacher_study_{key}", learning_curve_figure(
+            curves, key, f"learning curves ({key}), seed {first}"))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def compare_arms(scores: Mapping[str, Sequence[float]], baseline: str, seed: int
     return out
 
 
-def learning_curve_figure(curves: Mapping[str, Sequence[Mapping[str, float]]], key: str, title: str):
+def learning_curve_figure(curves: Mapping[str, Sequence[Mapping[str, float | int]]], key: str, title: str):
     """One line per run of `key` against step, from train-log rows ({"step": ..., key: ...})."""
     import plotly.graph_objects as go
 

@@ -6,7 +6,8 @@ import torch
 from rcid_tl.errors import InputError
 from rcid_tl.multiteacher.ablation import Arm, RunResult, run_ablation, seed_matrix
 from rcid_tl.multiteacher.controls import (
-    Compute, check_disjoint, check_equal_compute, compare_arms, disjoint_splits, record_or_check_split, split_hash,
+    Compute, check_disjoint, check_equal_compute, compare_arms, disjoint_splits, learning_curve_figure,
+    record_or_check_split, split_hash,
 )
 from rcid_tl.stats import welch_test
 
@@ -65,3 +66,9 @@ def test_arm_rejects_bad_settings():
         Arm("x", ("a",), fusion="mean")
     with pytest.raises(InputError, match="got 1 teacher weights for 2 teachers"):
         Arm("x", ("a", "b"), fixed_weights=(1.0,))
+
+
+def test_learning_curves_skip_rows_without_the_key():
+    curves = {"a": [{"step": 1, "ce": 2.0}, {"step": 2}], "b": [{"step": 1, "ce": 1.5}, {"step": 2, "ce": 1.0}]}
+    fig = learning_curve_figure(curves, "ce", "ce")
+    assert [(list(t.x), list(t.y)) for t in fig.data] == [([1], [2.0]), ([1, 2], [1.5, 1.0])]
