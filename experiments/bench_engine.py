@@ -76,7 +76,7 @@ def gpt2_small():
 def one_template(model, n: int):
     """n IOI examples of one template and length, with every position named p0, p1, ... (TL's loop takes one
     position for the whole batch)."""
-    full = build_task(model, "ioi", n=n * 40, seed=0)
+    full = build_task(model, "ioi", n=n * 80, seed=0)
     first = full.examples[0]
     keep = tuple(e for e in full.examples if e.template == first.template
                  and len(e.clean_ids) == len(first.clean_ids))[:n]
