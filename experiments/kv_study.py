@@ -5,7 +5,8 @@ seeds, differences to CE, and the loss-scale diagnosis. Writes figures/kv_study.
     OMP_NUM_THREADS=1 python experiments/kv_study.py --teacher world-gpt2-cot --out runs/kv_study
 
 Each run is an ordinary `rcid-tl distill --objective kv` run in OUT/<arm>-<seed>; finished runs are reused and an
-interrupted one resumes, so re-running the command continues the study.
+interrupted one resumes, so re-running the command continues the study. Two processes may share the arms
+(`--arms ... --runs-only` each), then the full command writes the report from their runs.
 """
 
 import argparse
@@ -123,6 +124,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--n-train", type=int, default=2048)
     p.add_argument("--eval-n", type=int, default=100)
+    p.add_argument("--runs-only", action="store_true", help="train and score the runs, write no report (a process "
+                                                             "that takes a share of the arms)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("rcid_tl.kv.objective").setLevel(logging.WARNING)  # per-step lines stay in the JSONL logs
@@ -131,6 +134,8 @@ def main(argv: list[str]) -> None:
     arms = [a for a in ARMS if a in args.arms]  # in ARMS order; several processes may split the arms, then one
     # process with every arm reuses their finished runs and writes the figures
     metrics = {arm: [finished_or_run(args, arm, seed, command) for seed in args.seeds] for arm in arms}
+    if args.runs_only:
+        return
     diag_config = run_config(args, "kv-mse+attn+cka+codi", args.seeds[0])
     diagnosis = run_diagnosis(diag_config, 5, args.out / "diagnosis")
     teacher = teacher_scores(load_pair(diag_config)[0], args.eval_n)
