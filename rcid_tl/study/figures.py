@@ -63,10 +63,12 @@ def exp3_figure(result: dict[str, Any]) -> go.Figure:
     splits = list(result["teacher"]["relative"])
     fig = make_subplots(rows=1, cols=len(splits), subplot_titles=[f"{s}: accuracy ratio OOD / ID" for s in splits])
     for col, split in enumerate(splits, start=1):
-        for r in result["rows"]:
-            fig.add_trace(go.Scatter(x=[r.get("mechanistic_r")], y=[r["relative"][split]["accuracy_ratio"]],
-                                     mode="markers+text", text=[r["label"]], textposition="top center",
-                                     marker={"color": COLOURS.get(_method(r["label"])), "size": 9}, showlegend=False),
+        for method in dict.fromkeys(_method(r["label"]) for r in result["rows"]):
+            mine = [r for r in result["rows"] if _method(r["label"]) == method]
+            fig.add_trace(go.Scatter(x=[r.get("mechanistic_r") for r in mine],
+                                     y=[r["relative"][split]["accuracy_ratio"] for r in mine], mode="markers",
+                                     text=[r["label"] for r in mine], name=method, legendgroup=method,
+                                     marker={"color": COLOURS.get(method), "size": 10}, showlegend=col == 1),
                           row=1, col=col)
         rho = next(c for c in result["correlations"] if c["consistency"] == "mechanistic_r" and c["split"] == split
                    and c["robustness"] == "accuracy_ratio")["rho"]

@@ -109,7 +109,8 @@ def exp4_markdown(result: dict[str, Any]) -> str:
                 reasons[cell["undefined"]] = reasons.get(cell["undefined"], 0) + 1
             cells.append("undefined" if cell["retention"] is None else _f(cell["retention"], 2))
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
-    lines += ["", "Undefined cells: " + "; ".join(f"{why} ({k} cells)" for why, k in reasons.items())] if reasons else []
+    if reasons:
+        lines += ["", "Undefined cells: " + "; ".join(f"{why} ({k} cells)" for why, k in reasons.items())]
     if t.get("circuit"):
         te = t["circuit_effects"]["effects"]
         lines += ["", "A different quantity — the teacher's circuit heads and the student heads they map to "
@@ -138,7 +139,7 @@ def exp5_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {layer} | {acc(h)} | {_ci(h['selectivity'], 2)} | {acc(d)} | "
                          f"{_ci(d['selectivity'], 2)} |")
     chance = result["per_model"]["teacher"]["chance"]
-    lines += ["", f"Majority-class rates: task {chance['task']:.3f}, control {chance['control']:.3f}; a probe at chance "
-              f"on both labels has selectivity ≈ {chance['task'] - chance['control']:.3f}, so compare selectivities "
+    lines += ["", f"Majority-class rates: task {chance['task']:.3f}, control {chance['control']:.3f}; a probe at "
+              f"chance on both labels has selectivity ≈ {chance['task'] - chance['control']:.3f}, so compare selectivities "
               "with each other and task accuracy with the shuffled-label probe, not with 0."]
     return "\n".join(lines) + "\n"
