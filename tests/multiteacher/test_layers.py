@@ -52,3 +52,20 @@ def test_mismatched_and_unreadable_maps(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(InputError, match="cannot be read"):
         LayerMap.load(tmp_path / "bad.json")
+
+
+def test_cka_map_of_a_model_with_itself_reads_its_own_layers():
+    """Independent check on a real model: each layer's representation is CKA-identical to itself (CKA 1), so the
+    top-2 map of world-qwen2 against itself puts its largest weight on the same layer."""
+    from rcid_tl.models import load_model
+    from rcid_tl.multiteacher.layers import cka_layer_map
+
+    model = load_model("world-qwen2")
+    texts = ["Mary went to the store and John went to the park", "After Martha and Wanda left the farm, Wanda sent"]
+    tokens = model.tokenizer(texts, return_tensors="pt", padding=True).input_ids
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    eye = torch.eye(tokens.shape[1]).expand(len(texts), -1, -1)
+    m = cka_layer_map(model, model, tokens, tokens, eye, mask)
+    w = torch.tensor(m.weights)
+    assert w.argmax(1).tolist() == list(range(model.cfg.n_layers))
+    assert (w.sum(1) - 1).abs().max() < 1e-6

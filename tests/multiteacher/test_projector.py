@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rcid_tl.errors import InputError
-from rcid_tl.multiteacher.aligner import CacheShape, MapProjectionAligner
+from rcid_tl.multiteacher.aligner import CacheShape, MapProjectionAligner, Projection
 from rcid_tl.multiteacher.layers import ratio_layer_map
 from rcid_tl.multiteacher.projector import HeadwiseProjector, expand_kv_heads, uniform_head_mixing
 
@@ -71,3 +71,14 @@ def test_structured_aligner_gives_student_shapes_for_q_k_v(teacher, share_dim):
 def test_aligner_rejects_a_layer_map_of_another_depth():
     with pytest.raises(InputError, match="layer map for world-gpt2-cot is 2 student × 4 teacher layers"):
         MapProjectionAligner(GPT2, STUDENT, ratio_layer_map(4, 2), teacher_name="world-gpt2-cot")
+
+
+@pytest.mark.parametrize("teacher", [GPT2, QWEN2], ids=["gpt2-mha", "qwen2-gqa"])
+def test_flat_aligner_gives_the_same_shapes_through_the_kv_projector(teacher):
+    aligner = MapProjectionAligner(teacher, STUDENT, ratio_layer_map(teacher.n_layers, STUDENT.n_layers),
+                                   mode=Projection.FLAT)
+    q = torch.randn(2, teacher.n_layers, teacher.n_heads, 5, teacher.d_head)
+    k = torch.randn(2, teacher.n_layers, teacher.n_kv_heads, 5, teacher.d_head)
+    q_s, k_s, v_s = aligner(q, k, k.clone(), torch.eye(5).expand(2, -1, -1))
+    assert q_s.shape == (2, 2, STUDENT.n_heads, 5, 16)
+    assert k_s.shape == v_s.shape == (2, 2, STUDENT.n_kv_heads, 5, 16)
