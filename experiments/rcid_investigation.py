@@ -83,17 +83,37 @@ def consistency(folder: Path) -> Path:
     return out / "consistency.json"
 
 
+def imprints(folder: Path) -> dict:
+    """The student's mean ‖h_clean − h_corrupt‖ per layer at `s2` and `end` on 128 held-out IOI examples (seed 999),
+    measured once and saved beside the run: a student whose `end` imprint is ≈ 0 cannot tell IO from S there."""
+    path = folder / "imprints.json"
+    if not path.exists():
+        from rcid_tl.distill.diagnose import imprint_profile
+        from rcid_tl.models.loading import load_model
+        from rcid_tl.tasks.registry import TaskSpec, build_task
+
+        student = load_model(str(folder / "student"))
+        data = build_task(TaskSpec("ioi", n=128, seed=999, corruption="s2-io"), student.tokenizer, student.cfg.n_ctx)
+        batch = data.batch(list(range(len(data))))
+        write_json(path, {f"L{layer}": imprint_profile(student, batch, layer, ["s2", "end"])
+                          for layer in range(student.cfg.n_layers)})
+    return json.loads(path.read_text())
+
+
 def row(variant: str, seed: int, folder: Path) -> dict:
     from rcid_tl.stats import bootstrap_mean_ci
 
     m = json.loads((folder / "metrics.json").read_text())
     entry = {"variant": variant, "seed": seed, "accuracy": m["accuracy"], "logit_diff": m["metric_mean"],
              "n_checkpoints_trained": len(m["checkpoints"]),
-             "trained_on": sorted({f"L{c['layer']}:{c['position']}" for c in m["checkpoints"]}),
+             "trained_on": sorted({f"L{c['layer']}:{c['position']}" for c in m["checkpoints"]})
+             if m["method"] in ("rcid", "informed-fitnets") else [],  # the others record them for evaluation only
              "final_kl": None, "final_term": None}
     log = [json.loads(x) for x in (folder / "train_log.jsonl").read_text().splitlines()]
     last = [r for r in log if r["phase"] == "distill"][-1]
     entry["final_kl"], entry["final_term"] = last.get("kl"), last.get("term")
+    profile = imprints(folder)
+    entry["end_imprint"] = profile[f"L{len(profile) - 1}"]["end"]  # the last layer's, which the unembedding reads
     path = folder / "consistency-top8" / "consistency.json"
     if path.exists():
         c = json.loads(path.read_text())
@@ -127,11 +147,11 @@ def markdown(rows: list[dict], summary: list[dict], diagnosis: dict | None) -> s
     f = lambda x, p=3: "–" if x is None or x != x else f"{x:.{p}f}"  # noqa: E731
     ci = lambda pair: "" if not pair else f" [{f(pair[0])}, {f(pair[1])}]"  # noqa: E731
     lines = ["| variant | what changes | seed | accuracy [95% CI] | logit diff | final KL | final term | "
-             "mechanistic r [95% CI] (k) | checkpoints trained on |", "|---|---|---|---|---|---|---|---|---|"]
+             "mechanistic r [95% CI] (k) | student ‖d‖ at end | checkpoints trained on |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {describe(r['variant'])} | {r['seed']} | {f(r['accuracy'])}{ci(r.get('accuracy_ci'))}"
               f" | {f(r['logit_diff'], 2)} | {f(r['final_kl'])} | {f(r['final_term'])} | "
               f"{f(r.get('mechanistic_r'))}{ci(r.get('mechanistic_r_ci'))} ({r.get('n_mechanistic', '–')}) | "
-              f"{', '.join(r['trained_on']) or '–'} |" for r in rows]
+              f"{f(r['end_imprint'], 2)} | {', '.join(r['trained_on']) or '–'} |" for r in rows]
     lines += ["", "| variant | seeds | accuracy, mean [95% CI over seeds] | mechanistic r, mean [95% CI over seeds] |",
               "|---|---|---|---|"]
     lines += [f"| {s['variant']} | {', '.join(map(str, s['seeds']))} | {f(s['accuracy']['estimate'])}"
@@ -139,7 +159,9 @@ def markdown(rows: list[dict], summary: list[dict], diagnosis: dict | None) -> s
               f"{ci([s['mechanistic_r']['low'], s['mechanistic_r']['high']])} |" for s in summary]
     lines += ["", "Per run: accuracy with a bootstrap CI over the 200 held-out examples; mechanistic r = partial r "
               "(controlling for both models' output differences) over the unsaturated of the top-8 teacher "
-              "checkpoints, CI by bootstrap. Over seeds: bootstrap CI of the mean (none with one seed)."]
+              "checkpoints, CI by bootstrap. Over seeds: bootstrap CI of the mean (none with one seed). Student ‖d‖ at end: "
+              "mean ‖h_clean − h_corrupt‖ at the student's last layer at `end` (128 held-out examples); ≈ 0 means "
+              "the answer position never sees which name was repeated."]
     if diagnosis:
         lines += ["", "## Diagnosis (seed " + str(diagnosis["seed"]) + ")", "",
                   "| student | KL | RCID term | ‖∇KL‖ | ‖∇term‖ | cos(∇KL, ∇term) | student ‖d‖ at s2, L0/L1 | "
