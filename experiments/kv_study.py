@@ -44,7 +44,7 @@ def run_config(args, arm: str, seed: int) -> KVRunConfig:
     return KVRunConfig(teacher=args.teacher, kv=kv, optim=OptimConfig(steps=args.steps, lr=args.lr,
                                                                       warmup=max(1, args.steps // 20)),
                        seed=seed, n_train=args.n_train, batch_size=args.batch_size, eval_n=args.eval_n,
-                       curve_n=32, eval_every=10 * log_every, checkpoint_every=10 * log_every, log_every=log_every)
+                       curve_n=16, eval_every=10 * log_every, checkpoint_every=10 * log_every, log_every=log_every)
 
 
 def finished_or_run(args, arm: str, seed: int, command: str) -> dict:
