@@ -47,12 +47,16 @@ def run_config(args, arm: str, seed: int) -> KVRunConfig:
                        curve_n=16, eval_every=10 * log_every, checkpoint_every=10 * log_every, log_every=log_every)
 
 
+def finished(args, arm: str, seed: int) -> dict | None:
+    """The run's metrics.json, or None if it has not finished."""
+    path = args.out / f"{arm}-{seed}" / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def finished_or_run(args, arm: str, seed: int, command: str) -> dict:
     """The run's metrics.json if it finished before, else the run (started or resumed)."""
-    out = args.out / f"{arm}-{seed}"
-    if (out / "metrics.json").is_file():
-        return json.loads((out / "metrics.json").read_text())
-    return run_kv_distill(run_config(args, arm, seed), out, command=command)
+    return finished(args, arm, seed) or run_kv_distill(run_config(args, arm, seed), args.out / f"{arm}-{seed}",
+                                                       command=command)
 
 
 def summarise(metrics: dict[str, list[dict]]) -> dict:
@@ -126,6 +130,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--eval-n", type=int, default=100)
     p.add_argument("--runs-only", action="store_true", help="train and score the runs, write no report (a process "
                                                              "that takes a share of the arms)")
+    p.add_argument("--finished-only", action="store_true", help="report the runs finished so far, train nothing")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("rcid_tl.kv.objective").setLevel(logging.WARNING)  # per-step lines stay in the JSONL logs
@@ -133,14 +138,22 @@ def main(argv: list[str]) -> None:
     command = shlex.join(["python", "experiments/kv_study.py", *argv])
     arms = [a for a in ARMS if a in args.arms]  # in ARMS order; several processes may split the arms, then one
     # process with every arm reuses their finished runs and writes the figures
-    metrics = {arm: [finished_or_run(args, arm, seed, command) for seed in args.seeds] for arm in arms}
+    if not args.finished_only:  # seed-major, so an interrupted study has every arm at its first seeds
+        for seed in args.seeds:
+            for arm in arms:
+                finished_or_run(args, arm, seed, command)
+    metrics = {arm: [finished(args, arm, seed) for seed in args.seeds] for arm in arms}
+    metrics = {arm: [m for m in runs if m is not None] for arm, runs in metrics.items()}
+    metrics = {arm: runs for arm, runs in metrics.items() if runs}
     if args.runs_only:
         return
     diag_config = run_config(args, "kv-mse+attn+cka+codi", args.seeds[0])
     diagnosis = run_diagnosis(diag_config, 5, args.out / "diagnosis")
     teacher = teacher_scores(load_pair(diag_config)[0], args.eval_n)
     summary = summarise(metrics)
-    header = (f"# KV distillation study\n\nTeacher {args.teacher}; {len(args.seeds)} seeds; {args.steps} steps of "
+    seeds = {arm: len(runs) for arm, runs in metrics.items()}
+    header = (f"# KV distillation study\n\nTeacher {args.teacher}; finished seeds per arm {seeds}; "
+              f"{args.steps} steps of "
               f"batch {args.batch_size} on {args.n_train} CoT training problems; {args.eval_n} test problems per "
               f"split. `{command}` (rcid_tl {__version__}).")
     result = {"rcid_tl_version": __version__, "command": command, "arms": ARMS, "args": vars(args) | {
