@@ -31,6 +31,8 @@ class Arm:
             raise InputError(f"arm {self.name!r} has no teachers")
         object.__setattr__(self, "fusion", parse_fusion(self.fusion))
         object.__setattr__(self, "projection", parse_projection(self.projection))
+        if self.fixed_weights is not None and self.fusion is not Fusion.FIXED:
+            raise InputError(f"teacher weights apply to fixed fusion only, not {self.fusion.value}")
         if self.fixed_weights is not None:
             object.__setattr__(self, "fixed_weights", check_fixed_weights(self.fixed_weights, len(self.teachers)))
 

@@ -272,6 +272,9 @@ CASES = {
                                 r"teacher weights must be finite, ≥ 0 and not all 0, got \[0.5, -0.5\]"),
     "teacher weights count": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2",
                                "--teacher-weights", "1"], [], r"got 1 teacher weights for 2 teachers"),
+    "teacher weights with a router": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2",
+                                       "--fusion", "learned", "--teacher-weights", "1,2"], [],
+                                      r"teacher weights apply to fixed fusion only, not learned"),
     "mismatched layer map": (["distill", "--objective", "kv", "--teachers", "world-gpt2,world-qwen2", "--layer-map",
                               "{fx}/layer-map-3x2.json,{fx}/layer-map-3x2.json"], [],
                              r"layer map for world-gpt2 is 2 student × 3 teacher layers; the models have 2 student "

@@ -66,6 +66,8 @@ def test_arm_rejects_bad_settings():
         Arm("x", ("a",), fusion="mean")
     with pytest.raises(InputError, match="got 1 teacher weights for 2 teachers"):
         Arm("x", ("a", "b"), fixed_weights=(1.0,))
+    with pytest.raises(InputError, match="teacher weights apply to fixed fusion only, not learned"):
+        Arm("x", ("a", "b"), fusion="learned", fixed_weights=(1.0, 2.0))
 
 
 def test_learning_curves_skip_rows_without_the_key():
