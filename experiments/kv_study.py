@@ -59,6 +59,14 @@ def finished_or_run(args, arm: str, seed: int, command: str) -> dict:
                                                        command=command)
 
 
+def cached(path: Path, compute) -> dict:
+    """The JSON at `path`, computed and written first if absent (a report re-run reuses the teacher's scores and
+    the diagnosis, which do not depend on the students)."""
+    if not path.is_file():
+        write_json(path, compute())
+    return json.loads(path.read_text())
+
+
 def summarise(metrics: dict[str, list[dict]]) -> dict:
     """Per arm and test split: accuracy and perplexity means with bootstrap CIs over seeds, and each arm's
     difference to CE (bootstrap CI of the difference of means)."""
@@ -148,8 +156,10 @@ def main(argv: list[str]) -> None:
     if args.runs_only:
         return
     diag_config = run_config(args, "kv-mse+attn+cka+codi", args.seeds[0])
-    diagnosis = run_diagnosis(diag_config, 5, args.out / "diagnosis")
-    teacher = teacher_scores(load_pair(diag_config)[0], args.eval_n)
+    diagnosis = cached(args.out / "diagnosis" / "diagnosis.json", lambda: run_diagnosis(diag_config, 5,
+                                                                                        args.out / "diagnosis"))
+    teacher = cached(args.out / f"teacher_scores_{args.eval_n}.json",
+                     lambda: teacher_scores(load_pair(diag_config)[0], args.eval_n))
     summary = summarise(metrics)
     seeds = {arm: len(runs) for arm, runs in metrics.items()}
     header = (f"# KV distillation study\n\nTeacher {args.teacher}; finished seeds per arm {seeds}; "
