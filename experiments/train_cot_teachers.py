@@ -23,8 +23,8 @@ from rcid_tl.world.training import TrainConfig
 
 PARENTS = {Arch.GPT2: ("world-gpt2", GPT2_TEACHER), Arch.QWEN2: ("world-qwen2", QWEN2_TEACHER)}
 # Full-run budgets: under 15 single-thread CPU minutes per teacher, evaluation included.
-FULL_STEPS = {Arch.GPT2: 700, Arch.QWEN2: 1400}
-FULL = {"lr": 1.5e-3, "warmup": 50, "eval_every": 350, "eval_prompts": 100}
+FULL_STEPS = {Arch.GPT2: 500, Arch.QWEN2: 900}
+FULL = {"lr": 1.5e-3, "warmup": 50, "eval_every": 250, "eval_prompts": 100}
 COT_FRACTION = 0.6  # of documents; the rest are world documents, so the other task scores hold
 TINY = {"steps": 4, "batch_size": 4, "seq_len": 64, "warmup": 2, "log_every": 2, "checkpoint_every": 2,
         "eval_every": 4, "eval_prompts": 8, "final_eval_prompts": 8}

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 EVAL_SPLITS = (CoTSplit.ID, CoTSplit.OOD_LONGER, CoTSplit.OOD_PAIRS)
 EVAL_SEED = 12345
-_CHUNK_DOCS = 4096  # as evaluate_teacher's default: never a training stream
+_CHUNK_DOCS = 4096
+WORLD_SPACE_NUMBERS = range(11, 20)  # the only " N" tokens the world corpus emits (counting lists)  # as evaluate_teacher's default: never a training stream
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,22 @@ def parent_dir(parent: str) -> Path:
 
 
 def grow_parent(parent: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """The parent teacher with its (tied) embedding grown to `tokenizer`; new rows = the mean of the old rows."""
+    """The parent teacher with its (tied) embedding grown to `tokenizer`; new rows = the mean of the old rows.
+
+    The world corpus writes numbers with a leading space only in counting lists (" 11".." 19"); every other " N"
+    row was never an input and has collapsed onto one shared "never next" vector, so the parent cannot tell " 5"
+    from " 23". Those rows restart as copies of the trained year-suffix tokens ("05", "23"), which the parent tells
+    apart and orders (Greater-Than)."""
     model = AutoModelForCausalLM.from_pretrained(parent_dir(parent))
     old = model.get_input_embeddings().weight.shape[0]
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    unseen = [n for n in range(100) if n not in WORLD_SPACE_NUMBERS]
+    spaced = tokenizer.convert_tokens_to_ids([f" {n}" for n in unseen])
+    suffix = tokenizer.convert_tokens_to_ids([f"{n:02d}" for n in unseen])
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
         emb[old:] = emb[:old].mean(0)
+        emb[spaced] = emb[suffix]
     return model
 
 

@@ -13,7 +13,9 @@ from rcid_tl.errors import InputError
 from rcid_tl.models.embedded import embedded_path
 from rcid_tl.world.corpus import generate_corpus
 from rcid_tl.world.cot import CoTSplit, cot_examples, encode_example
-from rcid_tl.world.cot_training import CoTTrainConfig, grow_parent, mixed_rows, train_cot_teacher
+from rcid_tl.world.cot_training import (
+    WORLD_SPACE_NUMBERS, CoTTrainConfig, grow_parent, mixed_rows, train_cot_teacher,
+)
 from rcid_tl.world.splits import Split
 from rcid_tl.world.teachers import Arch
 from rcid_tl.world.tokenizer import build_cot_tokenizer, world_vocab
@@ -34,13 +36,26 @@ def _one_thread():
 
 
 @pytest.mark.parametrize("parent", ["world-gpt2", "world-qwen2"])
-def test_grown_parent_keeps_world_rows_and_starts_new_rows_at_the_mean(parent: str) -> None:
+def test_grown_parent_keeps_world_rows_and_gives_numbers_distinct_rows(parent: str) -> None:
     before = AutoModelForCausalLM.from_pretrained(embedded_path(parent)).get_input_embeddings().weight
     grown = grow_parent(parent, TOK)
     emb, n_world = grown.get_input_embeddings().weight, len(world_vocab())
-    assert emb.shape[0] == len(TOK) and torch.equal(emb[:n_world], before)
+    unseen = [n for n in range(100) if n not in WORLD_SPACE_NUMBERS]
+    spaced = TOK.convert_tokens_to_ids([f" {n}" for n in unseen])
+    kept = [i for i in range(n_world) if i not in spaced]
+    assert emb.shape[0] == len(TOK) and torch.equal(emb[kept], before[kept])
+    assert torch.equal(emb[spaced], before[TOK.convert_tokens_to_ids([f"{n:02d}" for n in unseen])])
     assert torch.allclose(emb[n_world:], before.mean(0).expand(len(TOK) - n_world, -1))
     assert grown.get_output_embeddings().weight.data_ptr() == emb.data_ptr()  # still tied
+    # the parent's rows for " 5", " 23", ... had collapsed onto one vector: the reason for the copies
+    assert torch.nn.functional.cosine_similarity(before[spaced[0]], before[spaced[-1]], dim=0) > 0.99
+
+
+def test_world_corpus_writes_spaced_numbers_only_in_the_counting_range() -> None:
+    docs = generate_corpus(config_for(Arch.GPT2, tiny=True, seed=0, steps=None).train.world, Split.TRAIN, 1500)
+    seen = {t for ids in TOK(docs)["input_ids"] for t in ids}
+    spaced = {n for n in range(100) if TOK.convert_tokens_to_ids(f" {n}") in seen}
+    assert spaced == set(WORLD_SPACE_NUMBERS)
 
 
 def test_mixed_stream_is_a_prefix_stream_with_both_kinds() -> None:
