@@ -49,7 +49,8 @@ def run_config(args, arm: Arm, seed: int) -> MultiTeacherRunConfig:
     log_every = max(1, args.steps // 20)
     return MultiTeacherRunConfig(
         arm, OptimConfig(steps=args.steps, lr=args.lr, warmup=max(1, args.steps // 20)), seed=seed,
-        student_from=args.gpt2, kv_weight=0.0 if arm.name == "ce-only" else args.kv_weight, n_pool=args.n_pool,
+        student_from=args.student_from or args.qwen2, kv_weight=0.0 if arm.name == "ce-only" else args.kv_weight,
+        n_pool=args.n_pool,
         batch_size=args.batch_size, eval_n=args.eval_n, curve_n=16, eval_every=10 * log_every,
         checkpoint_every=10 * log_every, log_every=log_every)
 
@@ -127,8 +128,10 @@ def figure(summary: dict, routers: dict, teachers: list[str]):
 
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gpt2", default="world-gpt2-cot", help="MHA teacher (also defines the student's shape)")
+    p.add_argument("--gpt2", default="world-gpt2-cot", help="MHA teacher")
     p.add_argument("--qwen2", default="world-qwen2-cot", help="GQA teacher")
+    p.add_argument("--student-from", help="the model whose default student shape and tokenizer every arm's student "
+                                          "takes (default: the GQA teacher)")
     p.add_argument("--out", type=Path, default=Path("runs/multiteacher_study"))
     p.add_argument("--figures", type=Path, default=Path("figures"))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -152,7 +155,8 @@ def main(argv: list[str]) -> None:
     summary = summarise(result)
     routers = router_weights(result)
     header = (f"# Multi-teacher KV distillation study\n\nTeachers {args.gpt2} (MHA) and {args.qwen2} (GQA); student: "
-              f"{args.gpt2}'s default student shape; compressed student reasoning; {len(args.seeds)} seeds; "
+              f"{args.student_from or args.qwen2}'s default student shape; compressed student reasoning; "
+              f"{len(args.seeds)} seeds; "
               f"{args.steps} steps of batch {args.batch_size} (tokens per seed, equal across arms: "
               f"{result['compute']}); data split {result['split_hash'][:12]}; {args.eval_n} test problems per split. "
               f"`{command}` (rcid_tl {__version__}).")
