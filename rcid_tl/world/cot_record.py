@@ -37,7 +37,8 @@ def write_cot_training_record(
         f"Fine-tuned from `{config['parent']}` on `rcid_tl.world.cot` problems mixed with the world corpus "
         f"({config['cot_fraction']:.0%} of documents are CoT problems). The tokenizer is the world tokenizer with "
         "the CoT tokens appended (`build_cot_tokenizer()`); every world token keeps its id, new embedding rows "
-        "started at the mean embedding.",
+        "started at the mean embedding, and the number tokens \" N\" the world never writes (all but \" 11\"..\" 19\"; "
+        "their rows had collapsed onto one vector) started as copies of the trained year-suffix tokens \"NN\".",
         "",
         f"- command: `{command}`",
         f"- seed: {t['seed']} (world seed {t['world']['seed']}, CoT seed {config['cot_seed']})",
