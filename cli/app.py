@@ -26,6 +26,7 @@ from rcid_tl.cli.models import models
 from rcid_tl.cli.checkpoints import checkpoints
 from rcid_tl.cli.consistency import consistency
 from rcid_tl.cli.patch import patch
+from rcid_tl.cli.study import study
 from rcid_tl.errors import InputError
 from rcid_tl.checks import check_model_path
 from rcid_tl.progress import announce_after
@@ -43,6 +44,7 @@ app.command()(consistency)
 app.command()(distill)
 app.command()(evaluate)
 app.command("diagnose-losses")(diagnose_losses)
+app.command()(study)
 app.add_typer(fv_app, name="fv")
 
 

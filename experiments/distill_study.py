@@ -16,41 +16,17 @@ skipped and an interrupted one resumes from its own training state, so re-runnin
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rcid_tl.artifacts import write_csv, write_json, write_text
+from rcid_tl.study.train import FULL_ARGS, train_students
 
 METHODS = ("standard-kd", "fitnets", "informed-fitnets", "rcid")
 SEEDS = (42, 123, 456)
-# The default run on world-gpt2 (one CPU thread, about 3 minutes): 300 steps of next-token pre-training on the world
-# corpus, then 1,000 distillation steps of 32 IOI examples (4,096 distinct). General-text mixing (--mix-weight) is
-# off: with a KL on world text at weight 1 in every step, 800 steps left StandardKD and FitNets students at chance.
-RUN_ARGS = ["--task", "ioi", "--n", "4096", "--steps", "1000", "--batch-size", "32", "--lr", "3e-3", "--lambda", "1.0",
-            "--top-k", "8", "--eval-n", "200", "--pretrain-steps", "300"]
-
-
-def run_one(method: str, seed: int, args: argparse.Namespace) -> Path:
-    out = args.out / f"{method}-{seed}"
-    if (out / "metrics.json").exists():
-        return out
-    script = Path(sys.executable).parent / "rcid-tl"
-    command = [str(script), "distill", "--teacher", args.teacher, "--method", method, "--seed", str(seed),
-               *RUN_ARGS, *args.extra, "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    with (args.out / f"{method}-{seed}.log").open("a") as log:
-        log.write(" ".join(command) + "\n")
-        log.flush()
-        code = subprocess.run(command, stdout=log, stderr=log, env=env).returncode
-    print(f"{method} seed {seed}: exit {code} after {time.time() - t0:.0f} s", flush=True)
-    return out
+RUN_ARGS = list(FULL_ARGS)  # see rcid_tl.study.train
 
 
 def collect(out: Path) -> list[dict]:
@@ -226,8 +202,8 @@ def main() -> None:
         print(report_markdown(rows))
         return
     if not args.collect_only:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: run_one(*job, args), [(m, s) for s in SEEDS for m in METHODS]))
+        train_students(METHODS, SEEDS, args.teacher, args.out, RUN_ARGS, args.extra, jobs=args.jobs,
+                       progress=lambda run: print(f"{run.label}: done", flush=True))
     rows = collect(args.out)
     summary = summarise(rows)
     table = markdown(rows, summary)

@@ -1,17 +1,16 @@
 """Seed 000 experiment 2's generalisation runs: the four methods × seed 42 on Greater-Than with the study's settings
-(experiments/distill_study.py RUN_ARGS, `--task greater-than`), one run at a time on one thread.
+(rcid_tl.study.train.FULL_ARGS with `--task greater-than`), one run at a time on one thread.
 
     python experiments/study_greater_than.py --out runs/study_gt
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import distill_study  # noqa: E402
+from rcid_tl.study.runs import METHODS
+from rcid_tl.study.train import FULL_ARGS, train_students
 
-GT_ARGS = [a if a != "ioi" else "greater-than" for a in distill_study.RUN_ARGS]
+GT_ARGS = tuple("greater-than" if a == "ioi" else a for a in FULL_ARGS)
 
 
 def main() -> None:
@@ -19,11 +18,10 @@ def main() -> None:
     parser.add_argument("--teacher", default="world-gpt2")
     parser.add_argument("--out", type=Path, default=Path("runs/study_gt"))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each on one thread)")
     args = parser.parse_args()
-    distill_study.RUN_ARGS = GT_ARGS
-    args.extra = []
-    for method in distill_study.METHODS:
-        distill_study.run_one(method, args.seed, args)
+    train_students(METHODS, (args.seed,), args.teacher, args.out, GT_ARGS, jobs=args.jobs,
+                   progress=lambda run: print(f"{run.label}: done", flush=True))
 
 
 if __name__ == "__main__":

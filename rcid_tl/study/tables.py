@@ -95,7 +95,7 @@ def exp4_markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     t = result["teacher"]
     lines = ["Head classes found by the discovery tool (default thresholds):", "",
-             f"- teacher: " + "; ".join(f"{c}: {', '.join(t['classes'][c]) or 'none'}" for c in CLASS_NAMES)]
+             "- teacher: " + "; ".join(f"{c}: {', '.join(t['classes'][c]) or 'none'}" for c in CLASS_NAMES)]
     lines += [f"- {r['student']}: " + "; ".join(f"{c}: {', '.join(r['classes'][c]) or 'none'}" for c in CLASS_NAMES)
               for r in rows]
     lines += ["", "Class retention (student effect / teacher effect):", "",
