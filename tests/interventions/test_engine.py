@@ -166,7 +166,7 @@ def test_rows_per_forward_from_free_memory(world_gpt2, monkeypatch):
     either way Δ is the same."""
     dataset = build_task(world_gpt2, "ioi", n=3, seed=5)
     batch, metric = dataset.batch(), metric_for(dataset)
-    sites = _sites(world_gpt2, Site.Z, ("end",))
+    sites = [PatchSite(Site.Z, layer, "end", head) for layer in (3, 5) for head in (0, 2)]
     assert engine_module.rows_that_fit(world_gpt2, 1, batch.clean.shape[1]) > len(sites) * len(batch)
     auto, _ = patch_sites(world_gpt2, batch, sites, metric)
     forwards = []
@@ -174,7 +174,7 @@ def test_rows_per_forward_from_free_memory(world_gpt2, monkeypatch):
     monkeypatch.setattr(engine_module, "resume", lambda *args: forwards.append(args) or real_resume(*args))
     tight, _ = patch_sites(world_gpt2, batch, sites, metric)
     assert len(forwards) == len(sites) * len(batch)  # one row per forward
-    torch.testing.assert_close(tight, auto, atol=ATOL, rtol=1e-6)  # chunk sizes 1 vs 72: see chunking test
+    torch.testing.assert_close(tight, auto, atol=ATOL, rtol=1e-6)  # chunk sizes 1 vs 12: see chunking test
 
 
 real_resume = engine_module.resume
