@@ -1,0 +1,63 @@
+"""The whole study, from trained students to every figure in figures/: seed 000 experiments 1–5 and the RCID
+investigation, the KV-distillation study and the multi-teacher study. Each step is one of the experiment scripts;
+every one of them reuses finished runs and resumes interrupted ones, so running this again continues where it
+stopped, and `--replot` only redraws the tables and figures from the saved JSON.
+
+    python experiments/run_all.py              # everything (about 4 hours on 2 CPU cores)
+    python experiments/run_all.py --dry-run    # the commands, in order
+    python experiments/run_all.py --replot     # figures/ again from the saved results only
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+PY = sys.executable
+RCID_VARIANTS = {  # experiments/rcid_investigation.py --run NAME: the seeds each was run with
+    "lam0.1": (42, 123, 456), "lam0.01": (123,), "saturated": (123,), "per-layer": (123,), "refit100": (123,),
+    "pretrain1000": (123,), "width128": (123,),
+}
+STEPS = [
+    # seed 000 experiment 2's students (4 methods × 3 seeds on IOI), their table, and the consistency report
+    [PY, "experiments/distill_study.py", "--out", "runs/distill_study", "--results", "figures/distill_study"],
+    [PY, "experiments/distill_study.py", "--out", "runs/distill_study", "--results", "figures/distill_study",
+     "--consistency-report"],
+    [PY, "experiments/study_greater_than.py", "--out", "runs/study_gt"],  # the Greater-Than generalisation runs
+    [PY, "experiments/study.py", "all"],  # experiments 1–5
+    [PY, "experiments/rcid_diagnosis.py", "--seed", "123"],
+    *([PY, "experiments/rcid_investigation.py", "--run", name, "--seed", str(seed)]
+      for name, seeds in RCID_VARIANTS.items() for seed in seeds),
+    [PY, "experiments/rcid_investigation.py", "--consistency"],
+    [PY, "experiments/rcid_investigation.py"],
+    [PY, "experiments/kv_study.py", "--teacher", "world-gpt2-cot", "--out", "runs/kv_study"],
+    [PY, "experiments/multiteacher_study.py", "--out", "runs/multiteacher_study"],
+]
+REPLOT = [
+    [PY, "experiments/distill_study.py", "--results", "figures/distill_study", "--replot"],
+    [PY, "experiments/study.py", "replot"],
+    [PY, "experiments/rcid_investigation.py"],
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument("--replot", action="store_true", help="only redraw tables and figures from saved results")
+    args = parser.parse_args()
+    steps = REPLOT if args.replot else STEPS
+    for i, command in enumerate(steps, 1):
+        shown = " ".join(["OMP_NUM_THREADS=1 python", *command[1:]])
+        print(f"[{i}/{len(steps)}] {shown}", flush=True)
+        if args.dry_run:
+            continue
+        t0 = time.time()
+        code = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+        if code:
+            sys.exit(f"step {i} failed (exit {code}): {shown}")
+        print(f"[{i}/{len(steps)}] done in {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
