@@ -15,7 +15,7 @@ os.environ.setdefault("RCID_TL_PNG", "0")
 # must be installed before those modules are first imported, so it comes before every rcid_tl import.
 jaxtyping.install_import_hook(
     ["rcid_tl.hooks", "rcid_tl.interventions", "rcid_tl.metrics", "rcid_tl.models", "rcid_tl.sweeps",
-     "rcid_tl.tasks", "rcid_tl.heads"],
+     "rcid_tl.tasks", "rcid_tl.heads", "rcid_tl.kv", "rcid_tl.multiteacher"],
     "beartype.beartype",
 )
 
