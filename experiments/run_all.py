@@ -17,7 +17,7 @@ import time
 PY = sys.executable
 RCID_VARIANTS = {  # experiments/rcid_investigation.py --run NAME: the seeds each was run with
     "lam0.1": (42, 123, 456), "lam0.01": (123,), "saturated": (123,), "per-layer": (123,), "refit100": (123,),
-    "pretrain1000": (123,), "width128": (123,),
+    "pretrain1000": (42, 123, 456), "width128": (123,),
 }
 STEPS = [
     # seed 000 experiment 2's students (4 methods × 3 seeds on IOI), their table, and the consistency report
