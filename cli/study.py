@@ -31,9 +31,9 @@ def study(
     check_out(out)
     for value, name in ((steps, "--steps"), (n, "--n"), (jobs, "--jobs")):
         if value < 1:
-            raise InputError(f"{name} must be a positive integer, got {value}")
+            raise InputError(f"{name} must be ≥ 1, got {value}")
     if pretrain_steps < 0:
-        raise InputError(f"--pretrain-steps must be 0 or more, got {pretrain_steps}")
+        raise InputError(f"--pretrain-steps must be ≥ 0, got {pretrain_steps}")
     if not 0 < scale <= 4:
         raise InputError(f"--scale must be in (0, 4], got {scale}")
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens

@@ -5,6 +5,7 @@ accuracy and mechanistic r with 95% CIs, regenerated from the saved runs.
     python experiments/rcid_investigation.py --run refit100 --seed 123        # one run (one thread), resumable
     python experiments/rcid_investigation.py --consistency                    # mechanistic r of every finished run
     python experiments/rcid_investigation.py                                  # table + figure from the saved runs
+                                                                              # (and the rows already in figures/)
 
 Baselines are the study's own runs (runs/distill_study): RCID at λ = 1, StandardKD (= λ 0) and FitNets. The
 diagnosis (experiments/rcid_diagnosis.py) is folded into the table when its JSON exists.
@@ -199,14 +200,23 @@ def figure(rows: list[dict]):
 
 
 def collect() -> None:
-    rows = [row(*r) for r in run_dirs()]
+    """Table and figure from every run: the run folders here, plus the rows already saved in RESULTS for runs whose
+    folders are elsewhere (runs/ is not committed; a run measured on another machine keeps its row)."""
+    saved_path = RESULTS.with_suffix(".json")
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {"runs": [], "configs": {}}
+    by_run = {(r["variant"], r["seed"]): r for r in saved["runs"]}
+    configs = dict(saved["configs"])
+    for variant, seed, folder in run_dirs():
+        by_run[variant, seed] = row(variant, seed, folder)
+        configs[f"{variant}-{seed}"] = json.loads((folder / "metrics.json").read_text())["config"]
+    order = list(BASELINES) + list(VARIANTS)
+    rows = sorted(by_run.values(), key=lambda r: (order.index(r["variant"]), r["seed"]))
     summary = summarise(rows)
     diag_path = OUT / "diagnosis.json"
-    diagnosis = json.loads(diag_path.read_text()) if diag_path.exists() else None
+    diagnosis = json.loads(diag_path.read_text()) if diag_path.exists() else saved.get("diagnosis")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS.with_suffix(".json"), {
-        "runs": rows, "summary": summary, "variants": {k: v[0] for k, v in VARIANTS.items()},
-        "configs": {f"{v}-{s}": json.loads((d / "metrics.json").read_text())["config"] for v, s, d in run_dirs()},
+    write_json(saved_path, {
+        "runs": rows, "summary": summary, "variants": {k: v[0] for k, v in VARIANTS.items()}, "configs": configs,
         "consistency_args": REPORT_ARGS, "diagnosis": diagnosis})
     write_text(RESULTS.with_suffix(".md"), markdown(rows, summary, diagnosis))
     write_figure(RESULTS, figure(rows))

@@ -285,6 +285,13 @@ CASES = {
                                    r"'world-gpt2' has no chain-of-thought vocabulary"),
     "time alignment": (["distill", "--objective", "kv", "--teachers", "world-gpt2", "--time-alignment", "dtw"], [],
                        r"unknown --time-alignment 'dtw'; allowed: soft, hard"),
+    # the mini-study
+    "study steps": (["study", "--steps", "0"], [], r"--steps must be ≥ 1, got 0"),
+    "study jobs": (["study", "--jobs", "0"], [], r"--jobs must be ≥ 1, got 0"),
+    "study pretrain": (["study", "--pretrain-steps", "-1"], [], r"--pretrain-steps must be ≥ 0, got -1"),
+    "study scale": (["study", "--scale", "5"], [], r"--scale must be in \(0, 4\], got 5"),
+    "study teacher missing": (["study", "--teacher", "./missing"], [], r"model path './missing' is not a directory"),
+    "study out is a file": (["study"], ["--out", "{fx}/a-file"], r"--out .*a-file.* is an existing file"),
 }
 
 
@@ -318,5 +325,5 @@ def test_bad_input(cli, tiny_gpt2_dir, fx, tmp_path, monkeypatch, case):
 def test_the_table_spans_every_command():
     commands = {c[0] if c[0] != "fv" else f"fv {c[1]}" for c, _, _ in CASES.values()}
     expected = {"models", "patch", "knockout", "checkpoints", "consistency", "distill", "evaluate", "fv sample",
-                "fv cie", "fv aie", "fv vectors", "fv inject", "fv run", "fv export-world-relations", "diagnose-losses"}
+                "fv cie", "fv aie", "fv vectors", "fv inject", "fv run", "fv export-world-relations", "diagnose-losses", "study"}
     assert expected <= commands and len(CASES) >= 60
