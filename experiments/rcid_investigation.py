@@ -33,6 +33,8 @@ VARIANTS = {
     "per-layer": ("one checkpoint per student layer", {"one_per_student_layer": True}),
     "refit100": ("W* refitted every 100 steps", {"refit_every": 100}),
     "pretrain1000": ("1,000 pre-training steps instead of 300", {"pretrain_steps": 1000}),
+    "kd-pretrain1000": ("StandardKD with 1,000 pre-training steps: pretrain1000's control without the RCID term",
+                        {"pretrain_steps": 1000, "method": "standard-kd"}),
     "width128": ("student at the teacher's width (2 × 128, 4 heads): W* square", {"student_shape": {
         "d_model": 128, "n_heads": 4}}),
 }

@@ -15,10 +15,8 @@ import sys
 import time
 
 PY = sys.executable
-RCID_VARIANTS = {  # experiments/rcid_investigation.py --run NAME: the seeds each was run with
-    "lam0.1": (42, 123, 456), "lam0.01": (123,), "saturated": (123,), "per-layer": (123,), "refit100": (123,),
-    "pretrain1000": (42, 123, 456), "width128": (123,),
-}
+RCID_VARIANTS = ("lam0.1", "lam0.01", "saturated", "per-layer", "refit100", "pretrain1000", "kd-pretrain1000",
+                 "width128")  # experiments/rcid_investigation.py --run NAME, each on seeds 42, 123 and 456
 STEPS = [
     # seed 000 experiment 2's students (4 methods × 3 seeds on IOI), their table, and the consistency report
     [PY, "experiments/distill_study.py", "--out", "runs/distill_study", "--results", "figures/distill_study"],
@@ -28,7 +26,7 @@ STEPS = [
     [PY, "experiments/study.py", "all"],  # experiments 1–5
     [PY, "experiments/rcid_diagnosis.py", "--seed", "123"],
     *([PY, "experiments/rcid_investigation.py", "--run", name, "--seed", str(seed)]
-      for name, seeds in RCID_VARIANTS.items() for seed in seeds),
+      for name in RCID_VARIANTS for seed in (42, 123, 456)),
     [PY, "experiments/rcid_investigation.py", "--consistency"],
     [PY, "experiments/rcid_investigation.py"],
     [PY, "experiments/kv_study.py", "--teacher", "world-gpt2-cot", "--out", "runs/kv_study"],
