@@ -19,8 +19,8 @@ Scale = Annotated[float, typer.Option("--scale", help="Multiplies every measurem
 
 
 def study(
-    teacher: Teacher = o.DEFAULT_MODEL, out: o.Out = "runs/study", seed: StudentSeed = 42, steps: Steps = 400,
-    pretrain_steps: PretrainSteps = 120, n: Examples = 1024, jobs: Jobs = 2, scale: Scale = 1.0,
+    teacher: Teacher = o.DEFAULT_MODEL, out: o.Out = "runs/study", seed: StudentSeed = 42, steps: Steps = 800,
+    pretrain_steps: PretrainSteps = 300, n: Examples = 2048, jobs: Jobs = 2, scale: Scale = 1.0,
 ) -> None:
     """Train StandardKD, FitNets, Informed FitNets and RCID students of the teacher (one seed, fewer steps than the
     full study), run experiments 1-5 on them and write summary.md with each experiment's table, and its JSON and figures.

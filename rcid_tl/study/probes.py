@@ -83,8 +83,10 @@ def probe_model(model: TransformerBridge, dataset: ContrastiveDataset, position:
 
 def pool_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Per representation and layer, the mean over models (seeds) of each probe's mean accuracy and of selectivity,
-    with a bootstrap CI over the models."""
+    with a bootstrap CI over the models; one model's own CIs over its folds when there is only one."""
     keys = results[0]["layers"].keys()
+    if len(results) == 1:
+        return {key: {k: results[0]["layers"][key][k] for k in (*LABELS, "selectivity")} for key in keys}
     return {key: {k: bootstrap_mean_ci([r["layers"][key][k]["estimate"] for r in results]).to_dict()
                   for k in (*LABELS, "selectivity")} for key in keys}
 
@@ -99,6 +101,8 @@ def information_purity(teacher: TransformerBridge, students: list[tuple[str, str
     methods = list(dict.fromkeys(m for m, _, _ in students))
     pooled = {m: pool_seeds([per_model[label] for method, label, _ in students if method == m]) for m in methods}
     group_a, group_b = name_groups(dataset, teacher.tokenizer)
-    return {"per_model": per_model, "per_method": pooled, "group_a": group_a, "group_b": group_b,
+    seeds = {m: sum(method == m for method, _, _ in students) for m in methods}
+    return {"per_model": per_model, "per_method": pooled, "seeds_per_method": seeds, "group_a": group_a,
+            "group_b": group_b,
             "config": {"task": dict(dataset.config), "position": position, "folds": folds, "seed": seed,
                        "probe": "StandardScaler + LogisticRegression(max_iter=2000), KFold(shuffle)"}}

@@ -131,7 +131,8 @@ def exp5_markdown(result: dict[str, Any]) -> str:
              "| model | layer | h: task / control / shuffled | h selectivity [95% CI] | d: task / control / shuffled | "
              "d selectivity [95% CI] |", "|---|---|---|---|---|---|"]
     blocks = [("teacher (folds)", result["per_model"]["teacher"]["layers"])]
-    blocks += [(f"{m} (seeds)", v) for m, v in result["per_method"].items()]
+    seeds = result.get("seeds_per_method", {})  # one seed: the CIs are over its folds, as the teacher's
+    blocks += [(f"{m} ({'folds' if seeds.get(m) == 1 else 'seeds'})", v) for m, v in result["per_method"].items()]
     for name, layers in blocks:
         for layer in sorted({int(k.split(":")[1]) for k in layers}):
             h, d = layers[f"h:{layer}"], layers[f"d:{layer}"]

@@ -9,7 +9,7 @@ from scipy import stats as sps
 
 from rcid_tl.study.comparison import compare_methods
 from rcid_tl.study.preservation import summarise_preservation, verdict
-from rcid_tl.study.probes import fold_accuracies, selectivity
+from rcid_tl.study.probes import fold_accuracies, pool_seeds, selectivity
 from rcid_tl.study.retention import MIN_TEACHER_EFFECT, ratio
 from rcid_tl.study.robustness import correlate, relative
 
@@ -27,6 +27,19 @@ def test_selectivity_is_task_minus_control_per_fold():
     s = selectivity([0.9, 0.8, 1.0], [0.5, 0.6, 0.4])
     assert s["estimate"] == pytest.approx(0.4)
     assert s["low"] <= 0.4 <= s["high"] and s["n"] == 3
+
+
+def test_pooling_over_seeds_and_a_single_seed_keeps_its_fold_intervals():
+    def model(task: float) -> dict:
+        interval = {"estimate": task, "low": task - 0.1, "high": task + 0.1, "n": 5}
+        return {"layers": {"h:0": {"task": interval, "control": interval, "shuffled": interval,
+                                   "selectivity": {**interval, "estimate": task - 0.1}}}}
+
+    pooled = pool_seeds([model(0.6), model(0.8)])["h:0"]
+    assert pooled["task"]["estimate"] == pytest.approx(0.7) and pooled["task"]["n"] == 2
+    assert pooled["selectivity"]["estimate"] == pytest.approx(0.6)
+    single = pool_seeds([model(0.6)])["h:0"]
+    assert single["task"] == {"estimate": 0.6, "low": 0.5, "high": 0.7, "n": 5}  # over its 5 folds, not undefined
 
 
 def test_probe_reads_a_linear_label_and_not_an_absent_one():
