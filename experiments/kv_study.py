@@ -1,6 +1,6 @@
 """KV-distillation study on the chain-of-thought task (issue 13 item 8): students trained with CE alone, CE + KV (MSE,
 cosine), + attention weighting, + CKA, + CODI, over seeds; ID/OOD accuracy and perplexity with bootstrap CIs over
-seeds, differences to CE, and the loss-scale diagnosis. Writes figures/kv_study.{json,md,html}.
+seeds, differences to CE, and the loss-scale diagnosis. Writes figures/kv_study.{json,md,html} (--name).
 
     OMP_NUM_THREADS=1 python experiments/kv_study.py --teacher world-gpt2-cot --out runs/kv_study
 
@@ -129,6 +129,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--teacher", default="world-gpt2-cot")
     p.add_argument("--out", type=Path, default=Path("runs/kv_study"))
     p.add_argument("--figures", type=Path, default=Path("figures"))
+    p.add_argument("--name", default="kv_study", help="the report's file name in --figures (.json, .md, .html)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--steps", type=int, default=300)
@@ -170,9 +171,9 @@ def main(argv: list[str]) -> None:
         "out": str(args.out), "figures": str(args.figures)}, "summary": summary, "teacher": teacher,
         "diagnosis": diagnosis, "runs": {arm: [m["config"] | {"data": m["data"]} for m in ms]
                                          for arm, ms in metrics.items()}}
-    write_json(args.figures / "kv_study.json", result)
-    write_text(args.figures / "kv_study.md", markdown(summary, teacher, diagnosis_table(diagnosis), header) + "\n")
-    write_figure(args.figures / "kv_study.html", figure(summary))
+    write_json(args.figures / f"{args.name}.json", result)
+    write_text(args.figures / f"{args.name}.md", markdown(summary, teacher, diagnosis_table(diagnosis), header) + "\n")
+    write_figure(args.figures / f"{args.name}.html", figure(summary))
 
 
 if __name__ == "__main__":

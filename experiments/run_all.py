@@ -29,8 +29,11 @@ STEPS = [
       for name in RCID_VARIANTS for seed in (42, 123, 456)),
     [PY, "experiments/rcid_investigation.py", "--consistency"],
     [PY, "experiments/rcid_investigation.py"],
-    [PY, "experiments/kv_study.py", "--teacher", "world-gpt2-cot", "--out", "runs/kv_study"],
-    [PY, "experiments/multiteacher_study.py", "--out", "runs/multiteacher_study"],
+    [PY, "experiments/kv_study.py", "--teacher", "world-gpt2-cot", "--out", "runs/kv_study_cot600", "--steps", "600",
+     "--eval-n", "50"],
+    [PY, "experiments/kv_study.py", "--teacher", "world-gpt2-cot", "--out", "runs/kv_study_cot", "--steps", "100",
+     "--eval-n", "50", "--name", "kv_study_100steps"],
+    [PY, "experiments/multiteacher_study.py", "--steps", "200", "--eval-n", "50", "--out", "runs/multiteacher_200"],
 ]
 REPLOT = [
     [PY, "experiments/distill_study.py", "--results", "figures/distill_study", "--replot"],
