@@ -8,14 +8,12 @@ same config and thread count, an interrupted and resumed run ends with the same 
 import json
 import logging
 import random
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from rcid_tl.artifacts import atomic_dir
@@ -25,10 +23,9 @@ from rcid_tl.world.cot import CoTSplit, cot_examples, encode_example
 from rcid_tl.world.cot_eval import evaluate_cot
 from rcid_tl.world.cot_record import write_cot_training_record
 from rcid_tl.world.evaluate import evaluate_teacher
-from rcid_tl.world.record import write_loss_curve
 from rcid_tl.world.splits import Split
 from rcid_tl.world.tokenizer import build_cot_tokenizer
-from rcid_tl.world.training import TrainConfig, _load_checkpoint, _optimizer, _save_checkpoint, _trim_log
+from rcid_tl.world.training import TrainConfig, run_training
 
 log = logging.getLogger(__name__)
 
@@ -117,59 +114,21 @@ def train_cot_teacher(cfg: CoTTrainConfig, out_dir: str | Path, command: str = "
     Same layout as `train_teacher`: `out_dir` keeps checkpoint.pt, metrics.jsonl (with CoT and world scores every
     `eval_every` steps) and loss_curve.html; `model/` gets weights, tokenizer, training.json and TRAINING.md."""
     t, out = cfg.train, Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
     torch.manual_seed(t.seed)
     tokenizer = build_cot_tokenizer()
     model = grow_parent(cfg.parent, tokenizer)
-    opt = _optimizer(model, t)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, t.lr_at)
-    step, elapsed, settings = 0, 0.0, _settings(cfg)
-    if ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, settings)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, elapsed = state["step"], state["elapsed_s"]
-        log.info("resuming from step %d", step)
-    _trim_log(log_path, step)
-    t0, running = time.perf_counter() - elapsed, []
-    rows = mixed_rows(cfg, tokenizer, t.steps * t.batch_size)
-    end = t.steps if stop_after is None else min(t.steps, stop_after)
-    model.train()
-    with log_path.open("a") as log_file, tqdm(total=t.steps, initial=step, desc=f"cot {cfg.parent}") as bar:
-        while step < end:
-            batch = rows[step * t.batch_size : (step + 1) * t.batch_size]
-            loss = model(batch, labels=batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            running.append(loss.item())
-            bar.update(1)
-            record: dict = {}
-            if step % t.log_every == 0:
-                record |= {"loss": sum(running) / len(running), "lr": sched.get_last_lr()[0]}
-                running = []
-            if step % t.eval_every == 0 or step == t.steps:
-                world = evaluate_teacher(model, tokenizer, n=t.eval_prompts, draws=2).to_dict()
-                record["eval"] = {k: v for k, v in world.items() if not k.endswith("by_relation")}
-                record["cot"] = cot_scores(model, tokenizer, cfg.eval_cot_examples)
-                model.train()
-                log.info("step %d: cot %s", step, {k: round(v["accuracy"], 3) for k, v in record["cot"].items()})
-            if record:
-                record |= {"step": step, "tokens": step * t.batch_size * t.seq_len,
-                           "elapsed_s": round(time.perf_counter() - t0, 2)}
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-            if step % t.checkpoint_every == 0 or step == end:
-                _save_checkpoint(ckpt_path, model, opt, sched, step, time.perf_counter() - t0, settings)
-    write_loss_curve(log_path, out / "loss_curve.html")
+
+    def evaluate() -> dict:
+        world = evaluate_teacher(model, tokenizer, n=t.eval_prompts, draws=2).to_dict()
+        cot = cot_scores(model, tokenizer, cfg.eval_cot_examples)
+        log.info("cot %s", {k: round(v["accuracy"], 3) for k, v in cot.items()})
+        return {"eval": {k: v for k, v in world.items() if not k.endswith("by_relation")}, "cot": cot}
+
+    step, wall_s = run_training(model, t, out, _settings(cfg), f"cot {cfg.parent}", evaluate, stop_after,
+                                lambda: mixed_rows(cfg, tokenizer, t.steps * t.batch_size))
     if step < t.steps:
         return out / "model"
-    return _finish(model, tokenizer, cfg, out, command, time.perf_counter() - t0)
+    return _finish(model, tokenizer, cfg, out, command, wall_s)
 
 
 def _settings(cfg: CoTTrainConfig) -> str:

@@ -9,9 +9,11 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
@@ -122,14 +124,35 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
     TRAINING.md; `out_dir` keeps checkpoint.pt, metrics.jsonl and loss_curve.html.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
     torch.manual_seed(cfg.seed)
     tokenizer = build_tokenizer()
     model = build_teacher(cfg.shape, len(tokenizer), tokenizer.eos_token_id)
+
+    def evaluate() -> dict:
+        scores = evaluate_teacher(model, tokenizer, n=cfg.eval_prompts, draws=2)
+        return {"eval": {k: v for k, v in scores.to_dict().items() if not k.endswith("by_relation")}}
+
+    step, wall_s = run_training(
+        model, cfg, out, _settings(cfg), cfg.shape.arch.value, evaluate, stop_after,
+        lambda: token_rows(cfg.world, Split.TRAIN, tokenizer, cfg.steps * cfg.batch_size, cfg.seq_len))
+    if step < cfg.steps:
+        return out / "model"
+    return _finish(model, tokenizer, cfg, out, command, wall_s)
+
+
+def run_training(model: PreTrainedModel, cfg: TrainConfig, out: Path, settings: str, desc: str,
+                 evaluate: Callable[[], dict], stop_after: int | None, make_rows: Callable[[], Tensor]
+                 ) -> tuple[int, float]:
+    """The next-token training loop of the world trainers, resumable from `out/checkpoint.pt` (a run with other
+    `settings` is refused): AdamW with warm-up + cosine, clipping, `out/metrics.jsonl` (mean loss every `log_every`
+    steps, `evaluate()`'s record every `eval_every` steps and at the end) and `out/loss_curve.html`. `make_rows()`
+    gives the training rows, `steps × batch_size` of them (made after resuming, so the wall time includes them).
+    Returns the steps done and the wall time in seconds, both counted over every resumed call."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
     opt = _optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_at)
-    step, elapsed, settings = 0, 0.0, _settings(cfg)
+    step, elapsed = 0, 0.0
     if ckpt_path.exists():
         state = _load_checkpoint(ckpt_path, settings)
         model.load_state_dict(state["model"])
@@ -139,10 +162,10 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
         log.info("resuming from step %d", step)
     _trim_log(log_path, step)
     t0, running = time.perf_counter() - elapsed, []  # wall time includes (re)generating the data
-    rows = token_rows(cfg.world, Split.TRAIN, tokenizer, cfg.steps * cfg.batch_size, cfg.seq_len)
+    rows = make_rows()
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     model.train()
-    with log_path.open("a") as log_file, tqdm(total=cfg.steps, initial=step, desc=cfg.shape.arch.value) as bar:
+    with log_path.open("a") as log_file, tqdm(total=cfg.steps, initial=step, desc=desc) as bar:
         while step < end:
             batch = rows[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             loss = model(batch, labels=batch).loss
@@ -160,8 +183,7 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
                 running = []
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                scores = evaluate_teacher(model, tokenizer, n=cfg.eval_prompts, draws=2)
-                record["eval"] = {k: v for k, v in scores.to_dict().items() if not k.endswith("by_relation")}
+                record |= evaluate()
             if record:
                 record |= {"step": step, "tokens": step * cfg.batch_size * cfg.seq_len,
                            "elapsed_s": round(time.perf_counter() - t0, 2)}
@@ -170,9 +192,7 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
             if step % cfg.checkpoint_every == 0 or step == end:
                 _save_checkpoint(ckpt_path, model, opt, sched, step, time.perf_counter() - t0, settings)
     write_loss_curve(log_path, out / "loss_curve.html")
-    if step < cfg.steps:
-        return out / "model"
-    return _finish(model, tokenizer, cfg, out, command, time.perf_counter() - t0)
+    return step, time.perf_counter() - t0
 
 
 def _finish(model, tokenizer, cfg: TrainConfig, out: Path, command: str, wall_s: float) -> Path:
