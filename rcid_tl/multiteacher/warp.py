@@ -58,8 +58,3 @@ def segment_warp(
                 raise InputError(f"example {b}: the student has segment {segment} and the teacher does not")
             out[b, s_pos[:, None], t_pos[None]] = _resample(len(s_pos), len(t_pos), soft)
     return out
-
-
-def valid_positions(segments: Int[Tensor, "batch time"]) -> Tensor:
-    """True where a position holds a token (not padding): the mask the KV losses average over."""
-    return segments != PAD_SEGMENT
