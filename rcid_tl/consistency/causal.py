@@ -24,9 +24,10 @@ from rcid_tl.consistency.saturation import (
     saturation_ratio,
 )
 from rcid_tl.errors import InputError
+from rcid_tl.alignment.correspondence import Correspondence, site_label
 from rcid_tl.alignment.heads import proportional_head_map
 from rcid_tl.hooks.names import Head, Site
-from rcid_tl.interventions.write import Direction, PatchSite, patch_sites
+from rcid_tl.interventions.write import Direction, PatchSite, patch_sites, patch_together
 from rcid_tl.metrics import RunMetrics, metric_for
 from rcid_tl.models.loading import model_label, namer
 from rcid_tl.plotting.titles import describe_run
@@ -49,6 +50,8 @@ class ConsistencyResult:
     r_out: float = math.nan  # Pearson of teacher vs student (clean − corrupt) metric differences
     mechanistic_r: float = math.nan  # nan when no checkpoint is both non-saturated and defined
     mechanistic_r_ci: tuple[float, float] = (math.nan, math.nan)
+    # the same mean weighted by each checkpoint's share of the teacher's effect |mean Δ_T / mean(clean − corrupt)|
+    mechanistic_r_weighted: float = math.nan
 
     @property
     def n_defined(self) -> int:
@@ -63,7 +66,8 @@ class ConsistencyResult:
                 "mean_r_ci": [_finite(x) for x in self.mean_r_ci], "n_checkpoints_defined": self.n_defined,
                 "r_out": _finite(self.r_out), "mechanistic_r": _finite(self.mechanistic_r),
                 "mechanistic_r_ci": [_finite(x) for x in self.mechanistic_r_ci],
-                "n_checkpoints_mechanistic": self.n_mechanistic}
+                "n_checkpoints_mechanistic": self.n_mechanistic,
+                "mechanistic_r_weighted": _finite(self.mechanistic_r_weighted)}
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
@@ -112,7 +116,7 @@ def check_same_tokenizer(teacher: TransformerBridge, student: TransformerBridge)
                          f"({len(t_vocab)})")
 
 
-def _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n_bootstrap) -> None:
+def _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n_bootstrap, correspondence) -> None:
     check_same_tokenizer(teacher, student)
     if not checkpoints:
         raise InputError("no checkpoints to evaluate")
@@ -124,6 +128,11 @@ def _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n
     for c in checkpoints:
         t_names.check_layer(c.layer)
         dataset.check_positions([c.position])
+        if correspondence is not None:
+            if c.patch_site() not in correspondence.sites:
+                raise InputError(f"the correspondence has no student site for teacher checkpoint {c.layer}"
+                                 f"{'' if c.head is None else f'.{c.head}'}@{c.position}")
+            continue
         if c.layer not in layer_map:
             raise InputError(f"the layer map has no student layer for teacher layer {c.layer}")
         try:
@@ -137,15 +146,20 @@ def _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n
             s_names.check_head(Head(layer_map[c.layer], head_map[c.layer, c.head]))
 
 
-def _deltas(model: TransformerBridge, dataset: ContrastiveDataset, sites: Sequence[PatchSite],
+def _deltas(model: TransformerBridge, dataset: ContrastiveDataset, site_sets: Sequence[tuple[PatchSite, ...]],
             batch_size: int) -> tuple[np.ndarray, RunMetrics]:
-    """Δ per (site, example) over the whole dataset, `batch_size` examples at a time (bounding the cached values)."""
+    """Δ per (site set, example) over the whole dataset, `batch_size` examples at a time (bounding the cached
+    values): single sites batched many per forward, sets of several sites noised together."""
     metric = metric_for(dataset)
+    singles = [s[0] for s in site_sets if len(s) == 1]
     deltas, clean, corrupt = [], [], []
     for chunk in torch.arange(len(dataset)).split(batch_size):
-        delta, metrics = patch_sites(model, dataset.batch(chunk.tolist()), sites, metric, Direction.NOISING,
+        batch = dataset.batch(chunk.tolist())
+        delta, metrics = patch_sites(model, batch, singles or [site_sets[0][0]], metric, Direction.NOISING,
                                      rows_per_forward=batch_size)
-        deltas.append(delta)
+        single_rows = iter(delta)
+        deltas.append(torch.stack([next(single_rows) if len(s) == 1 else patch_together(model, batch, s, metric)
+                                   for s in site_sets]))
         clean.append(metrics.clean)
         corrupt.append(metrics.corrupt)
     runs = RunMetrics(clean=torch.cat(clean), corrupt=torch.cat(corrupt))
@@ -186,6 +200,7 @@ def causal_consistency(
     layer_map: Mapping[int, int],
     *,
     head_map: Mapping[tuple[int, int], int] | None = None,
+    correspondence: Correspondence | None = None,
     batch_size: int = 64,
     n_bootstrap: int = 1000,
     seed: int = 0,
@@ -193,16 +208,20 @@ def causal_consistency(
 ) -> ConsistencyResult:
     """Pearson(Δ_T, Δ_S) at each checkpoint (seed 000 §2.2), with Δ = metric(clean) − metric(patched) under noising
     and the student patched at `layer_map[layer]`, same site and position, with its own corrupt activations (at
-    head `head_map[layer, head]` for a per-head checkpoint; default: the proportional head map).
+    head `head_map[layer, head]` for a per-head checkpoint; default: the proportional head map), or at the student
+    site(s) a `correspondence` gives for the checkpoint (several noised together), which overrides both maps.
 
     The mean is over checkpoints where r is defined (a constant Δ, e.g. a position the corruption cannot reach,
     leaves r undefined: reported as null with a note). The CI resamples examples `n_bootstrap` times (seeded)."""
     if head_map is None:
         head_map = proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
-    _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n_bootstrap)
-    t_sites = [c.patch_site() for c in checkpoints]
-    s_sites = [c.patch_site(layer_map[c.layer], None if c.head is None else head_map[c.layer, c.head])
-               for c in checkpoints]
+    _check_inputs(teacher, student, dataset, checkpoints, layer_map, head_map, n_bootstrap, correspondence)
+    t_sites = [(c.patch_site(),) for c in checkpoints]
+    if correspondence is not None:
+        s_sites = [correspondence.sites[c.patch_site()] for c in checkpoints]
+    else:
+        s_sites = [(c.patch_site(layer_map[c.layer], None if c.head is None else head_map[c.layer, c.head]),)
+                   for c in checkpoints]
     dt, t_runs = _deltas(teacher, dataset, t_sites, batch_size)
     ds, s_runs = _deltas(student, dataset, s_sites, batch_size)
     out_t, out_s = ((runs.clean - runs.corrupt).double().numpy() for runs in (t_runs, s_runs))
@@ -213,7 +232,8 @@ def causal_consistency(
     modified = modified_positions(dataset)
     entries, defined, mechanistic = [], [], []
     for k, c in enumerate(checkpoints):
-        r, p, note = _pearson(dt[k], ds[k], _inert_note(c, layer_map[c.layer], teacher, student, dataset))
+        first = s_sites[k][0]
+        r, p, note = _pearson(dt[k], ds[k], _inert_note(c, first.layer, teacher, student, dataset))
         partial_r, partial_p = partial_correlation(dt[k], ds[k], outputs) if note is None else (math.nan,) * 2
         saturation = saturation_ratio(dt[k], out_t)
         saturated = bool(abs(saturation) >= SATURATED)
@@ -222,8 +242,8 @@ def causal_consistency(
             if math.isfinite(partial_r) and not saturated:
                 mechanistic.append(k)
         entries.append({
-            "teacher_layer": c.layer, "student_layer": layer_map[c.layer], "site": c.site, "position": c.position,
-            "head": c.head, "student_head": None if c.head is None else head_map[c.layer, c.head],
+            "teacher_layer": c.layer, "student_layer": first.layer, "site": c.site, "position": c.position,
+            "head": c.head, "student_head": first.head, "student_sites": [site_label(s) for s in s_sites[k]],
             "modified": modified[c.position], "delta_teacher": dt[k].tolist(), "delta_student": ds[k].tolist(),
             "pearson_r": None if note else r, "p_value": None if note else p, "note": note,
             "r_out": _finite(r_out), "saturation_teacher": _finite(saturation),
@@ -235,17 +255,21 @@ def causal_consistency(
     ci = _bootstrap_mean_r(dt[defined], ds[defined], idx, confidence)
     mechanistic_r = float(np.mean([entries[k]["partial_r"] for k in mechanistic])) if mechanistic else math.nan
     mechanistic_ci = mean_ci(boot_partial[mechanistic], confidence)
+    weights = [abs(entries[k]["saturation_teacher"] or 0.0) for k in mechanistic]
+    weighted = (float(np.average([entries[k]["partial_r"] for k in mechanistic], weights=weights))
+                if mechanistic and sum(weights) > 0 else math.nan)
     header = result_header(model_label(teacher), dataset, int(dataset.config.get("seed", 0)), dataset.metric_name,
                            t_runs)
     header.update({
         "student": model_label(student), "student_metric_clean": s_runs.clean.tolist(),
         "student_metric_corrupt": s_runs.corrupt.tolist(),
         "config": {"direction": Direction.NOISING.value, "layer_map": {str(k): v for k, v in layer_map.items()},
+                   "correspondence": None if correspondence is None else correspondence.to_json(),
                    "batch_size": batch_size, "n_bootstrap": n_bootstrap, "bootstrap_seed": seed,
                    "confidence": confidence},
     })
     header["config"]["saturated_at"] = SATURATED
-    return ConsistencyResult(entries, mean_r, ci, header, r_out, mechanistic_r, mechanistic_ci)
+    return ConsistencyResult(entries, mean_r, ci, header, r_out, mechanistic_r, mechanistic_ci, weighted)
 
 
 def _finite(x: float) -> float | None:

@@ -1,12 +1,20 @@
-"""Causal checkpoint selection (seed 000 §2.4): rank every teacher (layer, position) — or (layer, head, position) at
-the per-head site `z` — by the mean norm of its imprint d = h_clean − h_corrupt and keep the top k, with a quota of
-unmodified positions so they are not drowned out, and (by default) only points inside the mechanism: a point whose
-noising moves the output as far as the whole corruption does (saturation ≥ `SATURATED`) measures behaviour."""
+"""Causal checkpoint selection: rank every teacher (layer, position) — or (layer, head, position) at the per-head
+site `z` — and keep the top k, with a quota of unmodified positions so they are not drowned out, and (by default)
+only points inside the mechanism: a point whose noising moves the output as far as the whole corruption does
+(saturation ≥ `SATURATED`) measures behaviour.
+
+Two rankings (`Ranking`): by **effect** (default) — what noising the point alone does to the teacher's output: its
+share of the clean − corrupt difference, mean Δ / mean(clean − corrupt), and its per-example spread, std Δ / |mean
+(clean − corrupt)|; points carrying neither (both below `MIN_EFFECT`) are dropped — or by **imprint**, the mean norm
+of d = h_clean − h_corrupt (the RCID design's rule). A large imprint need not matter to the output: on world-gpt2's
+IOI heads 7 of the 8 largest imprints carry no mean effect."""
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +28,8 @@ from rcid_tl.artifacts import write_json
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site, parse_site
-from rcid_tl.interventions.read import at_positions, cache_hooks
-from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite, patch_sites
+from rcid_tl.interventions.read import answer_forward, at_positions, cache_hooks
+from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite, patch_sites, patch_together
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.loading import namer
 from rcid_tl.progress import track
@@ -34,7 +42,13 @@ log = logging.getLogger(__name__)
 ZERO_NORM = 1e-6
 
 CHECKPOINT_SITES = PATCHABLE  # a checkpoint at a per-head site (z) names its head
-SATURATION_EXAMPLES = 128  # examples the saturation of a candidate is measured on (the selection's first ones)
+SATURATION_EXAMPLES = 128  # examples the saturation (and effect) of a candidate is measured on (the first ones)
+MIN_EFFECT = 0.02  # a point whose effect share and spread are both below 2% of the whole effect carries neither
+
+
+class Ranking(str, Enum):
+    EFFECT = "effect"  # share of the clean − corrupt difference, and its per-example spread
+    IMPRINT = "imprint"  # mean ‖h_clean − h_corrupt‖
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,8 @@ class Checkpoint:
 
     `modified` says whether the corruption changed the token there in any example: such positions carry a trivial
     embedding difference at low layers; unmodified ones only differ through what the model moved there.
-    `saturation` is mean Δ / mean(clean − corrupt) when that point alone is noised (None: not measured)."""
+    `saturation` is mean Δ / mean(clean − corrupt) when that point alone is noised — its share of the effect —
+    and `spread` std Δ / |mean(clean − corrupt)| (None: not measured)."""
 
     layer: int
     position: str
@@ -53,6 +68,14 @@ class Checkpoint:
     modified: bool
     head: int | None = None
     saturation: float | None = None
+    spread: float | None = None
+
+    @property
+    def effect(self) -> float | None:
+        """How much of the teacher's effect the point carries: the larger of |share| and spread."""
+        if self.saturation is None or self.spread is None:
+            return None
+        return max(abs(self.saturation), self.spread)
 
     def patch_site(self, layer: int | None = None, head: int | None = None) -> PatchSite:
         """The Write at this checkpoint, or at another model's `layer` (and `head`) for the same site and position."""
@@ -112,9 +135,10 @@ def select_checkpoints(
     min_unmodified: int | None = None,
     batch_size: int = 64,
     max_saturation: float | None = SATURATED,
+    ranking: Ranking = Ranking.EFFECT,
 ) -> list[Checkpoint]:
-    """The top-`top_k` (layer, position) pairs — (layer, head, position) at `z` — by mean imprint norm (seed 000
-    §2.4), best first.
+    """The top-`top_k` (layer, position) pairs — (layer, head, position) at `z` — by effect (default) or mean
+    imprint norm (`ranking`), best first. By effect, points carrying less than `MIN_EFFECT` are never chosen.
 
     Diversity: at least `min_unmodified` (default half of `top_k`) come from unmodified positions, the best of those
     first, and the rest are the best remaining of either kind. Zero imprints, and points whose patch cannot reach
@@ -148,6 +172,8 @@ def select_checkpoints(
         for layer in range(n_layers) for j, position in enumerate(dataset.position_names) for h in range(n_heads)
         if norms[layer, j, h] > ZERO_NORM and reaches_answer(site, layer, n_layers, at_answer[position])
     ]
+    if Ranking(ranking) is Ranking.EFFECT:
+        return _by_effect(model, dataset, candidates, top_k, quota, max_saturation, batch_size)
     candidates.sort(key=lambda c: -c.mean_norm)
     usable = _Unsaturated(model, dataset, max_saturation, batch_size, chunk=2 * top_k)
     unmodified = usable.first([c for c in candidates if not c.modified], quota)
@@ -161,6 +187,47 @@ def select_checkpoints(
         log.warning("only %d points have a non-zero imprint that can reach the answer%s; asked for %d",
                     len(chosen), "" if max_saturation is None else " without saturating it", top_k)
     return chosen
+
+
+def _by_effect(model, dataset, candidates: list[Checkpoint], top_k: int, quota: int, max_saturation: float | None,
+               batch_size: int) -> list[Checkpoint]:
+    """Every candidate noised alone on the first `SATURATION_EXAMPLES` examples; the top k by effect among those
+    that carry at least `MIN_EFFECT` and stay below `max_saturation`, with the unmodified quota."""
+    batch = dataset.batch(list(range(min(len(dataset), SATURATION_EXAMPLES))))
+    delta, runs = patch_sites(model, batch, [c.patch_site() for c in candidates], metric_for(dataset),
+                              Direction.NOISING, batch_size)
+    total = float((runs.clean - runs.corrupt).mean())
+    if total == 0:
+        raise InputError("the corruption does not change the teacher's output on average (mean clean − corrupt "
+                         "is 0): no point can carry a share of it; choose another task or corruption")
+    measured = [replace(c, saturation=float(d.mean()) / total, spread=float(d.std()) / abs(total))
+                for c, d in zip(candidates, delta.double())]
+    limit = math.inf if max_saturation is None else max_saturation
+    usable = sorted((c for c in measured if c.effect >= MIN_EFFECT and abs(c.saturation) < limit),
+                    key=lambda c: -c.effect)
+    unmodified = [c for c in usable if not c.modified][:quota]
+    if len(unmodified) < quota:
+        log.warning("only %d unmodified points carry ≥ %.0f%% of the effect; quota was %d", len(unmodified),
+                    100 * MIN_EFFECT, quota)
+    taken = {c.patch_site() for c in unmodified}
+    chosen = unmodified + [c for c in usable if c.patch_site() not in taken][: top_k - len(unmodified)]
+    if len(chosen) < top_k:
+        log.warning("only %d points carry ≥ %.0f%% of the effect without saturating it; asked for %d", len(chosen),
+                    100 * MIN_EFFECT, top_k)
+    return sorted(chosen, key=lambda c: -c.effect)
+
+
+@torch.no_grad()
+def carried_share(model: TransformerBridge, dataset: ContrastiveDataset, checkpoints: Sequence[Checkpoint]
+                  ) -> float:
+    """The share of the teacher's effect the checkpoints carry together: mean Δ with all of them noised in one
+    forward over mean(clean − corrupt) (nan when that is 0)."""
+    batch, metric = dataset.batch(), metric_for(dataset)
+    joint = patch_together(model, batch, [c.patch_site() for c in checkpoints], metric)
+    clean = metric(answer_forward(model, batch.clean, batch.answer_pos), batch).cpu()
+    corrupt = metric(answer_forward(model, batch.corrupt, batch.answer_pos), batch).cpu()
+    total = float((clean - corrupt).mean())
+    return float(joint.mean()) / total if total else math.nan
 
 
 class _Unsaturated:
@@ -242,10 +309,10 @@ def _parse_entry(entry: Any, index: int, path: Path, n_layers: int, position_nam
         raise InputError(f"{where}: site {site.value} {'needs a' if site.per_head else 'takes no'} 'head'")
     if head is not None and (not isinstance(head, int) or isinstance(head, bool) or not 0 <= head < n_heads):
         raise InputError(f"{where}: head {head!r} is out of range; this model has heads 0..{n_heads - 1}")
-    saturation = entry.get("saturation")
+    saturation, spread = entry.get("saturation"), entry.get("spread")
+    number = lambda x: float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None  # noqa: E731
     return Checkpoint(layer, position, site.value, float(entry.get("mean_norm", float("nan"))),
-                      bool(entry.get("modified", False)), head,
-                      float(saturation) if isinstance(saturation, (int, float)) else None)
+                      bool(entry.get("modified", False)), head, number(saturation), number(spread))
 
 
 def one_per_student_layer(checkpoints: Sequence[Checkpoint], layer_map: Mapping[int, int]) -> list[Checkpoint]:

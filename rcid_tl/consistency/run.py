@@ -7,12 +7,13 @@ from typing import Any
 
 from transformer_lens.model_bridge import TransformerBridge
 
-from rcid_tl.alignment.heads import HeadMap, attention_head_map, proportional_head_map
+from rcid_tl.alignment.correspondence import causal_correspondence, fit_examples
+from rcid_tl.alignment.heads import HeadMap, activation_head_map, attention_head_map, proportional_head_map
 from rcid_tl.alignment.layers import cka_layer_map, layer_activations, proportional_layer_map
 from rcid_tl.artifacts import write_csv
 from rcid_tl.consistency.causal import ConsistencyResult, causal_consistency, check_same_tokenizer
 from rcid_tl.consistency.checkpoints import (
-    CHECKPOINT_SITES, Checkpoint, load_checkpoints, save_checkpoints, select_checkpoints,
+    CHECKPOINT_SITES, Checkpoint, Ranking, carried_share, load_checkpoints, save_checkpoints, select_checkpoints,
 )
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.checks import check_count
@@ -26,14 +27,35 @@ from rcid_tl.tasks.registry import TaskSpec
 AUTO = "auto"
 
 
+def _choice(kind: type[Enum], value, option: str):
+    """`value` as a member of the enum `kind`, or an InputError naming the option and the allowed values."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError(f"unknown {option} {value!r}; allowed: {', '.join(m.value for m in kind)}") from None
+
+
 class LayerMap(str, Enum):
     PROPORTIONAL = "proportional"
     CKA = "cka"
 
 
 class HeadMapping(str, Enum):
-    PROPORTIONAL = "proportional"  # same relative head index
+    """Which student component stands for each teacher checkpoint (see `rcid_tl.alignment`)."""
+
+    CAUSAL = "causal"  # most similar per-example effect profile, any student layer/head, fitted on held-out examples
+    PROPORTIONAL = "proportional"  # same relative head index in the mapped layer (the naive baseline)
     ATTENTION = "attention"  # most similar attention pattern on the task's clean prompts
+    ACTIVATION = "activation"  # highest linear CKA of the heads' z activations
+
+
+class Assignment(str, Enum):
+    MANY_TO_ONE = "many-to-one"  # each teacher component its best student component
+    ONE_TO_ONE = "one-to-one"  # Hungarian assignment
+    ONE_TO_MANY = "one-to-many"  # a teacher component ↔ a set of student components noised together (causal only)
+
+
+DEFAULT_HEAD_MAP = HeadMapping.CAUSAL  # the map that passes the known-answer suite (rcid-tl validate)
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,7 @@ class SelectionConfig:
     site: Site = Site.RESID_POST
     batch_size: int = 64
     max_saturation: float | None = SATURATED  # skip points at or above it (None: saturation not measured)
+    ranking: Ranking = Ranking.EFFECT
 
     def __post_init__(self) -> None:
         if self.max_saturation is not None and not self.max_saturation > 0:
@@ -59,17 +82,18 @@ class SelectionConfig:
             raise InputError(f"site {Site(self.site).value!r} cannot be a checkpoint site; allowed: {allowed}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+        object.__setattr__(self, "ranking", _choice(Ranking, self.ranking, "--ranking"))
 
     def meta(self) -> dict[str, Any]:
         return {"top_k": self.top_k, "min_unmodified": self.top_k // 2 if self.min_unmodified is None
                 else self.min_unmodified, "site": Site(self.site).value,
                 "max_saturation": None if self.max_saturation is None or self.max_saturation == float("inf")
-                else self.max_saturation}
+                else self.max_saturation, "ranking": self.ranking.value}
 
     def select(self, model: TransformerBridge, dataset: ContrastiveDataset) -> list[Checkpoint]:
         return select_checkpoints(model, dataset, top_k=self.top_k, site=Site(self.site),
                                   min_unmodified=self.min_unmodified, batch_size=self.batch_size,
-                                  max_saturation=self.max_saturation)
+                                  max_saturation=self.max_saturation, ranking=self.ranking)
 
 
 @dataclass(frozen=True)
@@ -128,7 +152,9 @@ class ConsistencyConfig:
     checkpoints: str = AUTO  # "auto" or the path of a checkpoints file
     selection: SelectionConfig = SelectionConfig()
     layer_map: LayerMap | str = LayerMap.PROPORTIONAL  # a str is checked and converted
-    head_map: HeadMapping | str = HeadMapping.PROPORTIONAL  # for per-head (z) checkpoints
+    head_map: HeadMapping | str = DEFAULT_HEAD_MAP
+    assignment: Assignment | str = Assignment.MANY_TO_ONE
+    fit_n: int = 100  # examples the causal map is fitted on (another seed, none shared with the measured ones)
     batch_size: int = 64
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
@@ -136,16 +162,15 @@ class ConsistencyConfig:
     def __post_init__(self) -> None:
         if self.checkpoints != AUTO and not Path(self.checkpoints).is_file():
             raise InputError(f"--checkpoints must be 'auto' or a checkpoints file; {self.checkpoints!r} not found")
-        try:
-            object.__setattr__(self, "layer_map", LayerMap(self.layer_map))
-        except ValueError:
-            raise InputError(f"unknown --layer-map {self.layer_map!r}; allowed: "
-                             f"{', '.join(m.value for m in LayerMap)}") from None
-        try:
-            object.__setattr__(self, "head_map", HeadMapping(self.head_map))
-        except ValueError:
-            raise InputError(f"unknown --head-map {self.head_map!r}; allowed: "
-                             f"{', '.join(m.value for m in HeadMapping)}") from None
+        object.__setattr__(self, "layer_map", _choice(LayerMap, self.layer_map, "--layer-map"))
+        object.__setattr__(self, "head_map", _choice(HeadMapping, self.head_map, "--head-map"))
+        object.__setattr__(self, "assignment", _choice(Assignment, self.assignment, "--assignment"))
+        if self.assignment is Assignment.ONE_TO_MANY and self.head_map is not HeadMapping.CAUSAL:
+            raise InputError("--assignment one-to-many needs --head-map causal (a set of student components is "
+                             "matched by its joint effect)")
+        check_count(self.fit_n, "--fit-n")
+        if self.head_map is HeadMapping.CAUSAL and self.fit_n < 3:
+            raise InputError(f"--fit-n must be ≥ 3 for a causal map, got {self.fit_n}")
         check_count(self.batch_size, "--batch-size")
         check_count(self.n_bootstrap, "--n-bootstrap")
 
@@ -165,13 +190,24 @@ def run_consistency(
         checkpoints = config.selection.select(teacher, dataset)
     layer_map = _layer_map(config, teacher, student, dataset)
     head_map = _head_map(config, teacher, student, dataset, layer_map, checkpoints)
+    correspondence = None
+    if config.head_map is HeadMapping.CAUSAL:
+        fit = fit_examples(config.task, dataset, config.fit_n, teacher.tokenizer,
+                           min(teacher.cfg.n_ctx, student.cfg.n_ctx))
+        correspondence = causal_correspondence(
+            teacher, student, fit, [c.patch_site() for c in checkpoints], batch_size=config.batch_size,
+            one_to_one=config.assignment is Assignment.ONE_TO_ONE,
+            one_to_many=config.assignment is Assignment.ONE_TO_MANY)
     result = causal_consistency(teacher, student, dataset, checkpoints, layer_map, head_map=head_map,
-                                batch_size=config.batch_size, n_bootstrap=config.n_bootstrap,
-                                seed=config.bootstrap_seed)
+                                correspondence=correspondence, batch_size=config.batch_size,
+                                n_bootstrap=config.n_bootstrap, seed=config.bootstrap_seed)
+    result.header["carried_share"] = carried_share(teacher, dataset, checkpoints)
     result.header["config"].update({
         "checkpoints": config.checkpoints if config.checkpoints == AUTO else str(config.checkpoints),
         "selection": config.selection.meta() if config.checkpoints == AUTO else None,
-        "layer_map_method": config.layer_map.value, "head_map_method": config.head_map.value, "device": config.teacher.device, "dtype": config.teacher.dtype,
+        "layer_map_method": config.layer_map.value, "head_map_method": config.head_map.value,
+        "assignment": config.assignment.value, "fit_n": config.fit_n if correspondence is not None else None,
+        "device": config.teacher.device, "dtype": config.teacher.dtype,
     })
     return result
 
@@ -186,6 +222,10 @@ def _layer_map(config: ConsistencyConfig, teacher, student, dataset) -> dict[int
 
 def _head_map(config: ConsistencyConfig, teacher, student, dataset, layer_map, checkpoints) -> HeadMap:
     layers = {c.layer: layer_map[c.layer] for c in checkpoints if c.head is not None and c.layer in layer_map}
-    if config.head_map is HeadMapping.PROPORTIONAL or not layers:
-        return proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
-    return attention_head_map(teacher, student, dataset, layers)
+    one_to_one = config.assignment is Assignment.ONE_TO_ONE
+    if config.head_map is HeadMapping.ATTENTION and layers:
+        return attention_head_map(teacher, student, dataset, layers, one_to_one=one_to_one)
+    if config.head_map is HeadMapping.ACTIVATION and layers:
+        return activation_head_map(teacher, student, dataset, layers, one_to_one=one_to_one)
+    return proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
+

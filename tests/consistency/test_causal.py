@@ -88,7 +88,7 @@ def test_saved_files(tiny_gpt2, student, ioi_s2, tmp_path):
     assert set(payload["checkpoints"][0]) == {
         "teacher_layer", "student_layer", "site", "position", "modified", "delta_teacher", "delta_student",
         "pearson_r", "p_value", "note", "head", "student_head", "r_out", "saturation_teacher", "saturation_student",
-        "saturated", "partial_r", "partial_p", "partial_r_ci"}
+        "saturated", "partial_r", "partial_p", "partial_r_ci", "student_sites"}
     assert {"r_out", "mechanistic_r", "mechanistic_r_ci", "n_checkpoints_mechanistic"} <= set(payload)
     assert payload["checkpoints"][1]["pearson_r"] is None  # JSON null, never NaN
     assert (tmp_path / "consistency.csv").read_text().count("\n") == 1 + 2 * len(ioi_s2)

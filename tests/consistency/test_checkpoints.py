@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rcid_tl.consistency.checkpoints import (
-    Checkpoint, imprint_norms, load_checkpoints, modified_positions, save_checkpoints, select_checkpoints,
+    Checkpoint, Ranking, imprint_norms, load_checkpoints, modified_positions, save_checkpoints, select_checkpoints,
 )
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
@@ -15,6 +15,7 @@ from rcid_tl.interventions.read import causal_imprint
 from rcid_tl.interventions.write import patch_sites
 from rcid_tl.metrics import metric_for
 
+IMPRINT = Ranking.IMPRINT  # the RCID design's rule, tested against a direct imprint; effect ranking: below
 TOL = 1e-4  # mean of O(1–10) norms; padded batches of 4 vs one unpadded batch, float32 rounding
 
 
@@ -43,9 +44,10 @@ def test_quota_brings_in_unmodified_positions(tiny_gpt2, ioi_abc):
     by_norm = sorted(usable, key=lambda k: -norm[k])
     unmodified = [k for k in by_norm if not flags[k[1]]]
 
-    plain = select_checkpoints(tiny_gpt2, ioi_abc, top_k=3, min_unmodified=0, max_saturation=None)
+    plain = select_checkpoints(tiny_gpt2, ioi_abc, top_k=3, min_unmodified=0, max_saturation=None, ranking=IMPRINT)
     assert [(c.layer, c.position) for c in plain] == by_norm[:3]
-    chosen = select_checkpoints(tiny_gpt2, ioi_abc, top_k=3, min_unmodified=2, max_saturation=None)
+    chosen = select_checkpoints(tiny_gpt2, ioi_abc, top_k=3, min_unmodified=2, max_saturation=None,
+                                ranking=IMPRINT)
     keys = [(c.layer, c.position) for c in chosen]
     expected = unmodified[:2] + [k for k in by_norm if k not in unmodified[:2]][:1]
     assert set(keys) == set(expected) and sum(not c.modified for c in chosen) >= 2
@@ -83,7 +85,7 @@ def test_head_checkpoints_at_z(tiny_gpt2, ioi_s2):
     batch, j = ioi_s2.batch(), ioi_s2.position_names.index("end")
     direct = causal_imprint(tiny_gpt2, batch, 1, "end", Site.Z)  # (batch, head, d_head)
     torch.testing.assert_close(norms[1, j], direct.norm(dim=-1).mean(0), atol=TOL, rtol=0)
-    chosen = select_checkpoints(tiny_gpt2, ioi_s2, top_k=3, site=Site.Z, max_saturation=None)
+    chosen = select_checkpoints(tiny_gpt2, ioi_s2, top_k=3, site=Site.Z, max_saturation=None, ranking=IMPRINT)
     assert len(chosen) == 3 and all(c.site == "z" and c.head is not None for c in chosen)
     best = max(((l, p, h) for l in range(2) for p in ("s2", "end") for h in range(4)
                 if l == 0 or p == "end"), key=lambda k: norms[k[0], ioi_s2.position_names.index(k[1]), k[2]])

@@ -28,7 +28,8 @@ def test_checkpoints_then_consistency(cli, tiny_gpt2_dir, student_dir, checkpoin
     assert "position" in run.stderr and "3 checkpoints at resid_post" in run.stderr
     saved = json.loads(checkpoints_file.read_text())
     assert saved["rcid_tl_version"] == __version__ and saved["model"] == str(tiny_gpt2_dir)
-    assert saved["selection"] == {"top_k": 3, "min_unmodified": 2, "site": "resid_post", "max_saturation": None}
+    assert saved["selection"] == {"top_k": 3, "min_unmodified": 2, "site": "resid_post", "max_saturation": None,
+                                 "ranking": "effect"}
     assert all(isinstance(c["saturation"], float) for c in saved["checkpoints"])  # measured, none skipped
     assert len(saved["checkpoints"]) == 3 and sum(not c["modified"] for c in saved["checkpoints"]) >= 2
     assert (out / "checkpoints.csv").read_text().count("\n") == 4

@@ -69,3 +69,24 @@ def test_bootstrap_partial_on_the_identity_resample_equals_the_point_estimate():
     boot = bootstrap_partial(dt, ds, covariates, np.arange(n)[None])
     assert boot[0, 0] == pytest.approx(partial_correlation(dt[0], ds[0], covariates)[0], abs=1e-10)
     assert math.isnan(boot[1, 0])
+
+
+def test_partial_r_when_the_outputs_are_identical_up_to_float_noise():
+    """A student whose outputs equal the teacher's: [1, o_T, o_S] is singular up to float noise. The rank-revealing
+    regression must give what regressing on [1, o_T] alone gives (numpy's lstsq on the reduced design, an
+    independent solver), whatever the noise is."""
+    rng = np.random.default_rng(0)
+    o_t = rng.normal(size=200)
+    x, y = o_t + rng.normal(size=200), 0.5 * o_t + rng.normal(size=200)
+    design = np.stack([np.ones(200), o_t], 1)
+    resid = lambda v: v - design @ np.linalg.lstsq(design, v, rcond=None)[0]  # noqa: E731
+    expected = stats.pearsonr(resid(x), resid(y))[0]
+    for scale in (1e-12, 1e-9, 1e-6):
+        o_s = o_t + scale * rng.normal(size=200)
+        r, p = partial_correlation(x, y, np.stack([o_t, o_s], 1))
+        # the kept direction is the pair's common one, (o_T + o_S)/2 up to the noise, so r moves by O(scale) only:
+        # the reduced regression, not a fit of the noise (which a plain solve gives: r off in the 3rd decimal)
+        assert r == pytest.approx(expected, abs=max(1e-9, 0.1 * scale))
+        # one covariate dropped: n − 2 − 1 degrees of freedom, as for the reduced design
+        t = expected * np.sqrt(197 / (1 - expected**2))
+        assert p == pytest.approx(2 * stats.t.sf(abs(t), 197), rel=1e-6)
