@@ -167,7 +167,8 @@ def _deltas(model: TransformerBridge, dataset: ContrastiveDataset, site_sets: Se
 
 
 def _pearson(x: np.ndarray, y: np.ndarray, why: str = "") -> tuple[float, float, str | None]:
-    """scipy's Pearson r and two-sided p, or (nan, nan, note) when either side is constant (r undefined)."""
+    """scipy's Pearson r and two-sided p, or (nan, nan, note) when either side is constant (r undefined).
+    (`causal_consistency` scores a student that is inert where the teacher is not as r = 0: see `_inert_student`.)"""
     constant = [name for name, v in (("Δ_teacher", x), ("Δ_student", y)) if flat(v)]  # an inert patch: noise
     if constant:
         return math.nan, math.nan, f"{' and '.join(constant)} constant over examples: r undefined{why}"
@@ -189,6 +190,7 @@ def _bootstrap_mean_r(dt: np.ndarray, ds: np.ndarray, idx: np.ndarray, confidenc
     checkpoints)."""
     x, y = dt[:, idx], ds[:, idx]  # (checkpoint, boot, n)
     r = np.where(flat(x) | flat(y), np.nan, rowwise_pearson(x, y))  # (checkpoint, boot); nan: copies of one example
+    r = np.where(flat(ds)[:, None] & ~flat(dt)[:, None], 0.0, r)  # an inert student component: no shared effect
     return mean_ci(r, confidence)
 
 
@@ -229,15 +231,23 @@ def causal_consistency(
     outputs = np.stack([out_t, out_s], axis=1)  # the covariates of the partial correlation
     idx = np.random.default_rng(seed).integers(0, len(dataset), size=(n_bootstrap, len(dataset)))  # (boot, n)
     boot_partial = bootstrap_partial(dt, ds, outputs, idx)  # (checkpoint, boot)
+    inert_student = flat(ds) & ~flat(dt)  # the teacher responds here, the student's component does not
+    boot_partial[inert_student] = 0.0
     modified = modified_positions(dataset)
     entries, defined, mechanistic = [], [], []
     for k, c in enumerate(checkpoints):
         first = s_sites[k][0]
-        r, p, note = _pearson(dt[k], ds[k], _inert_note(c, first.layer, teacher, student, dataset))
+        why = _inert_note(c, first.layer, teacher, student, dataset)
+        r, p, note = _pearson(dt[k], ds[k], why)
         partial_r, partial_p = partial_correlation(dt[k], ds[k], outputs) if note is None else (math.nan,) * 2
+        if inert_student[k]:
+            # Pearson is undefined, but the answer is known: the student's component does nothing where the
+            # teacher's carries an effect, so they share none of it. Leaving it out would score only what matches.
+            r, partial_r, note = 0.0, 0.0, f"Δ_student constant where Δ_teacher varies: no shared effect, r = 0{why}"
         saturation = saturation_ratio(dt[k], out_t)
         saturated = bool(abs(saturation) >= SATURATED)
-        if note is None:
+        scored = note is None or bool(inert_student[k])
+        if scored:
             defined.append(k)
             if math.isfinite(partial_r) and not saturated:
                 mechanistic.append(k)
@@ -245,7 +255,7 @@ def causal_consistency(
             "teacher_layer": c.layer, "student_layer": first.layer, "site": c.site, "position": c.position,
             "head": c.head, "student_head": first.head, "student_sites": [site_label(s) for s in s_sites[k]],
             "modified": modified[c.position], "delta_teacher": dt[k].tolist(), "delta_student": ds[k].tolist(),
-            "pearson_r": None if note else r, "p_value": None if note else p, "note": note,
+            "pearson_r": r if scored else None, "p_value": None if note else p, "note": note,
             "r_out": _finite(r_out), "saturation_teacher": _finite(saturation),
             "saturation_student": _finite(saturation_ratio(ds[k], out_s)), "saturated": saturated,
             "partial_r": _finite(partial_r), "partial_p": _finite(partial_p),

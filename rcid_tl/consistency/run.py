@@ -67,7 +67,7 @@ class SelectionConfig:
     site: Site = Site.RESID_POST
     batch_size: int = 64
     max_saturation: float | None = SATURATED  # skip points at or above it (None: saturation not measured)
-    ranking: Ranking = Ranking.EFFECT
+    ranking: Ranking | str = Ranking.EFFECT  # a str is checked and converted
 
     def __post_init__(self) -> None:
         if self.max_saturation is not None and not self.max_saturation > 0:

@@ -58,21 +58,23 @@ def test_student_delta_is_its_own_write(tiny_gpt2, student, student_dir, ioi_abc
 
 
 def test_undefined_r_is_reported_and_left_out_of_the_mean(tiny_gpt2, student, ioi_s2):
-    # s2-io leaves io untouched (it precedes the only changed token): Δ is exactly 0 in both models. s2 at the
-    # student's only (last) layer cannot reach the answer: Δ_S is float noise, not a signal to correlate.
+    # s2-io leaves io untouched (it precedes the only changed token): Δ is exactly 0 in both models, r undefined.
+    # s2 at the student's only (last) layer cannot reach the answer: Δ_S is float noise while Δ_T varies — the
+    # student's component shares none of the teacher's effect there, so it is scored r = 0, not left out.
     result = causal_consistency(tiny_gpt2, student, ioi_s2, [_point(0, "io"), _point(0, "end"), _point(0, "s2")],
                                 {0: 0, 1: 0}, batch_size=8, n_bootstrap=100, seed=5)
     io, end, s2 = result.checkpoints
     assert io["pearson_r"] is None and io["p_value"] is None and "constant" in io["note"]
     assert set(io["delta_teacher"]) == {0.0}
-    assert s2["pearson_r"] is None and "Δ_student constant" in s2["note"]
+    assert s2["pearson_r"] == 0.0 and s2["partial_r"] == 0.0 and s2["p_value"] is None
+    assert "Δ_student constant" in s2["note"] and "r = 0" in s2["note"]
     assert "student layer 0 is its last: s2 there cannot reach the answer" in s2["note"]
     assert end["note"] is None and 0 <= end["p_value"] <= 1
-    assert result.n_defined == 1 and result.mean_r == end["pearson_r"]
+    assert result.n_defined == 2 and result.mean_r == pytest.approx(end["pearson_r"] / 2, abs=1e-12)
     lo, hi = result.mean_r_ci
     assert -1 <= lo <= hi <= 1
-    again = causal_consistency(tiny_gpt2, student, ioi_s2, [_point(0, "end")], {0: 0}, batch_size=8,
-                               n_bootstrap=100, seed=5)
+    again = causal_consistency(tiny_gpt2, student, ioi_s2, [_point(0, "end"), _point(0, "s2")], {0: 0, 1: 0},
+                               batch_size=8, n_bootstrap=100, seed=5)
     # seeded; undefined checkpoints do not move it (1e-5: the Δ come from forwards batched with other sites, so they
     # differ by float32 rounding)
     assert again.mean_r_ci == pytest.approx(result.mean_r_ci, abs=1e-5)
