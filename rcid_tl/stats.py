@@ -10,6 +10,10 @@ import numpy as np
 from scipy import stats as sps
 
 N_BOOT = 10_000
+# Covariate directions whose singular value is below this share of the largest are treated as absent: two output
+# differences that agree to 0.1% carry no separate information (float32 patching noise is ~1e-7 of the signal, so
+# the cut sits far above noise and far below any real behavioural difference between two models).
+RANK_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,20 @@ def spearman_ci(x, y, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int 
     boot = boot[np.isfinite(boot)]
     low, high = _percentiles(boot, confidence) if len(boot) else (float("nan"), float("nan"))
     return Interval(float(rho), low, high, len(x)), float(p)
+
+
+def residuals(y: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, np.ndarray | np.integer]:
+    """y minus its least-squares fit on [1, covariates] over the last axis, and the covariates' numerical rank;
+    y (..., n), covariates (..., n, k).
+
+    Rank-revealing: the centred covariates are decomposed by SVD and only directions whose singular value is above
+    `RANK_TOL` of the largest are projected out. When a student's outputs equal the teacher's, [1, o_T, o_S] is
+    singular up to float noise; a plain solve then fits that noise and two solvers disagree in the third decimal,
+    while dropping the direction gives the regression on [1, o_T] that the data actually supports."""
+    yc = y - y.mean(-1, keepdims=True)
+    xc = covariates - covariates.mean(-2, keepdims=True)
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)  # u (..., n, k), s (..., k), descending
+    keep = s > RANK_TOL * s[..., :1]  # (..., k); none when the covariates are constant
+    u = u * keep[..., None, :]
+    fitted = (u @ (np.swapaxes(u, -1, -2) @ yc[..., None]))[..., 0]
+    return yc - fitted, keep.sum(-1)

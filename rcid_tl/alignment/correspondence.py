@@ -31,6 +31,7 @@ from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.write import Direction, PatchSite, patch_sites, patch_together
 from rcid_tl.metrics import metric_for
 from rcid_tl.tasks.base import ContrastiveDataset
+from rcid_tl.stats import residuals
 from rcid_tl.tasks.registry import TaskSpec, build_task
 
 GROUP_GAIN = 0.05  # a one-to-many group grows only while each added student site raises the fit r by this much
@@ -71,13 +72,32 @@ def profile_correlations(teacher: np.ndarray, student: np.ndarray) -> np.ndarray
     return np.where(norms > 0, r, 0.0)
 
 
+def unique_role_correlations(teacher: np.ndarray, student: np.ndarray) -> np.ndarray:
+    """Per teacher profile i (m, n), the partial Pearson r of every student profile (c, n) with it given the other
+    teacher profiles: what each teacher component does that the others do not. A student component that does the
+    work of two teacher components (two heads merged into one) correlates with the larger one's profile only; net
+    of that one it matches the smaller one too. With one teacher profile this is `profile_correlations`."""
+    teacher, student = np.asarray(teacher, float), np.asarray(student, float)
+    if len(teacher) == 1:
+        return profile_correlations(teacher, student)
+    out = np.empty((len(teacher), len(student)))
+    for i in range(len(teacher)):
+        others = np.delete(teacher, i, axis=0).T  # (n, m − 1): the covariates
+        t, _ = residuals(teacher[i], others)
+        s, _ = residuals(student, np.broadcast_to(others, (len(student), *others.shape)))
+        out[i] = profile_correlations(t[None], s)[0]
+    return out
+
+
 def match_profiles(teacher: np.ndarray, student: np.ndarray, *, one_to_one: bool = False,
-                   allowed: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
-    """The student profile chosen for each teacher profile — the highest Pearson r (signed: consistency asks for
-    effects that move together), or the Hungarian assignment maximising the summed r with `one_to_one` — and the
-    (m, c) r matrix. `allowed` (m, c) bool marks compatible pairs. One-to-one with fewer students than teachers:
+                   allowed: np.ndarray | None = None, unique: bool = True) -> tuple[list[int], np.ndarray]:
+    """The student profile chosen for each teacher profile — the highest r (signed: consistency asks for effects
+    that move together), or the Hungarian assignment maximising the summed r with `one_to_one` — and the (m, c) r
+    matrix: partial r given the other teacher profiles (`unique_role_correlations`), or plain Pearson r with
+    `unique=False`. `allowed` (m, c) bool marks compatible pairs. One-to-one with fewer students than teachers:
     the teachers left over take their best student."""
-    r = profile_correlations(np.asarray(teacher, float), np.asarray(student, float))
+    correlations = unique_role_correlations if unique else profile_correlations
+    r = correlations(np.asarray(teacher, float), np.asarray(student, float))
     score = np.where(allowed, r, -np.inf) if allowed is not None else r
     best = score.argmax(-1)
     if one_to_one:

@@ -17,35 +17,16 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from rcid_tl.stats import residuals
+
 SATURATED = 0.9  # teacher saturation ratio at or above which a checkpoint measures behaviour, not mechanism
 FLAT_TOL = 1e-5  # relative spread below which a vector is float noise (float32 patching noise is ~1e-7)
-# Covariate directions whose singular value is below this share of the largest are treated as absent: two output
-# differences that agree to 0.1% carry no separate information (float32 patching noise is ~1e-7 of the signal, so
-# the cut sits far above noise and far below any real behavioural difference between two models).
-RANK_TOL = 1e-3
 
 
 def saturation_ratio(delta: np.ndarray, output_diff: np.ndarray) -> float:
     """mean Δ / mean(clean − corrupt); nan when the model's mean output difference is zero."""
     denominator = float(np.mean(output_diff))
     return float(np.mean(delta)) / denominator if denominator != 0 else math.nan
-
-
-def _residuals(y: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, np.ndarray | np.integer]:
-    """y minus its least-squares fit on [1, covariates] over the last axis, and the covariates' numerical rank;
-    y (..., n), covariates (..., n, k).
-
-    Rank-revealing: the centred covariates are decomposed by SVD and only directions whose singular value is above
-    `RANK_TOL` of the largest are projected out. When a student's outputs equal the teacher's, [1, o_T, o_S] is
-    singular up to float noise; a plain solve then fits that noise and two solvers disagree in the third decimal,
-    while dropping the direction gives the regression on [1, o_T] that the data actually supports."""
-    yc = y - y.mean(-1, keepdims=True)
-    xc = covariates - covariates.mean(-2, keepdims=True)
-    u, s, _ = np.linalg.svd(xc, full_matrices=False)  # u (..., n, k), s (..., k), descending
-    keep = s > RANK_TOL * s[..., :1]  # (..., k); none when the covariates are constant
-    u = u * keep[..., None, :]
-    fitted = (u @ (np.swapaxes(u, -1, -2) @ yc[..., None]))[..., 0]
-    return yc - fitted, keep.sum(-1)
 
 
 def flat(v: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray | np.bool_:
@@ -64,7 +45,7 @@ def rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def partial_correlation(x: np.ndarray, y: np.ndarray, covariates: np.ndarray) -> tuple[float, float]:
     """Partial Pearson r of x and y given `covariates` (n, k), and its two-sided p (t test, n − 2 − k degrees of
     freedom, k the covariates' numerical rank); (nan, nan) when x or y is fully explained by the covariates."""
-    (rx, rank), (ry, _) = _residuals(x, covariates), _residuals(y, covariates)
+    (rx, rank), (ry, _) = residuals(x, covariates), residuals(y, covariates)
     if flat(rx, x) or flat(ry, y):
         return math.nan, math.nan
     r = float(np.clip(stats.pearsonr(rx, ry)[0], -1.0, 1.0))
@@ -82,7 +63,7 @@ def bootstrap_partial(dt: np.ndarray, ds: np.ndarray, covariates: np.ndarray, id
     out = np.full((dt.shape[0], idx.shape[0]), np.nan)
     for k in range(dt.shape[0]):
         x, y = dt[k][idx], ds[k][idx]  # (boot, n)
-        (rx, _), (ry, _) = _residuals(x, cov), _residuals(y, cov)
+        (rx, _), (ry, _) = residuals(x, cov), residuals(y, cov)
         out[k] = np.where(flat(rx, x) | flat(ry, y), np.nan, rowwise_pearson(rx, ry))
     return out
 

@@ -14,6 +14,7 @@ from rcid_tl.errors import InputError
 from rcid_tl.heads.attention import end_attention, repeat_scores, repeated_tokens
 from rcid_tl.heads.classes import CLASS_NAMES, HeadThresholds, assign_classes, movers
 from rcid_tl.heads.copying import copy_scores, early_residual
+from rcid_tl.heads.functional import TARGETS, functional_classes
 from rcid_tl.heads.effects import compensation, direct_effects, s_inhibition
 from rcid_tl.metrics import logit_diff
 from rcid_tl.models.loading import model_label
@@ -55,9 +56,11 @@ class HeadsResult:
     scores: dict[str, list[list[float | None]]]  # score name → (layer, head) grid; None where undefined
     classes: dict[str, list[str]]
     baseline: float  # mean clean logit difference: the unit of the effect thresholds
+    functional: dict[str, list[str]] = field(default_factory=dict)  # `rcid_tl.heads.functional`: on any model
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.header, "baseline_logit_diff": self.baseline, "classes": self.classes, "scores": self.scores}
+        return {**self.header, "baseline_logit_diff": self.baseline, "classes": self.classes,
+                "functional_classes": self.functional, "scores": self.scores}
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
@@ -92,7 +95,7 @@ def find_head_classes(config: HeadsConfig, model: TransformerBridge | None = Non
                          f"of {bridge.cfg.n_ctx} tokens (twice the length, plus BOS)")
     tokens = repeated_tokens(vocabulary, config.repeat_n, config.repeat_length, config.task.seed, bos)
     scores = repeat_scores(bridge, tokens, config.repeat_length)
-    attention = end_attention(bridge, batch, ("io", "s2"))
+    attention = end_attention(bridge, batch, TARGETS)
     scores |= {"end_to_io": attention["io"], "end_to_s2": attention["s2"]}
     residual, ids = early_residual(bridge, batch.clean, torch.stack([batch.position("io"), batch.position("s1")], 1))
     scores["copy"], scores["negative_copy"] = copy_scores(bridge, residual, ids)
@@ -103,6 +106,7 @@ def find_head_classes(config: HeadsConfig, model: TransformerBridge | None = Non
     clean_dla, ablated_dla = compensation(bridge, batch, name_movers)
     scores["direct_logit_attribution"], scores["compensation"] = clean_dla, ablated_dla - clean_dla
     classes = assign_classes(scores, baseline, config.thresholds)
+    functional = functional_classes(scores, attention, baseline)
     header = result_header(model_label(bridge), dataset, config.task.seed, "logit_diff", metrics)
     header["config"] = {"repeat_n": config.repeat_n, "repeat_length": config.repeat_length,
                         "repeated_tokens": tokens.tolist(), "thresholds": vars(config.thresholds),
@@ -114,4 +118,5 @@ def find_head_classes(config: HeadsConfig, model: TransformerBridge | None = Non
         scores={s: [[None if v != v else float(v) for v in row] for row in scores[s].tolist()] for s in SCORES},
         classes={c: [str(h) for h in classes[c]] for c in CLASS_NAMES},
         baseline=baseline,
+        functional={c: [str(h) for h in heads] for c, heads in functional.items()},
     )

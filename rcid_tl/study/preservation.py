@@ -1,11 +1,15 @@
 """Experiment 1 (seed 000 §4): do students whose accuracy is close to the teacher's share its mechanism? Accuracy
-next to mean r and mechanistic r (the partial r at unsaturated checkpoints) per student and per checkpoint."""
+next to mean r and mechanistic r (the partial r at unsaturated checkpoints) per student and per checkpoint, under
+the validated default (checkpoints by effect, the causal map) with the earlier index-map default beside it."""
 
 from typing import Any
 
 import numpy as np
 
-from rcid_tl.consistency.run import ConsistencyConfig, SelectionConfig, run_consistency
+from rcid_tl.consistency.checkpoints import Ranking
+from rcid_tl.consistency.run import (
+    DEFAULT_HEAD_MAP, ConsistencyConfig, HeadMapping, SelectionConfig, run_consistency,
+)
 from rcid_tl.hooks.names import Site
 from rcid_tl.stats import bootstrap_mean_ci
 from rcid_tl.study.runs import StudentRun
@@ -16,23 +20,28 @@ CLOSE_ACCURACY = 0.05  # a student within this of the teacher's accuracy counts 
 
 
 def head_consistency(run: StudentRun, teacher: str, n: int = 200, seed: int = 999, top_k: int = 8,
-                     n_bootstrap: int = 1000) -> dict[str, Any]:
+                     n_bootstrap: int = 1000, index_map: bool = False) -> dict[str, Any]:
     """The run's saved head-checkpoint consistency, measured (and saved) first when missing: `rcid-tl consistency
-    --site z --top-k 8` on `n` IOI examples of task seed `seed`."""
-    saved = run.consistency()
+    --site z --top-k 8` on `n` IOI examples of task seed `seed` — under the validated default (checkpoints by
+    effect, the causal map fitted on other examples), or with `index_map` the earlier default (checkpoints by
+    imprint, student head by relative index), which a relabelled copy of the teacher fails (rcid-tl validate)."""
+    saved = run.consistency(index_map)
     if saved is not None:
         return saved
+    ranking, head_map = (Ranking.IMPRINT, HeadMapping.PROPORTIONAL) if index_map else (Ranking.EFFECT, DEFAULT_HEAD_MAP)
     config = ConsistencyConfig(teacher=ModelSpec(teacher), student=ModelSpec(str(run.model_dir)),
                                task=TaskSpec("ioi", n=n, seed=seed), n_bootstrap=n_bootstrap,
-                               bootstrap_seed=seed,
-                               selection=SelectionConfig(top_k=top_k, site=Site.Z))
+                               bootstrap_seed=seed, head_map=head_map,
+                               selection=SelectionConfig(top_k=top_k, site=Site.Z, ranking=ranking))
     result = run_consistency(config)
-    result.save(run.consistency_dir)
+    result.save(run.consistency_dir(index_map))
     return result.to_json()
 
 
-def student_row(run: StudentRun, consistency: dict[str, Any]) -> dict[str, Any]:
-    """Accuracy and logit difference of teacher and student on the consistency examples, and the consistency."""
+def student_row(run: StudentRun, consistency: dict[str, Any], index_map: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """Accuracy and logit difference of teacher and student on the consistency examples, and the consistency (and
+    beside it, when given, the same under the earlier index-map default)."""
     teacher, student = np.asarray(consistency["metric_clean"]), np.asarray(consistency["student_metric_clean"])
     checkpoints = [{
         "checkpoint": f"{c['teacher_layer']}.{c['head']}@{c['position']}" if c.get("head") is not None
@@ -48,6 +57,11 @@ def student_row(run: StudentRun, consistency: dict[str, Any]) -> dict[str, Any]:
         "mean_r": consistency["mean_r"], "mean_r_ci": consistency["mean_r_ci"], "r_out": consistency["r_out"],
         "mechanistic_r": consistency["mechanistic_r"], "mechanistic_r_ci": consistency["mechanistic_r_ci"],
         "n_mechanistic": consistency["n_checkpoints_mechanistic"], "checkpoints": checkpoints,
+        "mechanistic_r_weighted": consistency.get("mechanistic_r_weighted"),
+        "carried_share": consistency.get("carried_share"),
+        "index_map": None if index_map is None else {
+            "mechanistic_r": index_map["mechanistic_r"], "mechanistic_r_ci": index_map["mechanistic_r_ci"],
+            "mean_r": index_map["mean_r"], "carried_share": index_map.get("carried_share")},
     }
 
 
@@ -85,8 +99,10 @@ def summarise_preservation(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def circuit_preservation(runs: list[StudentRun], teacher: str, n: int = 200, seed: int = 999,
                          top_k: int = 8, n_bootstrap: int = 1000) -> dict[str, Any]:
     """Experiment 1 over `runs`: one row per student (measuring consistency where it is missing) and the summary."""
-    rows = [student_row(run, head_consistency(run, teacher, n=n, seed=seed, top_k=top_k, n_bootstrap=n_bootstrap))
-            for run in runs]
+    sizes = dict(n=n, seed=seed, top_k=top_k, n_bootstrap=n_bootstrap)
+    rows = [student_row(run, head_consistency(run, teacher, **sizes),
+                        head_consistency(run, teacher, **sizes, index_map=True)) for run in runs]
     return {"rows": rows, "summary": summarise_preservation(rows),
             "config": {"teacher": teacher, "n": n, "task_seed": seed, "top_k": top_k, "site": "z",
-                       "close_accuracy": CLOSE_ACCURACY}}
+                       "close_accuracy": CLOSE_ACCURACY, "checkpoints": "by effect", "map": DEFAULT_HEAD_MAP.value,
+                       "index_map": "checkpoints by imprint, student head by relative index (the earlier default)"}}

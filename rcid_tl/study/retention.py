@@ -1,7 +1,9 @@
 """Experiment 4 (seed 000 §4): which IOI components survive distillation. Each of Wang et al.'s seven head classes,
 found on each model by the discovery tool (`rcid_tl.heads`), is mean-ablated (per-template means of a separate
 ABC-corrupted reference sample) in the teacher and in the student; retention = student effect / teacher effect, the
-effect being the drop of the mean logit difference. A class with no heads on either model leaves the cell undefined.
+effect being the drop of the mean logit difference. A class with no heads on either model leaves the cell undefined
+— on the embedded teachers every Wang et al. class is empty — so the same is done for the functional classes
+(`rcid_tl.heads.functional`: where END attends, and the sign of the direct effect), which exist on any model.
 
 Beside it, a different quantity: the teacher's circuit heads (its embedded circuit.json) and the student heads they
 map to (proportional layer and head maps), each knocked out alone and all together."""
@@ -58,10 +60,22 @@ def knockout_effects(model: TransformerBridge, dataset: ContrastiveDataset, refe
     return {"effects": effects, "clean_logit_diff": clean, "reference": groups.to_json() if groups else None}
 
 
-def discovered_classes(model: TransformerBridge, spec: TaskSpec) -> dict[str, list[Head]]:
-    """The discovery tool's seven classes on `model` (default thresholds)."""
+def discovered_classes(model: TransformerBridge, spec: TaskSpec) -> tuple[dict[str, list[Head]],
+                                                                         dict[str, list[Head]]]:
+    """The discovery tool's seven Wang et al. classes on `model` (default thresholds), and its functional classes
+    (`rcid_tl.heads.functional`), which exist on any model."""
     found = find_head_classes(HeadsConfig(model=ModelSpec("given"), task=spec), model=model)
-    return {c: [Head.parse(h) for h in found.classes[c]] for c in CLASS_NAMES}
+    wang = {c: [Head.parse(h) for h in found.classes[c]] for c in CLASS_NAMES}
+    return wang, {c: [Head.parse(h) for h in heads] for c, heads in found.functional.items()}
+
+
+def _retention(t_effects: dict[str, Any], s_effects: dict[str, Any], names) -> dict[str, dict[str, Any]]:
+    out = {}
+    for c in names:
+        t, s = t_effects["effects"].get(c), s_effects["effects"].get(c)
+        value, why = ratio(s and s["effect"], t and t["effect"])
+        out[c] = {"retention": value, "undefined": why}
+    return out
 
 
 def circuit_head_sets(teacher_circuit: list[str], teacher: TransformerBridge,
@@ -91,20 +105,24 @@ def component_retention(teacher: TransformerBridge, teacher_spec: str, students:
     # students share the teacher's tokenizer (checked by the distillation), so one sample serves every model
     dataset = build_task(spec, teacher.tokenizer, teacher.cfg.n_ctx)
     reference = reference_distribution(spec, teacher.tokenizer, dataset, n=reference_n, n_ctx=teacher.cfg.n_ctx)
-    t_classes = discovered_classes(teacher, spec)
+    t_classes, t_functional = discovered_classes(teacher, spec)
     t_class_effects = knockout_effects(teacher, dataset, reference, t_classes)
+    t_functional_effects = knockout_effects(teacher, dataset, reference, t_functional)
     circuit = teacher_circuit(teacher_spec)
     rows = []
     t_circuit = None
     for label, student in students:
-        s_classes = discovered_classes(student, spec)
+        s_classes, s_functional = discovered_classes(student, spec)
         s_class_effects = knockout_effects(student, dataset, reference, s_classes)
+        # the student's heads of each of the teacher's functional classes (a class it lacks: no heads)
+        s_functional = {c: s_functional.get(c, []) for c in t_functional}
+        s_functional_effects = knockout_effects(student, dataset, reference, s_functional)
         row = {"student": label, "classes": {c: [str(h) for h in s_classes[c]] for c in CLASS_NAMES},
-               "class_effects": s_class_effects, "class_retention": {}, "circuit_retention": {}}
-        for c in CLASS_NAMES:
-            t, s = t_class_effects["effects"][c], s_class_effects["effects"][c]
-            value, why = ratio(s and s["effect"], t and t["effect"])
-            row["class_retention"][c] = {"retention": value, "undefined": why}
+               "class_effects": s_class_effects, "circuit_retention": {},
+               "class_retention": _retention(t_class_effects, s_class_effects, CLASS_NAMES),
+               "functional_classes": {c: [str(h) for h in hs] for c, hs in s_functional.items()},
+               "functional_effects": s_functional_effects,
+               "functional_retention": _retention(t_functional_effects, s_functional_effects, t_functional)}
         if circuit:
             on_teacher, on_student = circuit_head_sets(circuit, teacher, student)
             t_circuit = t_circuit or knockout_effects(teacher, dataset, reference, on_teacher)
@@ -116,7 +134,9 @@ def component_retention(teacher: TransformerBridge, teacher_spec: str, students:
                                                   "student_heads": s_circuit["effects"][name]["heads"]}
         rows.append(row)
     return {"teacher": {"classes": {c: [str(h) for h in t_classes[c]] for c in CLASS_NAMES},
-                        "class_effects": t_class_effects, "circuit": circuit, "circuit_effects": t_circuit},
+                        "class_effects": t_class_effects, "circuit": circuit, "circuit_effects": t_circuit,
+                        "functional_classes": {c: [str(h) for h in hs] for c, hs in t_functional.items()},
+                        "functional_effects": t_functional_effects},
             "rows": rows, "config": {"n": n, "seed": seed, "corruption": "abc", "reference_n": reference_n,
                                      "ablation": "mean over the reference's corrupt run, per template and answer "
                                                  "position", "min_teacher_effect": MIN_TEACHER_EFFECT}}

@@ -1,6 +1,8 @@
 """The trained students a study analyses: one run directory per (method, seed), holding `student/` (a Hugging Face
-directory), `metrics.json` (from `rcid-tl distill`) and, once measured, `consistency-z/consistency.json` (head
-checkpoint consistency)."""
+directory), `metrics.json` (from `rcid-tl distill`) and, once measured, `consistency-z-causal/consistency.json`
+(head-checkpoint consistency under the validated default: checkpoints by effect, the causal map) and
+`consistency-z-index/consistency.json` (the earlier default: checkpoints by imprint, heads by index), kept beside
+it so that the two can be compared."""
 
 import json
 from dataclasses import dataclass
@@ -11,7 +13,8 @@ from rcid_tl.errors import InputError
 
 METHODS = ("standard-kd", "fitnets", "informed-fitnets", "rcid")
 SEEDS = (42, 123, 456)
-HEAD_CONSISTENCY = "consistency-z"  # sub-directory of a run with the head-checkpoint consistency
+HEAD_CONSISTENCY = "consistency-z-causal"  # sub-directory of a run with the head-checkpoint consistency
+INDEX_CONSISTENCY = "consistency-z-index"  # the same under the earlier default (imprint checkpoints, index map)
 
 
 @dataclass(frozen=True)
@@ -30,16 +33,16 @@ class StudentRun:
     def model_dir(self) -> Path:
         return self.path / "student"
 
-    @property
-    def consistency_dir(self) -> Path:
-        return self.path / HEAD_CONSISTENCY
+    def consistency_dir(self, index_map: bool = False) -> Path:
+        return self.path / (INDEX_CONSISTENCY if index_map else HEAD_CONSISTENCY)
 
     def metrics(self) -> dict[str, Any]:
         return _read(self.path / "metrics.json")
 
-    def consistency(self) -> dict[str, Any] | None:
-        """The saved head-checkpoint consistency, or None when it has not been measured."""
-        path = self.consistency_dir / "consistency.json"
+    def consistency(self, index_map: bool = False) -> dict[str, Any] | None:
+        """The saved head-checkpoint consistency (`index_map`: under the earlier default), or None when it has not
+        been measured."""
+        path = self.consistency_dir(index_map) / "consistency.json"
         return _read(path) if path.is_file() else None
 
 

@@ -21,13 +21,21 @@ def _pair(pair: list | None) -> str:
     return "[–, –]" if not pair else f"[{_f(pair[0])}, {_f(pair[1])}]"
 
 
+def _index(index_map: dict[str, Any] | None) -> str:
+    """The earlier default's mechanistic r (checkpoints by imprint, heads by index) and the share its set carries."""
+    if not index_map:
+        return "–"
+    return f"{_f(index_map['mechanistic_r'])} {_pair(index_map['mechanistic_r_ci'])}"
+
+
 def exp1_markdown(result: dict[str, Any]) -> str:
     lines = ["| student | accuracy (teacher) | logit diff (teacher) | r_out | mean r [95% CI] | mechanistic r [95% CI] "
-             "(k) |", "|---|---|---|---|---|---|"]
+             "(k) | weighted by share | share carried | index map: mechanistic r |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['method']}-{r['seed']} | {r['accuracy']:.3f} ({r['teacher_accuracy']:.3f}) | "
               f"{r['logit_diff']:.2f} ({r['teacher_logit_diff']:.2f}) | {_f(r['r_out'])} | {_f(r['mean_r'])} "
               f"{_pair(r['mean_r_ci'])} | {_f(r['mechanistic_r'])} {_pair(r['mechanistic_r_ci'])} "
-              f"({r['n_mechanistic']}) |"
+              f"({r['n_mechanistic']}) | {_f(r.get('mechanistic_r_weighted'))} | {_f(r.get('carried_share'), 2)} | "
+              f"{_index(r.get('index_map'))} |"
               for r in result["rows"]]
     s = result["summary"]
     lines += ["", "Per checkpoint (teacher head @ position → student head): partial r, * saturated", ""]
@@ -111,6 +119,8 @@ def exp4_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     if reasons:
         lines += ["", "Undefined cells: " + "; ".join(f"{why} ({k} cells)" for why, k in reasons.items())]
+    if t.get("functional_classes"):
+        lines += ["", _functional_table(t, rows)]
     if t.get("circuit"):
         te = t["circuit_effects"]["effects"]
         lines += ["", "A different quantity — the teacher's circuit heads and the student heads they map to "
@@ -124,6 +134,24 @@ def exp4_markdown(result: dict[str, Any]) -> str:
                      f"{_f(r['circuit_effects']['effects'][name]['effect'], 2)})" for r in rows]
             lines.append(f"| {name} ({_f(te[name]['effect'], 2)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _functional_table(t: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Retention of each of the teacher's functional classes (heads by END attention target and direct-effect sign;
+    `rcid_tl.heads.functional`), with the student heads in the class."""
+    te = t["functional_effects"]["effects"]
+    lines = ["Functional classes (on any model: where END attends, sign of the direct effect; + / − write the answer "
+             "directly, · indirect), retention = student drop / teacher drop, the student's heads in brackets:", "",
+             "| class: teacher heads (teacher drop) | " + " | ".join(r["student"] for r in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for c, heads in t["functional_classes"].items():
+        cells = []
+        for r in rows:
+            cell = r["functional_retention"][c]
+            value = "undefined" if cell["retention"] is None else _f(cell["retention"], 2)
+            cells.append(f"{value} ({','.join(r['functional_classes'][c]) or 'none'})")
+        lines.append(f"| {c}: {','.join(heads)} ({_f(te[c]['effect'], 2)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def exp5_markdown(result: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ finds a relabelled copy's heads exactly."""
 import numpy as np
 import pytest
 
-from rcid_tl.alignment.correspondence import match_profiles, profile_correlations
+from rcid_tl.alignment.correspondence import match_profiles, profile_correlations, unique_role_correlations
 
 
 def test_profile_correlations_match_numpy():
@@ -31,8 +31,8 @@ def test_hungarian_keeps_the_map_one_to_one_where_argmax_does_not():
     # two teacher profiles both closest to student 0; student 1 is the second choice of teacher 1
     teacher = np.array([[1.0, 2, 3, 4, 5, 6], [1, 2, 3, 4, 6, 5]])
     student = np.array([[1.0, 2, 3, 4, 5, 6], [1, 2, 3, 5, 6, 4]])
-    assert match_profiles(teacher, student)[0] == [0, 0]  # many-to-one
-    assert match_profiles(teacher, student, one_to_one=True)[0] == [0, 1]
+    assert match_profiles(teacher, student, unique=False)[0] == [0, 0]  # many-to-one
+    assert match_profiles(teacher, student, one_to_one=True, unique=False)[0] == [0, 1]
 
 
 def test_allowed_pairs_are_respected():
@@ -61,3 +61,19 @@ def test_cross_fitting_removes_the_selection_bias_on_pure_noise():
     # error 0.1 / sqrt(300) ≈ 0.006, so ±0.03 is five standard errors
     assert np.mean(in_sample) > 0.15
     assert abs(np.mean(cross_fitted)) < 0.03
+
+
+def test_two_teacher_components_merged_into_one_are_both_found_by_their_unique_role():
+    """Student component 0 does the work of teacher components 0 and 1 (their effects add); teacher 0's effect is
+    four times larger. Plain correlation sends teacher 1 to student 2, a noisy copy of it (r ≈ 0.45 against
+    ≈ 0.24 for student 0, whose profile is mostly teacher 0's); net of the other teacher components both teacher
+    components find student 0 (r ≈ 1 against 0.45)."""
+    rng = np.random.default_rng(5)
+    teacher = rng.normal(size=(3, 200)) * np.array([[4.0], [1.0], [1.0]])
+    student = np.vstack([teacher[0] + teacher[1], teacher[2], teacher[1] + 2 * rng.normal(size=200),
+                         rng.normal(size=200)])
+    student = student + 0.05 * rng.normal(size=student.shape)
+    assert match_profiles(teacher, student, unique=False)[0] == [0, 2, 1]
+    assert match_profiles(teacher, student)[0] == [0, 0, 1]
+    r = unique_role_correlations(teacher[:1], student)
+    np.testing.assert_allclose(r, profile_correlations(teacher[:1], student), atol=1e-12)  # one profile: plain r

@@ -34,7 +34,7 @@ def test_experiments_end_to_end(world, tmp_path):
     runs = find_runs(root / "runs", methods=("fitnets",), seeds=(1,))
     one = preservation.circuit_preservation(runs, str(root / "teacher"), n=12, seed=5, top_k=2,
                                              n_bootstrap=50)
-    assert (runs[0].consistency_dir / "consistency.json").is_file()  # measured once, then read back
+    assert (runs[0].consistency_dir() / "consistency.json").is_file()  # measured once, then read back
     row = one["rows"][0]
     assert 0 <= row["accuracy"] <= 1 and len(row["checkpoints"]) == 2
 
