@@ -1,4 +1,4 @@
-"""`rcid-tl distill`: train a student from a teacher with one of the four methods, then evaluate it."""
+"""`rcid-tl distill`: train a student from a teacher with one of the five methods, then evaluate it."""
 
 from typing import Annotated, Optional
 
@@ -11,7 +11,7 @@ from rcid_tl.cli import multiteacher as mt
 from rcid_tl.cli import options as o
 
 Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name (world-gpt2), local HF dir or hub name.")]
-MethodOpt = Annotated[str, typer.Option("--method", help="standard-kd | fitnets | informed-fitnets | rcid")]
+MethodOpt = Annotated[str, typer.Option("--method", help="standard-kd | fitnets | informed-fitnets | rcid | iit")]
 StudentOpt = Annotated[Optional[str], typer.Option(
     "--student", help="Start from this student directory (default: a new one, a third of the teacher's depth, half its "
                       "width).")]

@@ -86,6 +86,8 @@ class DistillConfig:
             raise InputError("--checkpoint-every must be a multiple of log-every so resumed logs line up")
         if self.refit_every is not None:
             check_count(self.refit_every, "--refit-every")
+            if not self.method.uses_maps:
+                raise InputError(f"--refit-every refits W*, which {self.method.value} does not use")
         if self.max_saturation is not None and not self.max_saturation > 0:
             raise InputError(f"--max-saturation must be > 0, got {self.max_saturation}")
         check_device(self.device)

@@ -1,4 +1,4 @@
-"""Distillation loss terms (seed 000 §2.3, §4 exp. 2, §5.4–5.5) as pure functions on tensors.
+"""Distillation loss terms (seed 000 §2.3, §4 exp. 2, §5.4–5.5; IIT) as pure functions on tensors.
 
 Each returns a scalar and checks that it is finite, so a diverging run stops with a message naming the term instead
 of silently writing NaN weights.
@@ -30,12 +30,14 @@ def kd_loss(
 ) -> Tensor:
     """Hinton et al.'s temperature KL(p_T ‖ p_S), times T² so gradients keep their scale, averaged over the
     token positions where `mask` is true (padding and positions after the answer are left out)."""
-    t = temperature
+    return check_finite("KL", _tempered_kl(student_logits, teacher_logits, mask, temperature))
+
+
+def _tempered_kl(student_logits: Tensor, teacher_logits: Tensor, mask: Tensor, t: float) -> Tensor:
     log_p_s = F.log_softmax(student_logits.float() / t, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.float() / t, dim=-1)
     per_token = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)  # (batch, pos)
-    loss = (per_token * mask).sum() / mask.sum().clamp(min=1) * t * t
-    return check_finite("KL", loss)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1) * t * t
 
 
 def relative_mse(
@@ -91,3 +93,17 @@ def fitnets_term(
         for h_s, h_t, p in zip(student_states, teacher_states, projections, strict=True)
     ]
     return check_finite("FitNets", torch.stack(terms).mean())
+
+
+def iit_term(
+    student_patched: Float[Tensor, "batch checkpoint d_vocab"],
+    teacher_patched: Float[Tensor, "batch checkpoint d_vocab"],
+    temperature: float = 1.0,
+) -> Tensor:
+    """Interchange-intervention training (Geiger et al. 2022, "Inducing causal structure for interpretable neural
+    networks"): KL(p_T ‖ p_S) between the teacher's and the student's answer distributions when each model's
+    checkpoint activation on the clean prompt is replaced by its own on the corrupt prompt, with `kd_loss`'s
+    temperature convention, averaged over examples and checkpoints. Zero when the student's aligned points play
+    the teacher's causal role on these interventions, whatever their representations look like."""
+    everywhere = torch.ones(student_patched.shape[:2], dtype=torch.bool, device=student_patched.device)
+    return check_finite("IIT", _tempered_kl(student_patched, teacher_patched.detach(), everywhere, temperature))

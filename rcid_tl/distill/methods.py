@@ -1,7 +1,9 @@
-"""The four distillation methods of seed 000 experiment 2, each L_KL + λ·term, as one module per run.
+"""The four distillation methods of seed 000 experiment 2 and interchange-intervention training (IIT), each
+L_KL + λ·term, as one module per run.
 
 `Objective` knows which student activations its term needs, owns the frozen W* maps (Procrustes buffers) and any
-learned FitNets regressors, and turns one student forward plus the precomputed teacher targets into a loss.
+learned FitNets regressors, and turns one student forward (plus, for IIT, one batched patched forward) and the
+precomputed teacher targets into a loss.
 """
 
 from collections.abc import Sequence
@@ -14,7 +16,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.alignment.procrustes import ProcrustesMap
 from rcid_tl.consistency.checkpoints import Checkpoint
-from rcid_tl.distill.losses import fitnets_term, informed_fitnets_term, kd_loss, rcid_term
+from rcid_tl.distill.interchange import Interchange, interchange_logits
+from rcid_tl.distill.losses import fitnets_term, iit_term, informed_fitnets_term, kd_loss, rcid_term
 from rcid_tl.distill.targets import TeacherTargets
 from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.hooks.names import Site
@@ -28,10 +31,16 @@ class Method(str, Enum):
     FITNETS = "fitnets"  # every mapped layer, every token, full representation
     INFORMED_FITNETS = "informed-fitnets"  # h_clean at the causal checkpoints, through W*
     RCID = "rcid"  # normalised imprints d = h_clean − h_corrupt at the causal checkpoints, through W*
+    IIT = "iit"  # output under interchange interventions at the causal checkpoints (Geiger et al. 2022)
 
     @property
     def uses_checkpoints(self) -> bool:
-        return self in (Method.INFORMED_FITNETS, Method.RCID)
+        return self in (Method.INFORMED_FITNETS, Method.RCID, Method.IIT)
+
+    @property
+    def uses_maps(self) -> bool:
+        """Whether the term compares representations through W* (IIT compares outputs, so it needs none)."""
+        return self in (Method.FITNETS, Method.INFORMED_FITNETS, Method.RCID)
 
 
 def parse_method(value: str) -> Method:
@@ -85,17 +94,24 @@ def pairings_for(
 
 
 class Objective(nn.Module):
-    """L = L_KL + λ·term for one method. W* maps are frozen buffers; FitNets' regressors (if learned) are the only
-    parameters here, initialised at W*."""
+    """L = L_KL + λ·term for one method. W* maps are frozen buffers (none for IIT); FitNets' regressors (if learned)
+    are the only parameters here, initialised at W*.
+
+    IIT's term uses every checkpoint on every step, all interchanges batched into one extra student forward of
+    checkpoints × batch rows (no sampling of one checkpoint per step): its cost grows with --top-k."""
 
     def __init__(
         self, method: Method, pairings: Sequence[Pairing], maps: dict[str, ProcrustesMap], *, lam: float,
         temperature: float, learned_projection: bool = True, kl_all_tokens: bool = False,
     ) -> None:
         super().__init__()
+        if method.uses_checkpoints and not pairings:
+            raise InputError(f"{method.value} matches the student at causal checkpoints and none were given; "
+                             f"give --checkpoints FILE or select more (--top-k, --max-saturation)")
         self.method, self.pairings, self.lam, self.temperature = method, list(pairings), lam, temperature
         self.kl_all_tokens = kl_all_tokens
-        self.maps = nn.ModuleDict({k: maps[k] for k in sorted({p.key for p in self.pairings})})
+        keys = sorted({p.key for p in self.pairings}) if method.uses_maps else []
+        self.maps = nn.ModuleDict({k: maps[k] for k in keys})
         self.projections = nn.ModuleDict()
         if method is Method.FITNETS and learned_projection:
             for key, w in self.maps.items():
@@ -109,7 +125,7 @@ class Objective(nn.Module):
         """The loss on one task batch (student forwards keep gradients) and its parts for the log."""
         width = batch.clean.shape[1]
         mask = torch.arange(width)[None, :] <= batch.answer_pos[:, None]  # (batch, pos): real tokens up to the answer
-        both = self.method is Method.RCID
+        both = self.method in (Method.RCID, Method.IIT)
         tokens = torch.cat([batch.clean, batch.corrupt]) if both else batch.clean  # one forward for clean + corrupt
         with capture(student, sorted(set(self._pair_names(student)))) as acts:
             logits = student(tokens.to(student.cfg.device))
@@ -122,7 +138,10 @@ class Objective(nn.Module):
                          self.temperature)
         if self.method is Method.STANDARD_KD:
             return kl, {"kl": kl.item()}
-        term = self._term([acts[name] for name in self._pair_names(student)], batch, targets, mask, n)
+        if self.method is Method.IIT:
+            term = self._iit(student, [acts[name] for name in self._pair_names(student)], batch, targets, n)
+        else:
+            term = self._term([acts[name] for name in self._pair_names(student)], batch, targets, mask, n)
         loss = kl + self.lam * term
         return loss, {"kl": kl.item(), "term": term.item()}
 
@@ -151,3 +170,13 @@ class Objective(nn.Module):
                    for a, p in zip(acts, self.pairings)]
         imprints = [c - k for c, k in zip(clean, corrupt)]  # (batch, d_s) each, with gradients
         return rcid_term(imprints, list(targets.imprints.unbind(1)), maps)
+
+    def _iit(self, student: TransformerBridge, acts: list[Tensor], batch: Batch, targets: TeacherTargets,
+             n: int) -> Tensor:
+        """IIT's term: the student's clean run with each pairing's point set to the student's own value on the
+        corrupt prompt (rows n: of `acts`, with gradients), matched to the teacher's interchanged output."""
+        swaps = [Interchange(Site(p.site), p.student_layer, batch.position(p.position),
+                             p.student_part(at_positions(a[n:], batch.position(p.position))), p.student_head)
+                 for a, p in zip(acts, self.pairings)]
+        patched = interchange_logits(student, batch.clean, batch.answer_pos, swaps)  # (batch, pairing, d_vocab)
+        return iit_term(patched, targets.patched.to(patched.device), self.temperature)

@@ -24,7 +24,7 @@ from rcid_tl.distill.config import DistillConfig
 from rcid_tl.distill.data import WORLD, TextSource, data_order
 from rcid_tl.distill.evaluate import evaluate_student
 from rcid_tl.distill.losses import kd_loss
-from rcid_tl.distill.methods import Objective, Pairing, pairings_for
+from rcid_tl.distill.methods import Method, Objective, Pairing, pairings_for
 from rcid_tl.distill.precision import Precision
 from rcid_tl.distill.processes import check_world
 from rcid_tl.distill.targets import fit_maps, precompute_targets
@@ -208,11 +208,12 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
             return None
     log.info("%d training examples, %d checkpoints; fitting W* and precomputing the teacher's targets",
              len(s.train), len(s.checkpoints))
-    maps = fit_maps(s.teacher, s.student, s.train, s.pairings, n_fit=config.n_fit)
+    maps = fit_maps(s.teacher, s.student, s.train, s.pairings, n_fit=config.n_fit) if config.method.uses_maps else {}
     objective = Objective(config.method, s.pairings, maps, lam=config.lam, temperature=config.temperature,
                           learned_projection=config.learned_projection, kl_all_tokens=config.kl_all_tokens
                           ).to(config.device)
-    targets = precompute_targets(s.teacher, s.train, s.pairings, all_tokens=config.kl_all_tokens)
+    targets = precompute_targets(s.teacher, s.train, s.pairings, all_tokens=config.kl_all_tokens,
+                                 interchange=config.method is Method.IIT)
     order = data_order(len(s.train), config.optim.steps, config.batch_size, config.seed)
     mix = None
     if config.mix_weight > 0:

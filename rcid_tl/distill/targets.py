@@ -1,5 +1,6 @@
 """What the teacher contributes to distillation, computed once under no_grad and stored detached (seed §5.4):
-clean logits, and per pairing the clean state and the imprint d_T = h_clean − h_corrupt; plus the frozen W* maps
+clean logits, and per pairing the clean state, the imprint d_T = h_clean − h_corrupt and (IIT) the answer logits
+with the pairing's activation interchanged from the corrupt prompt; plus the frozen W* maps
 fitted between student and teacher activations (seed §5.3). Under torchrun the processes share the teacher's
 forwards and each ends with all of the targets."""
 
@@ -12,6 +13,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.alignment.procrustes import ProcrustesMap
+from rcid_tl.distill.interchange import Interchange, interchange_logits
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.read import at_positions
 from rcid_tl.models.loading import namer
@@ -27,11 +29,12 @@ class TeacherTargets:
     states: Float[Tensor, "n pairing d_t"]  # h_clean at each checkpoint pairing (empty for FitNets / KD)
     imprints: Float[Tensor, "n pairing d_t"]  # d_T at each checkpoint pairing
     layers: Float[Tensor, "n pos pairing d_t"]  # every-token states for FitNets pairings
+    patched: Float[Tensor, "n pairing d_vocab"]  # IIT: answer logits, clean with the pairing's point from corrupt
 
     def take(self, rows: Tensor, width: int) -> "TeacherTargets":
         """The targets of `rows`, token axes cut to a batch `width`."""
         return TeacherTargets(self.logits[rows, :width], self.states[rows], self.imprints[rows],
-                              self.layers[rows, :width])
+                              self.layers[rows, :width], self.patched[rows])
 
 
 @torch.no_grad()
@@ -43,10 +46,12 @@ def _forward(model: TransformerBridge, tokens: Tensor, names: Sequence[str]) -> 
 
 def precompute_targets(
     teacher: TransformerBridge, dataset: ContrastiveDataset, pairings: Sequence, *, all_tokens: bool = False,
-    batch_size: int = 64,
+    interchange: bool = False, batch_size: int = 64,
 ) -> TeacherTargets:
     """The teacher's targets for every example of `dataset` (teacher in eval mode, no gradients); logits at every
-    token with `all_tokens`, else at the answer position only (a tenth of the memory on IOI)."""
+    token with `all_tokens`, else at the answer position only (a tenth of the memory on IOI). With `interchange`
+    (IIT), also the answer logits with each pairing's teacher point on the clean prompt replaced by its value on
+    the corrupt prompt: n · pairings · d_vocab floats, one batched forward per chunk."""
     teacher.eval()
     names = namer(teacher)
     at_pos = [p for p in pairings if p.position is not None]
@@ -69,6 +74,12 @@ def precompute_targets(
             lows = [p.teacher_part(at_positions(corrupt[hook[p]], batch.position(p.position))) for p in at_pos]
             part["imprints"] = torch.stack([h - k for h, k in zip(states, lows)], 1).cpu()
             part["states"] = torch.stack(states, 1).cpu()
+            if interchange:  # the teacher's own corrupt value into its clean run, one pairing per row block
+                swaps = [Interchange(Site(p.site), p.teacher_layer, batch.position(p.position), low, p.teacher_head)
+                         for p, low in zip(at_pos, lows)]
+                with torch.no_grad():
+                    patched = interchange_logits(teacher, batch.clean, batch.answer_pos, swaps)
+                part["patched"] = patched.float().cpu()
         if every:
             full = torch.stack([clean[hook[p]] for p in every], 2)  # (batch, pos, pairing, d_t)
             part["layers"] = torch.nn.functional.pad(full.cpu(), (0, 0, 0, 0, 0, pad))
@@ -76,7 +87,8 @@ def precompute_targets(
 
     # under torchrun each process computes its share of the chunks and every process gets all of them
     chunks = map_shards(range(0, len(dataset), batch_size), chunk_targets, "teacher targets")
-    parts = {key: [c[key] for c in chunks if key in c] for key in ("logits", "states", "imprints", "layers")}
+    parts = {key: [c[key] for c in chunks if key in c]
+             for key in ("logits", "states", "imprints", "layers", "patched")}
     n = len(dataset)
     d = teacher.cfg.d_head if any(p.teacher_head is not None for p in at_pos) else teacher.cfg.d_model
     cat = lambda key, empty: torch.cat(parts[key]) if parts[key] else empty  # noqa: E731
@@ -85,6 +97,7 @@ def precompute_targets(
         states=cat("states", torch.zeros(n, 0, d)),
         imprints=cat("imprints", torch.zeros(n, 0, d)),
         layers=cat("layers", torch.zeros(n, width, 0, d)),
+        patched=cat("patched", torch.zeros(n, 0, teacher.cfg.d_vocab)),
     )
 
 
