@@ -27,6 +27,7 @@ from rcid_tl.cli.checkpoints import checkpoints
 from rcid_tl.cli.consistency import consistency
 from rcid_tl.cli.patch import patch
 from rcid_tl.cli.study import study
+from rcid_tl.cli.validate import validate
 from rcid_tl.errors import InputError
 from rcid_tl.checks import check_model_path
 from rcid_tl.progress import announce_after
@@ -45,6 +46,7 @@ app.command()(distill)
 app.command()(evaluate)
 app.command("diagnose-losses")(diagnose_losses)
 app.command()(study)
+app.command()(validate)
 app.add_typer(fv_app, name="fv")
 
 

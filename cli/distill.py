@@ -20,6 +20,8 @@ Lr = Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate (warm-
 Lambda = Annotated[float, typer.Option("--lambda", help="Weight λ of the method's term in L_KL + λ·term (≥ 0).")]
 Temperature = Annotated[float, typer.Option("--temperature", help="KD temperature.")]
 TopK = Annotated[int, typer.Option("--top-k", help="Causal checkpoints selected on the teacher (auto).")]
+CheckpointSite = Annotated[str, typer.Option(
+    "--checkpoint-site", help="Site of auto checkpoints (by effect): z (per head) | resid_post | attn_out | ...")]
 Checkpoints = Annotated[str, typer.Option("--checkpoints", help="auto, or a checkpoints JSON file (rcid-tl checkpoints).")]
 Text = Annotated[str, typer.Option("--text", help="General text: auto (world corpus on world teachers) | world | none | FILE.")]
 MixWeight = Annotated[float, typer.Option("--mix-weight", help="Weight of a KL on general text mixed into each step (0: off).")]
@@ -47,7 +49,7 @@ AllTokens = Annotated[bool, typer.Option("--kl-all-tokens", help="Task KL on eve
 def distill(
     teacher: Teacher = "world-gpt2", method: MethodOpt = "rcid", task: o.Task = "ioi", n: o.Count = 1024,
     seed: o.Seed = 42, student: StudentOpt = None, steps: Steps = 600, batch_size: o.TrainBatch = 32,
-    lr: Lr = 3e-3, lam: Lambda = 1.0, temperature: Temperature = 2.0, top_k: TopK = 8,
+    lr: Lr = 3e-3, lam: Lambda = 1.0, temperature: Temperature = 2.0, top_k: TopK = 8, checkpoint_site: CheckpointSite = "z",
     checkpoints: Checkpoints = "auto", text: Text = "auto", mix_weight: MixWeight = 0.0, pretrain_steps: Pretrain = 0,
     eval_n: EvalN = 200, checkpoint_every: Every = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",
     corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False, precision: PrecisionOpt = "fp32",
@@ -106,7 +108,7 @@ def distill(
         teacher=teacher, method=parse_method(method), task=TaskSpec(task, n=n, seed=seed, corruption=corruption),
         optim=OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), seed=seed, student=student,
         batch_size=batch_size, lam=lam, temperature=temperature, kl_all_tokens=kl_all_tokens, top_k=top_k,
-        checkpoints=checkpoints, text=text, max_saturation=None if max_saturation == float("inf") else max_saturation,
+        checkpoint_site=checkpoint_site, checkpoints=checkpoints, text=text, max_saturation=None if max_saturation == float("inf") else max_saturation,
         one_per_student_layer=one_per_student_layer, refit_every=refit_every,
         mix_weight=mix_weight, pretrain=OptimConfig(steps=pretrain_steps, lr=lr, warmup=max(1, pretrain_steps // 20)),
         eval_n=eval_n, checkpoint_every=checkpoint_every, log_every=min(10, checkpoint_every), device=device,

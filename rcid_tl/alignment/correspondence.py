@@ -9,8 +9,10 @@ task's named positions, which teacher and student read from the same tokens).
 
 Selecting the best of many candidates on the examples consistency is then measured on would inflate r (the maximum
 of many noisy correlations is positive even when nothing is shared). So the map is **fitted on its own examples**
-(`fit` in `CausalMapConfig`: another task seed, with every prompt that also occurs in the measured set removed) and
-consistency is measured on the others. `match_profiles` is the selection step alone, on plain arrays.
+(`fit_examples`: another task seed, with every prompt that also occurs in the measured set removed) and consistency
+is measured on the others. Each teacher component is matched by its *unique* role — its profile net of every other
+teacher component's at the same site kind and position (`unique_role_correlations`) — so that a student component
+doing the work of two teacher components is found by both. `match_profiles` is the selection step alone, on plain arrays.
 
 One-to-one (Hungarian assignment: no student component stands for two teacher components), many-to-one (each
 teacher site its best student site; two teacher heads merged into one student head both find it) and one-to-many
@@ -72,17 +74,25 @@ def profile_correlations(teacher: np.ndarray, student: np.ndarray) -> np.ndarray
     return np.where(norms > 0, r, 0.0)
 
 
-def unique_role_correlations(teacher: np.ndarray, student: np.ndarray) -> np.ndarray:
+def unique_role_correlations(teacher: np.ndarray, student: np.ndarray, context: np.ndarray | None = None,
+                             own: Sequence[int | None] | None = None) -> np.ndarray:
     """Per teacher profile i (m, n), the partial Pearson r of every student profile (c, n) with it given the other
     teacher profiles: what each teacher component does that the others do not. A student component that does the
     work of two teacher components (two heads merged into one) correlates with the larger one's profile only; net
-    of that one it matches the smaller one too. With one teacher profile this is `profile_correlations`."""
+    of that one it matches the smaller one too. `context` (k, n): the profiles of every teacher component that
+    could share a role (e.g. all heads at the position); `own[i]`: teacher i's row in it, left out of its own
+    covariates. Without context the other teacher profiles are the covariates; with one profile and no context
+    this is `profile_correlations`."""
     teacher, student = np.asarray(teacher, float), np.asarray(student, float)
-    if len(teacher) == 1:
-        return profile_correlations(teacher, student)
+    if context is None:
+        context, own = teacher, list(range(len(teacher)))
+    context = np.asarray(context, float)
     out = np.empty((len(teacher), len(student)))
     for i in range(len(teacher)):
-        others = np.delete(teacher, i, axis=0).T  # (n, m − 1): the covariates
+        others = np.delete(context, [own[i]] if own[i] is not None else [], axis=0).T  # (n, k): the covariates
+        if others.shape[1] == 0:
+            out[i] = profile_correlations(teacher[i:i + 1], student)[0]
+            continue
         t, _ = residuals(teacher[i], others)
         s, _ = residuals(student, np.broadcast_to(others, (len(student), *others.shape)))
         out[i] = profile_correlations(t[None], s)[0]
@@ -90,14 +100,15 @@ def unique_role_correlations(teacher: np.ndarray, student: np.ndarray) -> np.nda
 
 
 def match_profiles(teacher: np.ndarray, student: np.ndarray, *, one_to_one: bool = False,
-                   allowed: np.ndarray | None = None, unique: bool = True) -> tuple[list[int], np.ndarray]:
+                   allowed: np.ndarray | None = None, unique: bool = True, context: np.ndarray | None = None,
+                   own: Sequence[int | None] | None = None) -> tuple[list[int], np.ndarray]:
     """The student profile chosen for each teacher profile — the highest r (signed: consistency asks for effects
     that move together), or the Hungarian assignment maximising the summed r with `one_to_one` — and the (m, c) r
     matrix: partial r given the other teacher profiles (`unique_role_correlations`), or plain Pearson r with
-    `unique=False`. `allowed` (m, c) bool marks compatible pairs. One-to-one with fewer students than teachers:
+    `unique=False` (`context`, `own`: see there). `allowed` (m, c) bool marks compatible pairs. One-to-one with fewer students than teachers:
     the teachers left over take their best student."""
-    correlations = unique_role_correlations if unique else profile_correlations
-    r = correlations(np.asarray(teacher, float), np.asarray(student, float))
+    teacher, student = np.asarray(teacher, float), np.asarray(student, float)
+    r = unique_role_correlations(teacher, student, context, own) if unique else profile_correlations(teacher, student)
     score = np.where(allowed, r, -np.inf) if allowed is not None else r
     best = score.argmax(-1)
     if one_to_one:
@@ -129,11 +140,18 @@ def causal_correspondence(
         raise InputError(f"a causal map needs at least 3 fit examples, got {len(fit)}")
     teacher_sites = list(dict.fromkeys(teacher_sites))
     candidates = candidate_sites(student, teacher_sites)
-    dt = _profiles(teacher, fit, teacher_sites, batch_size)
+    # every teacher component at the checkpoints' site kinds and positions: the roles a checkpoint's is netted of
+    context_sites = candidate_sites(teacher, teacher_sites)
+    context = _profiles(teacher, fit, context_sites, batch_size)
+    dt = context[[context_sites.index(t) for t in teacher_sites]]
     ds = _profiles(student, fit, candidates, batch_size)
     allowed = np.array([[(Site(c.site), c.position) == (Site(t.site), t.position) for c in candidates]
                         for t in teacher_sites])
-    best, r = match_profiles(dt, ds, one_to_one=one_to_one, allowed=allowed)
+    if len(context_sites) >= len(fit) // 2:  # too many covariates for the fit examples: net of the checkpoints only
+        context, own = None, None
+    else:
+        own = [context_sites.index(t) for t in teacher_sites]
+    best, r = match_profiles(dt, ds, one_to_one=one_to_one, allowed=allowed, context=context, own=own)
     sites = {t: (candidates[j],) for t, j in zip(teacher_sites, best)}
     fit_r = {t: float(r[i, j]) for i, (t, j) in enumerate(zip(teacher_sites, best))}
     if one_to_many:

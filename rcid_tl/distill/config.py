@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from rcid_tl.checks import MAX_EXAMPLES, check_count, check_device, check_real
+from rcid_tl.consistency.checkpoints import CHECKPOINT_SITES
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.distill.data import WORLD, TextSource
 from rcid_tl.distill.methods import Method
 from rcid_tl.errors import InputError
+from rcid_tl.hooks.names import Site
 from rcid_tl.tasks.registry import TaskSpec
 
 
@@ -51,6 +53,9 @@ class DistillConfig:
     min_unmodified: int | None = None
     checkpoints: str = "auto"
     max_saturation: float | None = SATURATED  # auto selection skips teacher points at or above it (None: keeps all)
+    # where auto selection looks: per-head z by default. On the embedded teachers every resid_post point either
+    # saturates the output or carries none of it, so by effect there is no usable resid_post checkpoint at all.
+    checkpoint_site: str = "z"
     one_per_student_layer: bool = False  # keep only the largest-imprint checkpoint of each student layer
     refit_every: int | None = None  # refit W* on the current student every N distillation steps (None: frozen)
     learned_projection: bool = True  # FitNets: learned regressor (initialised at W*) or the frozen W*
@@ -73,6 +78,10 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", Method(self.method))
+        if Site(self.checkpoint_site) not in CHECKPOINT_SITES:  # a bad name is a ValueError Typer never passes
+            allowed = ", ".join(x.value for x in CHECKPOINT_SITES)
+            raise InputError(f"--checkpoint-site {self.checkpoint_site!r} cannot be a checkpoint site; allowed: "
+                             f"{allowed}")
         check_count(self.optim.steps, "--steps")
         check_count(self.pretrain.steps, "--pretrain-steps", minimum=0)
         check_real(self.lam, "--lambda")

@@ -18,6 +18,7 @@ from rcid_tl.alignment.layers import proportional_layer_map
 from rcid_tl.artifacts import write_json
 from rcid_tl.checks import check_count, check_device
 from rcid_tl.consistency.causal import causal_consistency, check_same_tokenizer
+from rcid_tl.hooks.names import Site
 from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, select_checkpoints
 from rcid_tl.distill.config import check_sources
 from rcid_tl.interventions.read import answer_forward
@@ -122,7 +123,8 @@ def run_evaluate(config: EvalConfig, out: str | Path) -> dict[str, Any]:
     text = resolve_text(config.text, teacher)
     rows = text.rows(teacher.tokenizer, PPL_ROWS, PPL_LEN, held_out=True) if text else None
     if config.checkpoints == "auto":
-        checkpoints = select_checkpoints(teacher, dataset, top_k=config.top_k, batch_size=config.batch_size)
+        checkpoints = select_checkpoints(teacher, dataset, top_k=config.top_k, batch_size=config.batch_size,
+                                         site=Site.Z)  # as rcid-tl distill selects them
     else:
         checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, dataset.position_names,
                                        teacher.cfg.n_heads)

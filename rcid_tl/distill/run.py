@@ -30,6 +30,7 @@ from rcid_tl.distill.processes import check_world
 from rcid_tl.distill.targets import fit_maps, precompute_targets
 from rcid_tl.distill.trainer import load_state, train_loop
 from rcid_tl.errors import InputError
+from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
@@ -109,6 +110,7 @@ def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Set
                             teacher.tokenizer, n_ctx)
     if config.checkpoints == "auto":
         checkpoints = select_checkpoints(teacher, train, top_k=config.top_k, min_unmodified=config.min_unmodified,
+                                         site=Site(config.checkpoint_site),
                                          max_saturation=config.max_saturation)
     else:
         checkpoints = load_checkpoints(config.checkpoints, teacher.cfg.n_layers, train.position_names,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rcid_tl.distill.config import OptimConfig
+from rcid_tl.alignment.heads import proportional_head_map
 from rcid_tl.distill.methods import Method, Objective, pairings_for
 from rcid_tl.distill.run import prepare
 from rcid_tl.distill.targets import fit_maps, precompute_targets
@@ -21,10 +22,11 @@ def setup():
 @pytest.mark.parametrize("method", list(Method))
 def test_gradients_reach_student_only(setup, method):
     s = setup
-    pairings = pairings_for(method, s.checkpoints, s.layer_map, s.student.cfg.n_layers)
+    heads = proportional_head_map(s.teacher.cfg.n_heads, s.student.cfg.n_heads, s.layer_map)  # z checkpoints
+    pairings = pairings_for(method, s.checkpoints, s.layer_map, s.student.cfg.n_layers, heads)
     maps = fit_maps(s.teacher, s.student, s.train, pairings, n_fit=8)
     objective = Objective(method, pairings, maps, lam=1.0, temperature=2.0)
-    targets = precompute_targets(s.teacher, s.train, pairings)
+    targets = precompute_targets(s.teacher, s.train, pairings, interchange=method is Method.IIT)
     assert not any(t.requires_grad for t in (targets.logits, targets.imprints, targets.states, targets.layers))
     rows = torch.arange(8)
     batch = s.train.batch(rows.tolist())
@@ -55,7 +57,6 @@ def test_gradients_reach_student_only(setup, method):
 def test_head_checkpoints_match_one_teacher_head_to_one_student_head(setup, tmp_path):
     """z checkpoints (a head at a position): W* and the targets use that head's d_head slice only, the student head
     comes from the proportional head map (teacher 4 heads → student 2), and the RCID term trains the student."""
-    from rcid_tl.alignment.heads import proportional_head_map
     from rcid_tl.consistency.checkpoints import Checkpoint
     from rcid_tl.hooks.names import Site
     from rcid_tl.interventions.read import read_site
