@@ -23,7 +23,7 @@ MaxSaturation = Annotated[float, typer.Option(
 
 def checkpoints(
     model: o.Model = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0, top_k: TopK = 8,
-    min_unmodified: MinUnmodified = None, site: CheckpointSite = "resid_post", max_saturation: MaxSaturation = 0.9,
+    min_unmodified: MinUnmodified = None, site: CheckpointSite = "z", max_saturation: MaxSaturation = 0.9,
     ranking: Ranking = "effect", batch_size: o.BatchSize = 64,
     out: o.Out = "runs/checkpoints", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,

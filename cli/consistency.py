@@ -27,7 +27,7 @@ Bootstrap = Annotated[int, typer.Option("--n-bootstrap", help="Bootstrap resampl
 def consistency(
     student: Student, teacher: Teacher = o.DEFAULT_MODEL, task: o.Task = "ioi", n: o.N = None, seed: o.Seed = 0,
     checkpoints: CheckpointsOpt = "auto", top_k: TopK = 8, min_unmodified: MinUnmodified = None,
-    site: CheckpointSite = "resid_post", max_saturation: MaxSaturation = 0.9, ranking: Ranking = "effect",
+    site: CheckpointSite = "z", max_saturation: MaxSaturation = 0.9, ranking: Ranking = "effect",
     layer_map: LayerMapOpt = "proportional", head_map: HeadMapOpt = "causal", assignment: AssignmentOpt = "many-to-one",
     fit_n: FitN = 100, n_bootstrap: Bootstrap = 1000,
     batch_size: o.BatchSize = 64, out: o.Out = "runs/consistency", device: o.Device = "cpu",

@@ -13,7 +13,7 @@ from rcid_tl.alignment.layers import cka_layer_map, layer_activations, proportio
 from rcid_tl.artifacts import write_csv
 from rcid_tl.consistency.causal import ConsistencyResult, causal_consistency, check_same_tokenizer
 from rcid_tl.consistency.checkpoints import (
-    CHECKPOINT_SITES, Checkpoint, Ranking, carried_share, load_checkpoints, save_checkpoints, select_checkpoints,
+    CHECKPOINT_SITES, MIN_EFFECT, Checkpoint, Ranking, carried_share, load_checkpoints, save_checkpoints, select_checkpoints,
 )
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.checks import check_count
@@ -64,7 +64,7 @@ class SelectionConfig:
 
     top_k: int = 8
     min_unmodified: int | None = None  # None: half of top_k
-    site: Site = Site.RESID_POST
+    site: Site = Site.Z  # per head: on the embedded teachers no resid_post point carries a partial effect
     batch_size: int = 64
     max_saturation: float | None = SATURATED  # skip points at or above it (None: saturation not measured)
     ranking: Ranking | str = Ranking.EFFECT  # a str is checked and converted
@@ -188,6 +188,10 @@ def run_consistency(
     dataset.check_context(student.cfg.n_ctx)
     if config.checkpoints == AUTO:
         checkpoints = config.selection.select(teacher, dataset)
+    if not checkpoints:
+        raise InputError(f"no teacher point at {Site(config.selection.site).value} carries ≥ {MIN_EFFECT:.0%} of "
+                         "the effect without saturating it: nothing to compare; try another --site (z: per head), "
+                         "--ranking imprint or --max-saturation inf")
     layer_map = _layer_map(config, teacher, student, dataset)
     head_map = _head_map(config, teacher, student, dataset, layer_map, checkpoints)
     correspondence = None
@@ -216,7 +220,8 @@ def _layer_map(config: ConsistencyConfig, teacher, student, dataset) -> dict[int
     if config.layer_map is LayerMap.PROPORTIONAL:
         return proportional_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
     site = Site(config.selection.site)
-    acts = [layer_activations(m, dataset, site=site, batch_size=config.batch_size) for m in (teacher, student)]
+    acts = [[a.flatten(1) for a in layer_activations(m, dataset, site=site, batch_size=config.batch_size)]
+            for m in (teacher, student)]  # a per-head site: the layer's heads side by side
     return cka_layer_map(*acts)
 
 

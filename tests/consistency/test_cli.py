@@ -23,13 +23,14 @@ def checkpoints_file(tmp_path_factory, tiny_gpt2_dir):
 def test_checkpoints_then_consistency(cli, tiny_gpt2_dir, student_dir, checkpoints_file, tmp_path):
     out = checkpoints_file.parent
     run = cli("checkpoints", "--model", tiny_gpt2_dir, "--task", "ioi", "--n", "6", "--corruption", "abc",
+              "--site", "resid_post", "--ranking", "imprint",
               "--top-k", "3", "--min-unmodified", "2", "--max-saturation", "inf", "--out", out)
     assert run.code == 0, run.stderr
     assert "position" in run.stderr and "3 checkpoints at resid_post" in run.stderr
     saved = json.loads(checkpoints_file.read_text())
     assert saved["rcid_tl_version"] == __version__ and saved["model"] == str(tiny_gpt2_dir)
     assert saved["selection"] == {"top_k": 3, "min_unmodified": 2, "site": "resid_post", "max_saturation": None,
-                                 "ranking": "effect"}
+                                 "ranking": "imprint"}
     assert all(isinstance(c["saturation"], float) for c in saved["checkpoints"])  # measured, none skipped
     assert len(saved["checkpoints"]) == 3 and sum(not c["modified"] for c in saved["checkpoints"]) >= 2
     assert (out / "checkpoints.csv").read_text().count("\n") == 4
