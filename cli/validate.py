@@ -14,12 +14,15 @@ Sigmas = Annotated[str, typer.Option("--sigmas", help="Weight-noise ladder, × e
 FinetuneSteps = Annotated[int, typer.Option(
     "--finetune-steps", help="Steps of the circuit-ablated fine-tune (0 leaves that case out).")]
 Bootstrap = Annotated[int, typer.Option("--n-bootstrap", help="Bootstrap resamples per consistency CI.")]
+Instruments = Annotated[str, typer.Option(
+    "--instruments", help="Comma-separated: proportional, attention, activation, causal, causal-1:1 (default all).")]
 
 
 def validate(
     teacher: Teacher = o.DEFAULT_MODEL, n: o.Count = 200, seed: o.Seed = 999, top_k: Annotated[int, typer.Option(
         "--top-k", help="Head checkpoints (chosen by effect).")] = 8, fit_n: FitN = 100, sigmas: Sigmas = "0.02,0.1,0.3,1",
-    finetune_steps: FinetuneSteps = 100, n_bootstrap: Bootstrap = 200, out: o.Out = "runs/validate",
+    finetune_steps: FinetuneSteps = 100, n_bootstrap: Bootstrap = 200, instruments: Instruments = "all",
+    out: o.Out = "runs/validate",
 ) -> None:
     """Build students whose relation to the teacher is known (itself, relabelled heads, rotated and rescaled value
     heads, a weight-noise ladder, random weights, two heads merged, the circuit ablated and fine-tuned around) and
@@ -35,10 +38,16 @@ def validate(
     except ValueError:
         raise InputError(f"--sigmas must be comma-separated numbers, got {sigmas!r}") from None
     # library imports are deferred so that --help and argument errors answer without loading TransformerLens
-    from rcid_tl.validation.suite import ValidateConfig, run_validation
+    from rcid_tl.validation.suite import INSTRUMENTS, ValidateConfig, run_validation
 
+    known = {i.name: i for i in INSTRUMENTS}
+    chosen = list(known) if instruments == "all" else [name.strip() for name in instruments.split(",")]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise InputError(f"unknown instrument {unknown[0]!r}; allowed: {', '.join(known)}")
     config = ValidateConfig(teacher=teacher, n=n, task_seed=seed, top_k=top_k, fit_n=fit_n, sigmas=ladder,
-                            finetune_steps=finetune_steps, n_bootstrap=n_bootstrap)
+                            finetune_steps=finetune_steps, n_bootstrap=n_bootstrap,
+                            instruments=tuple(known[name] for name in chosen))
     result = run_validation(config, out)
     paths = result.save(out)
     console = Console(stderr=True, soft_wrap=True)

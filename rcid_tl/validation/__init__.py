@@ -1,6 +1,7 @@
 """Known-answer students: models whose relation to a teacher is known by construction, to validate comparison
 instruments against (relabelled heads, exact reparametrisations, graded noise, random weights, merged heads, a
-circuit knocked out and fine-tuned around)."""
+circuit knocked out and fine-tuned around), and the suite that checks each consistency instrument against them
+(`run_validation`, `rcid-tl validate`)."""
 
 from rcid_tl.validation.finetune import AblationFinetune, ablate_heads, ablation_finetuned, circuit_heads
 from rcid_tl.validation.known import (
@@ -8,6 +9,7 @@ from rcid_tl.validation.known import (
     rescaled_student, rotated_student,
 )
 from rcid_tl.validation.measure import HeadPair, TaskScore, ioi_dataset, most_similar_heads, task_score
+from rcid_tl.validation.suite import INSTRUMENTS, Instrument, ValidateConfig, Validation, run_validation
 from rcid_tl.validation.students import (
     Correspondence, Head, KnownStudent, add_weight_noise, attn_shape, editable_copy, head_weights,
     identity_correspondence, merge_correspondence, merge_heads, out_projection, permutation_correspondence,
@@ -15,6 +17,7 @@ from rcid_tl.validation.students import (
 )
 
 __all__ = [
+    "INSTRUMENTS", "Instrument", "ValidateConfig", "Validation", "run_validation",
     "AblationFinetune", "Correspondence", "DEFAULT_MERGES", "Head", "HeadPair", "KnownStudent", "NOISE_SIGMAS",
     "TaskScore", "ablate_heads", "ablation_finetuned", "add_weight_noise", "attn_shape", "circuit_heads",
     "editable_copy", "head_weights", "identity_correspondence", "ioi_dataset", "known_students",
