@@ -104,9 +104,9 @@ def match_profiles(teacher: np.ndarray, student: np.ndarray, *, one_to_one: bool
                    own: Sequence[int | None] | None = None) -> tuple[list[int], np.ndarray]:
     """The student profile chosen for each teacher profile — the highest r (signed: consistency asks for effects
     that move together), or the Hungarian assignment maximising the summed r with `one_to_one` — and the (m, c) r
-    matrix: partial r given the other teacher profiles (`unique_role_correlations`), or plain Pearson r with
-    `unique=False` (`context`, `own`: see there). `allowed` (m, c) bool marks compatible pairs. One-to-one with fewer students than teachers:
-    the teachers left over take their best student."""
+    matrix: partial r given the other teacher profiles (`unique_role_correlations`; `context`, `own`: see there),
+    or plain Pearson r with `unique=False`. `allowed` (m, c) bool marks compatible pairs. One-to-one with fewer
+    students than teachers: the teachers left over take their best student."""
     teacher, student = np.asarray(teacher, float), np.asarray(student, float)
     r = unique_role_correlations(teacher, student, context, own) if unique else profile_correlations(teacher, student)
     score = np.where(allowed, r, -np.inf) if allowed is not None else r
@@ -157,7 +157,7 @@ def causal_correspondence(
     if one_to_many:
         for i, t in enumerate(teacher_sites):
             order = [j for j in np.argsort(-np.where(allowed[i], r[i], -np.inf)) if allowed[i, j]]
-            sites[t], fit_r[t] = _grow(student, fit, dt[i], [candidates[j] for j in order], fit_r[t])
+            sites[t], fit_r[t] = _grow(student, fit, dt[i], [candidates[j] for j in order])
     mode = "one-to-many" if one_to_many else "one-to-one" if one_to_one else "many-to-one"
     meta = {"assignment": mode, "fit_examples": len(fit), "fit_task_seed": fit.config.get("seed"),
             "fit_clean_ids": [list(e.clean_ids) for e in fit.examples], "n_candidates": len(candidates)}
@@ -177,12 +177,13 @@ def fit_examples(task: TaskSpec, measured: ContrastiveDataset, n: int, tokenizer
     return replace(drawn, examples=kept, config={**dict(drawn.config), "n": len(kept), "fit_for_seed": task.seed})
 
 
-def _grow(student, fit, teacher_profile, ordered: list[PatchSite], r0: float) -> tuple[tuple[PatchSite, ...], float]:
-    """Greedy one-to-many: add the next-best student site while the jointly noised profile's r rises by
-    `GROUP_GAIN`."""
-    group, best = [ordered[0]], r0
+def _grow(student, fit, teacher_profile, ordered: list[PatchSite]) -> tuple[tuple[PatchSite, ...], float]:
+    """Greedy one-to-many from the best single match: add the next-best student site while the plain r of the
+    jointly noised profile with the teacher's rises by `GROUP_GAIN` (so the recorded fit r is the plain r)."""
     metric = metric_for(fit)
     batch = fit.batch()
+    alone = patch_together(student, batch, [ordered[0]], metric).double().numpy()
+    group, best = [ordered[0]], float(profile_correlations(teacher_profile[None], alone[None])[0, 0])
     for site in ordered[1:MAX_GROUP * 2]:
         if len(group) == MAX_GROUP:
             break

@@ -45,3 +45,16 @@ def test_the_causal_map_recovers_the_permutation(relabelled):
     for t in sites:
         (s,) = found.sites[t]
         assert ((s.layer, s.head),) == truth[t.layer, t.head] and found.fit_r[t] > 0.99
+
+
+def test_one_to_many_keeps_a_single_site_when_it_already_matches(relabelled):
+    """On an exact relabelling one student head matches each teacher head perfectly: no second site can raise the
+    fit r by 0.05, so every group stays a single site (and it is the planted one)."""
+    teacher, student, truth = relabelled
+    measured = build_task(TaskSpec("ioi", n=20, seed=0), teacher.tokenizer, teacher.cfg.n_ctx)
+    fit = fit_examples(TaskSpec("ioi", n=20, seed=0), measured, 40, teacher.tokenizer, teacher.cfg.n_ctx)
+    sites = [PatchSite(Site.Z, 3, "end", head) for head in range(4)]
+    found = causal_correspondence(teacher, student, fit, sites, one_to_many=True)
+    for t in sites:
+        assert [(s.layer, s.head) for s in found.sites[t]] == list(truth[t.layer, t.head])
+        assert found.fit_r[t] == pytest.approx(1.0, abs=1e-6)
