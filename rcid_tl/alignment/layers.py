@@ -54,7 +54,7 @@ def layer_activations(
     positions: Sequence[str] | None = None,
     corrupt: bool = False,
     batch_size: int = 64,
-) -> list[Float[Tensor, "n d_model"]]:
+) -> list[Float[Tensor, "n *d"]]:
     """Per layer, the clean (or corrupt) activations at `site` at each example's named `positions` (all by default),
     stacked as rows example-major: row e·P + p is example e at position p. Same rows for any model on `dataset`."""
     positions = dataset.check_positions(positions or dataset.position_names)
