@@ -24,9 +24,10 @@ def validate(
     finetune_steps: FinetuneSteps = 100, n_bootstrap: Bootstrap = 200, instruments: Instruments = "all",
     out: o.Out = "runs/validate",
 ) -> None:
-    """Build students whose relation to the teacher is known (itself, relabelled heads, rotated and rescaled value
-    heads, a weight-noise ladder, random weights, two heads merged, the circuit ablated and fine-tuned around) and
-    check that each consistency instrument gives the known verdict; writes validation.{json,csv,md}.
+    """Check each consistency instrument against students with a known answer.
+
+    The students: the teacher itself, its heads relabelled, value heads rotated and rescaled, a weight-noise ladder,
+    random weights, two heads merged, the circuit ablated and fine-tuned around. Writes validation.{json,csv,md}.
 
     Example: rcid-tl validate --teacher world-gpt2 --out runs/validate
     """
