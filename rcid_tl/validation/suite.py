@@ -6,7 +6,6 @@ Every instrument measures causal consistency at the same teacher checkpoints (ch
 the same examples; the causal maps are fitted on other examples. The default instrument of `rcid-tl consistency` is
 the first that passes every case (`DEFAULT_HEAD_MAP` there; this suite is what justifies it)."""
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,14 +15,13 @@ from typing import Any
 from transformers import AutoModelForCausalLM
 
 from rcid_tl import __version__
-from rcid_tl.artifacts import write_csv, write_json, write_text
+from rcid_tl.artifacts import write_csv, write_figure, write_json, write_text
 from rcid_tl.consistency.checkpoints import save_checkpoints
 from rcid_tl.consistency.run import (
     Assignment, ConsistencyConfig, HeadMapping, SelectionConfig, run_consistency,
 )
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
-from rcid_tl.models.embedded import embedded_path
 from rcid_tl.models.loading import load_model, load_tokenizer, resolve_model_path
 from rcid_tl.progress import track
 from rcid_tl.sweeps.common import ModelSpec, prepare
@@ -33,8 +31,6 @@ from rcid_tl.validation.known import DEFAULT_MERGES, known_students, merged_stud
 from rcid_tl.validation.measure import HeadPair
 from rcid_tl.validation.students import KnownStudent, save_student
 from rcid_tl.validation.verdicts import judge
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,22 @@ class Validation:
         header = ("case", "instrument", "mechanistic_r", "mechanistic_r_weighted", "mean_r", "r_out", "map_recovery",
                   "passed")
         return [write_json(out / "validation.json", self.to_json()), write_csv(out / "validation.csv", header, rows),
-                write_text(out / "validation.md", self.markdown())]
+                write_text(out / "validation.md", self.markdown()), *write_figure(out / "validation", self.figure())]
+
+    def figure(self):
+        """Mechanistic r per case (rows) and instrument (columns), each cell marked ✓ or ✗ (a plotly Figure)."""
+        import plotly.graph_objects as go
+
+        names = [i.name for i in self.config.instruments]
+        cases = [c["name"] for c in self.cases]
+        z = [[self.measurements[c][n]["mechanistic_r"] for n in names] for c in cases]
+        text = [[_cell(self.verdicts[c][n]) for n in names] for c in cases]
+        figure = go.Figure(go.Heatmap(z=z, x=names, y=cases, text=text, texttemplate="%{text}", zmin=-1, zmax=1,
+                                      colorscale="RdBu", colorbar={"title": "mechanistic r"}))
+        figure.update_layout(title=f"Known-answer suite: {self.config.teacher}, IOI n = {self.config.n}; passing "
+                                   f"every case: {', '.join(self.passing()) or 'none'}",
+                             yaxis={"autorange": "reversed"}, height=60 * len(cases) + 200, width=900)
+        return figure
 
     def markdown(self) -> str:
         names = [i.name for i in self.config.instruments]
