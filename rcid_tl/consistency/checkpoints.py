@@ -30,7 +30,7 @@ from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site, parse_site
 from rcid_tl.interventions.read import answer_forward, at_positions, cache_hooks
 from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite, patch_sites, patch_together
-from rcid_tl.metrics import metric_for
+from rcid_tl.metrics import RunMetrics, metric_for
 from rcid_tl.models.loading import namer
 from rcid_tl.progress import track
 from rcid_tl.tasks.base import ContrastiveDataset
@@ -218,15 +218,17 @@ def _by_effect(model, dataset, candidates: list[Checkpoint], top_k: int, quota: 
 
 
 @torch.no_grad()
-def carried_share(model: TransformerBridge, dataset: ContrastiveDataset, checkpoints: Sequence[Checkpoint]
-                  ) -> float:
+def carried_share(model: TransformerBridge, dataset: ContrastiveDataset, checkpoints: Sequence[Checkpoint],
+                  runs: RunMetrics | None = None) -> float:
     """The share of the teacher's effect the checkpoints carry together: mean Δ with all of them noised in one
-    forward over mean(clean − corrupt) (nan when that is 0)."""
+    forward over mean(clean − corrupt) (nan when that is 0). `runs`: the model's clean and corrupt metrics on
+    `dataset` when already known (saves their forwards)."""
     batch, metric = dataset.batch(), metric_for(dataset)
     joint = patch_together(model, batch, [c.patch_site() for c in checkpoints], metric)
-    clean = metric(answer_forward(model, batch.clean, batch.answer_pos), batch).cpu()
-    corrupt = metric(answer_forward(model, batch.corrupt, batch.answer_pos), batch).cpu()
-    total = float((clean - corrupt).mean())
+    if runs is None:
+        runs = RunMetrics(clean=metric(answer_forward(model, batch.clean, batch.answer_pos), batch).cpu(),
+                          corrupt=metric(answer_forward(model, batch.corrupt, batch.answer_pos), batch).cpu())
+    total = float((runs.clean - runs.corrupt).mean())
     return float(joint.mean()) / total if total else math.nan
 
 

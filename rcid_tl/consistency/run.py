@@ -5,6 +5,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.alignment.correspondence import causal_correspondence, fit_examples
@@ -17,22 +18,15 @@ from rcid_tl.consistency.checkpoints import (
 )
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.checks import check_count
-from rcid_tl.errors import InputError
+from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.hooks.names import Site
+from rcid_tl.metrics import RunMetrics
 from rcid_tl.models.loading import model_label
 from rcid_tl.sweeps.common import ModelSpec, prepare
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec
 
 AUTO = "auto"
-
-
-def _choice(kind: type[Enum], value, option: str):
-    """`value` as a member of the enum `kind`, or an InputError naming the option and the allowed values."""
-    try:
-        return kind(value)
-    except ValueError:
-        raise InputError(f"unknown {option} {value!r}; allowed: {', '.join(m.value for m in kind)}") from None
 
 
 class LayerMap(str, Enum):
@@ -82,7 +76,7 @@ class SelectionConfig:
             raise InputError(f"site {Site(self.site).value!r} cannot be a checkpoint site; allowed: {allowed}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be ≥ 1, got {self.batch_size}")
-        object.__setattr__(self, "ranking", _choice(Ranking, self.ranking, "--ranking"))
+        object.__setattr__(self, "ranking", parse_choice(Ranking, self.ranking, "--ranking"))
 
     def meta(self) -> dict[str, Any]:
         return {"top_k": self.top_k, "min_unmodified": self.top_k // 2 if self.min_unmodified is None
@@ -162,9 +156,9 @@ class ConsistencyConfig:
     def __post_init__(self) -> None:
         if self.checkpoints != AUTO and not Path(self.checkpoints).is_file():
             raise InputError(f"--checkpoints must be 'auto' or a checkpoints file; {self.checkpoints!r} not found")
-        object.__setattr__(self, "layer_map", _choice(LayerMap, self.layer_map, "--layer-map"))
-        object.__setattr__(self, "head_map", _choice(HeadMapping, self.head_map, "--head-map"))
-        object.__setattr__(self, "assignment", _choice(Assignment, self.assignment, "--assignment"))
+        object.__setattr__(self, "layer_map", parse_choice(LayerMap, self.layer_map, "--layer-map"))
+        object.__setattr__(self, "head_map", parse_choice(HeadMapping, self.head_map, "--head-map"))
+        object.__setattr__(self, "assignment", parse_choice(Assignment, self.assignment, "--assignment"))
         if self.assignment is Assignment.ONE_TO_MANY and self.head_map is not HeadMapping.CAUSAL:
             raise InputError("--assignment one-to-many needs --head-map causal (a set of student components is "
                              "matched by its joint effect)")
@@ -205,7 +199,8 @@ def run_consistency(
     result = causal_consistency(teacher, student, dataset, checkpoints, layer_map, head_map=head_map,
                                 correspondence=correspondence, batch_size=config.batch_size,
                                 n_bootstrap=config.n_bootstrap, seed=config.bootstrap_seed)
-    result.header["carried_share"] = carried_share(teacher, dataset, checkpoints)
+    runs = RunMetrics(torch.tensor(result.header["metric_clean"]), torch.tensor(result.header["metric_corrupt"]))
+    result.header["carried_share"] = carried_share(teacher, dataset, checkpoints, runs)
     result.header["config"].update({
         "checkpoints": config.checkpoints if config.checkpoints == AUTO else str(config.checkpoints),
         "selection": config.selection.meta() if config.checkpoints == AUTO else None,
