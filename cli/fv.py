@@ -1,4 +1,4 @@
-"""`rcid-tl fv ...`: the function-vector pipeline of seed 002 (StepD CIE → AIE → StepE vectors → Step6 injection)."""
+"""`rcid-tl fv ...`: the function-vector pipeline of Todd et al. 2024 (CIE sweep → AIE → vectors → injection sweep)."""
 
 from pathlib import Path
 from typing import Annotated, Optional
@@ -33,15 +33,15 @@ FixedTrials = Annotated[Optional[Path], typer.Option("--fixed-trials", help="Rep
 Trials = Annotated[Optional[Path], typer.Option("--sampled-trials", help="Default: <base>/artifacts/"
                                                                          "sampled_trials.json.")]
 K = Annotated[int, typer.Option("--k", help="Top-k heads in a function vector (Todd et al.: 10).")]
-EditLayer = Annotated[Optional[int], typer.Option("--edit-layer", help="StepE quick-eval layer (default depth//3).")]
-Alpha = Annotated[float, typer.Option("--alpha", help="Injection scale for the StepE quick eval.")]
+EditLayer = Annotated[Optional[int], typer.Option("--edit-layer", help="Quick-eval layer of `fv vectors` (default depth//3).")]
+Alpha = Annotated[float, typer.Option("--alpha", help="Injection scale for the quick eval of `fv vectors`.")]
 Alphas = Annotated[str, typer.Option("--alpha", help="Injection scale(s), comma list such as 1,2.")]
 NEval = Annotated[Optional[int], typer.Option("--n-eval", help="Trials per evaluated relation (default all).")]
 FvOpt = Annotated[str, typer.Option("--fv", help="qid (each relation's own FV) | global (AIE FV).")]
 FvSourceQid = Annotated[Optional[str], typer.Option("--fv-source-qid", help="Only this relation's FV.")]
 Scope = Annotated[str, typer.Option("--eval-scope", help="auto | in_domain | all_qids | qid_list.")]
 EvalQids = Annotated[Optional[str], typer.Option("--eval-qids", help="Comma list, for --eval-scope qid_list.")]
-InjectLayers = Annotated[str, typer.Option("--inject-layers", help="Step6 layer sweep: all, or a comma list.")]
+InjectLayers = Annotated[str, typer.Option("--inject-layers", help="Injection layer sweep: all, or a comma list.")]
 
 
 def _base(out_base_dir: Path | None, run_id: str | None, model: str, relations: str, seed: int | None) -> Path:
@@ -66,30 +66,30 @@ def _alphas(text: str) -> tuple[float, ...]:
     return alphas
 
 
-def _stepd(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop, layers,
+def _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop, layers,
            score_key, batch_size, base, fixed_trials, device, dtype):
     from rcid_tl.fv.ranking import parse_score_key
     from rcid_tl.fv.relations import WORLD, parse_qids
-    from rcid_tl.fv.stepd import StepDConfig
+    from rcid_tl.fv.cie_sweep import CIESweepConfig
     from rcid_tl.fv.trials import SamplingConfig, parse_format
     from rcid_tl.sweeps.common import ModelSpec
 
     chosen = parse_qids(qids)
     prompt_format = parse_format(("colon" if relations == WORLD else "qa") if fmt == "auto" else fmt)
     sampling = SamplingConfig(n_trials, n_demos, seed, prompt_format, not no_bos, allow_drop)
-    return StepDConfig(ModelSpec(model, device, dtype), base, relations, tuple(chosen) if chosen else None,
+    return CIESweepConfig(ModelSpec(model, device, dtype), base, relations, tuple(chosen) if chosen else None,
                        input_col, output_col, sampling, layers, parse_score_key(score_key), batch_size, fixed_trials)
 
 
-def _step6(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval, batch_size,
+def _injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval, batch_size,
            sampled_trials, device, dtype):
     from rcid_tl.fv.relations import parse_qids
     from rcid_tl.errors import parse_choice
-    from rcid_tl.fv.step6 import EvalScope, FVSource, Step6Config
+    from rcid_tl.fv.injection_sweep import EvalScope, FVSource, InjectionSweepConfig
     from rcid_tl.sweeps.common import ModelSpec
 
     listed = parse_qids(eval_qids)
-    return Step6Config(ModelSpec(model, device, dtype), base, parse_choice(FVSource, fv, "--fv"), fv_source_qid,
+    return InjectionSweepConfig(ModelSpec(model, device, dtype), base, parse_choice(FVSource, fv, "--fv"), fv_source_qid,
                        parse_choice(EvalScope, eval_scope, "--eval-scope"), tuple(listed) if listed else None,
                        inject_layers, _alphas(alpha), n_eval, batch_size, sampled_trials)
 
@@ -114,11 +114,11 @@ def sample(
     fmt: Format = "auto", no_bos: o.NoBos = False, allow_drop: AllowDrop = False, out_base_dir: OutBase = None,
     run_id: RunId = None, device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """Sample the relation trials once into <base>/artifacts/sampled_trials.json (StepD's first half)."""
-    from rcid_tl.fv.stepd import run_sampling
+    """Sample the relation trials once into <base>/artifacts/sampled_trials.json (the CIE sweep's first half)."""
+    from rcid_tl.fv.cie_sweep import run_sampling
 
     base = _base(out_base_dir, run_id, model, relations, seed)
-    config = _stepd(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
+    config = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
                     "all", "mean_delta_logprob", 128, base, None, device, dtype)
     snapshot = run_sampling(config)
     _say(f"sampled {len(snapshot.trials)} trials of {len(snapshot.qids)} relations into {base}")
@@ -132,15 +132,16 @@ def cie(
     score_key: ScoreKeyOpt = "mean_delta_logprob", batch_size: o.BatchSize = 128, out_base_dir: OutBase = None,
     run_id: RunId = None, fixed_trials: FixedTrials = None, device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """StepD: sample trials once, then the CIE of every relation × (layer, head), batched.
+    """The CIE sweep: sample trials once, then the CIE of every relation × (layer, head), batched.
 
     Example: rcid-tl fv cie --model world-gpt2 --relations world --n-trials 16 --run-id demo
     """
-    from rcid_tl.fv.stepd import run_step_d
+    from rcid_tl.fv.cie_sweep import run_cie_sweep
 
     base = _base(out_base_dir, run_id, model, relations, seed)
-    result = run_step_d(_stepd(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos,
-                               allow_drop, layers, score_key, batch_size, base, fixed_trials, device, dtype))
+    config = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos,
+                         allow_drop, layers, score_key, batch_size, base, fixed_trials, device, dtype)
+    result = run_cie_sweep(config)
     _say(f"CIE for {len(result.cie)} relations; wrote {result.layout.artifacts}")
 
 
@@ -153,7 +154,7 @@ def aie(
     """AIE over a chosen relation subset → artifacts/aie/<aie_id>/ (selected_qids, scores, top heads, FV)."""
     from rcid_tl.fv.ranking import parse_score_key
     from rcid_tl.fv.relations import parse_qids
-    from rcid_tl.fv.stepe import write_aie_package
+    from rcid_tl.fv.extraction import write_aie_package
     from rcid_tl.sweeps.common import ModelSpec
 
     chosen = parse_qids(qids)
@@ -172,13 +173,13 @@ def vectors(
     out_base_dir: OutBase = None, run_id: RunId = None, sampled_trials: Trials = None, device: o.Device = "cpu",
     dtype: o.Dtype = "float32",
 ) -> None:
-    """StepE: top-k heads → function vectors (per relation and global) and a quick injection eval."""
+    """Function-vector extraction: top-k heads → function vectors (per relation and global) and a quick injection eval."""
     from rcid_tl.fv.ranking import parse_score_key
-    from rcid_tl.fv.stepe import StepEConfig, run_step_e
+    from rcid_tl.fv.extraction import ExtractionConfig, run_extraction
     from rcid_tl.sweeps.common import ModelSpec
 
     base = _base(out_base_dir, run_id, model, "", None)
-    top = run_step_e(StepEConfig(ModelSpec(model, device, dtype), base, k, parse_score_key(score_key), edit_layer,
+    top = run_extraction(ExtractionConfig(ModelSpec(model, device, dtype), base, k, parse_score_key(score_key), edit_layer,
                                  alpha, n_eval, batch_size, sampled_trials))
     _say(f"global top-{k}: {' '.join(f'{s.layer}.{s.head}' for s in top['global'])}; wrote {base / 'artifacts'}")
 
@@ -190,12 +191,13 @@ def inject(
     batch_size: o.BatchSize = 128, out_base_dir: OutBase = None, run_id: RunId = None,
     sampled_trials: Trials = None, device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """Step6: 0-shot injection of α·FV after layer ℓ at the last token, over a layer sweep."""
-    from rcid_tl.fv.step6 import run_step6
+    """The injection sweep: 0-shot injection of α·FV after layer ℓ at the last token, over a layer sweep."""
+    from rcid_tl.fv.injection_sweep import run_injection_sweep
 
     base = _base(out_base_dir, run_id, model, "", None)
-    summary = run_step6(_step6(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval,
-                               batch_size, sampled_trials, device, dtype))
+    summary = run_injection_sweep(_injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids,
+                                                    inject_layers, alpha, n_eval, batch_size, sampled_trials,
+                                                    device, dtype))
     _report(summary, base)
 
 
@@ -217,21 +219,21 @@ def run(
     batch_size: o.BatchSize = 128, out_base_dir: OutBase = None, run_id: RunId = None,
     device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """StepD → StepE → Step6 end to end into results_fv/relation/<run-id>/ (seed 002 §4).
+    """CIE sweep → FV extraction → injection sweep end to end into results_fv/relation/<run-id>/.
 
     Example: rcid-tl fv run --model world-gpt2 --relations world --n-trials 16 --k 4 --run-id world-demo
     """
     from rcid_tl.fv.pipeline import FVRun, run_fv
     from rcid_tl.fv.ranking import parse_score_key
-    from rcid_tl.fv.stepe import StepEConfig
+    from rcid_tl.fv.extraction import ExtractionConfig
 
     base = _base(out_base_dir, run_id, model, relations, seed)
-    stepd = _stepd(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
+    sweep = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
                    layers, score_key, batch_size, base, None, device, dtype)
     alphas = _alphas(alpha)
-    stepe = StepEConfig(stepd.model, base, k, parse_score_key(score_key), edit_layer, alphas[0], n_eval, batch_size)
-    step6 = _step6(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval, batch_size,
+    vectors_config = ExtractionConfig(sweep.model, base, k, parse_score_key(score_key), edit_layer, alphas[0], n_eval, batch_size)
+    injection = _injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval, batch_size,
                    None, device, dtype)
-    _, top, summary = run_fv(FVRun(stepd, stepe, step6))
+    _, top, summary = run_fv(FVRun(sweep, vectors_config, injection))
     _say(f"global top-{k}: {' '.join(f'{s.layer}.{s.head}' for s in top['global'])}")
     _report(summary, base)

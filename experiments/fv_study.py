@@ -1,4 +1,4 @@
-"""Function-vector study (seed 002 end to end): `rcid-tl fv run`'s pipeline on one model and relation set, then a
+"""Function-vector study (Todd et al. 2024, end to end): `rcid-tl fv run`'s pipeline on one model and relation set, then a
 summary — top heads, clean/corrupted ICL accuracy, and how much α·FV injection raises 0-shot accuracy per relation
 and layer — into figures/fv_<name>.json and a (layer × relation) heatmap figures/fv_<name>.html.
 
@@ -20,9 +20,9 @@ from rcid_tl.artifacts import write_figure, write_json
 from rcid_tl.fv.layout import RunLayout
 from rcid_tl.fv.pipeline import FVRun, run_fv
 from rcid_tl.fv.relations import WORLD, parse_qids
-from rcid_tl.fv.step6 import Step6Config
-from rcid_tl.fv.stepd import StepDConfig
-from rcid_tl.fv.stepe import StepEConfig
+from rcid_tl.fv.injection_sweep import InjectionSweepConfig
+from rcid_tl.fv.cie_sweep import CIESweepConfig
+from rcid_tl.fv.extraction import ExtractionConfig
 from rcid_tl.fv.trials import PromptFormat, SamplingConfig
 from rcid_tl.plotting.heatmaps import layer_heatmap
 from rcid_tl.progress import set_progress
@@ -52,26 +52,26 @@ def main() -> None:
     fmt = PromptFormat.COLON if args.relations == WORLD else PromptFormat.QA
     alphas = tuple(float(a) for a in args.alphas.split(","))
     run = FVRun(
-        StepDConfig(model, base, args.relations, tuple(qids) if qids else None,
+        CIESweepConfig(model, base, args.relations, tuple(qids) if qids else None,
                     sampling=SamplingConfig(args.n_trials, args.n_demos, args.seed, fmt)),
-        StepEConfig(model, base, k=args.k),
-        Step6Config(model, base, alphas=alphas),
+        ExtractionConfig(model, base, k=args.k),
+        InjectionSweepConfig(model, base, alphas=alphas),
     )
     start = time.perf_counter()
-    stepd, top, summary = run_fv(run)
+    sweep, top, summary = run_fv(run)
     wall = time.perf_counter() - start
-    write_summary(args, base, stepd, top, summary, wall)
+    write_summary(args, base, sweep, top, summary, wall)
 
 
-def write_summary(args, base: Path, stepd, top, summary: dict, wall: float) -> None:
-    qids = list(stepd.snapshot.qids)
+def write_summary(args, base: Path, sweep, top, summary: dict, wall: float) -> None:
+    qids = list(sweep.snapshot.qids)
     entries = [e for e in summary["entries"] if e["alpha"] == float(args.alphas.split(",")[0])]
     layers = sorted({e["layer"] for e in entries})
     grid = np.array([[next(e["accuracy_delta"] for e in entries if e["eval_qid"] == q and e["layer"] == layer)
                       for q in qids] for layer in layers])
     relations = {}
     for q in qids:
-        r = stepd.results[q]
+        r = sweep.results[q]
         mine = [e for e in summary["entries"] if e["eval_qid"] == q]
         best = max(mine, key=lambda e: (e["accuracy_delta"], e["mean_delta_logprob"]))
         relations[q] = {

@@ -1,1 +1,1 @@
-"""Function vectors (seed 002): relation trials, CIE/AIE head sweeps, function vectors, 0-shot injection."""
+"""Function vectors (Todd et al. 2024): relation trials, CIE/AIE head sweeps, function vectors, 0-shot injection."""

@@ -1,4 +1,4 @@
-"""Injection evaluation shared by StepE's quick eval and Step6: baseline vs α·FV at layer ℓ on a trial prompt kind,
+"""Injection evaluation shared by the extraction's quick eval and the injection sweep: baseline vs α·FV at layer ℓ on a trial prompt kind,
 per (FV source, evaluated relation, layer, α), with per-trial records and summaries."""
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from rcid_tl.fv.trials import Trial, TrialSnapshot
 
 
 class PromptKind(str, Enum):
-    ZERO_SHOT = "zero_shot"  # query only (Step6 is 0-shot only, seed 002 §5)
+    ZERO_SHOT = "zero_shot"  # query only (Todd et al.'s zero-shot FV test)
     CORRUPTED = "corrupted"  # the shuffled-label few-shot prompt (Todd et al.'s other FV test)
 
     def ids(self, trial: Trial) -> tuple[int, ...]:
@@ -87,7 +87,7 @@ def _summary(fv: str, e: str, layer: int, alpha: float, base: TargetScores, inj:
 
 
 def matrices(summary: list[dict], metrics: Sequence[str] = ("mean_delta_logprob", "accuracy_delta")) -> list[dict]:
-    """Per (layer, α): matrix[fv_qid][eval_qid] of each metric (seed 002 §5 Step6 summary)."""
+    """Per (layer, α): matrix[fv_qid][eval_qid] of each metric (the injection sweep's summary)."""
     out = []
     for layer, alpha in dict.fromkeys((s["layer"], s["alpha"]) for s in summary):
         entry = {"layer": layer, "alpha": alpha}

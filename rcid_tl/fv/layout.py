@@ -1,7 +1,7 @@
-"""The canonical output layout of seed 002 §4 (`results_fv/relation/<run_id>/...`) and the per-step run logs.
+"""The output layout of a function-vector run (`results_fv/relation/<run_id>/...`) and the per-stage run logs.
 
-Every path any step reads or writes is named here once; logs go to `<base>/logs/` and `artifacts/step6/step6.log`
-(the seed's known gap 10, closed).
+Every path any stage reads or writes is named here once; logs go to `<base>/logs/` and the injection sweep's folder.
+The on-disk names (`stepD_mean_acts/`, `stepE_eval.json`, `step6/`) are kept so that earlier runs stay readable.
 """
 
 import logging
@@ -38,7 +38,7 @@ class RunLayout:
     def logs(self) -> Path:
         return self.base / "logs"
 
-    # StepD
+    # the CIE sweep
     @property
     def sampled_trials(self) -> Path:
         return self.artifacts / "sampled_trials.json"
@@ -71,10 +71,10 @@ class RunLayout:
         return self.mean_acts / "mean_activations.pt"
 
     @property
-    def stepd_log(self) -> Path:
+    def cie_log(self) -> Path:
         return self.logs / "stepD_aie.log"
 
-    # StepE
+    # function-vector extraction
     @property
     def top_heads(self) -> Path:
         return self.artifacts / "top_heads.json"
@@ -92,31 +92,31 @@ class RunLayout:
         return self.artifacts / "fv_global_resid_meta.json"
 
     @property
-    def stepe_eval(self) -> Path:
+    def quick_eval(self) -> Path:
         return self.artifacts / "stepE_eval.json"
 
     @property
-    def stepe_log(self) -> Path:
+    def extraction_log(self) -> Path:
         return self.logs / "stepE.log"
 
-    # AIE packages (§4.1)
+    # AIE packages over a chosen relation subset
     def aie_package(self, aie_id: str) -> Path:
         return self.artifacts / "aie" / aie_id
 
-    # Step6
+    # the injection sweep
     @property
-    def step6(self) -> Path:
+    def injection_dir(self) -> Path:
         return self.artifacts / "step6"
 
     @property
-    def step6_log(self) -> Path:
-        return self.step6 / "step6.log"
+    def injection_log(self) -> Path:
+        return self.injection_dir / "step6.log"
 
-    def step6_layer_results(self, model: str, layer: int, n: int) -> Path:
-        return self.step6 / f"step6_results_{slug(model)}_layer{layer}_n{n}.json"
+    def injection_layer_results(self, model: str, layer: int, n: int) -> Path:
+        return self.injection_dir / f"step6_results_{slug(model)}_layer{layer}_n{n}.json"
 
-    def step6_layer_metadata(self, model: str, layer: int, n: int) -> Path:
-        return self.step6 / f"metadata_step6_{slug(model)}_layer{layer}_n{n}.json"
+    def injection_layer_metadata(self, model: str, layer: int, n: int) -> Path:
+        return self.injection_dir / f"metadata_step6_{slug(model)}_layer{layer}_n{n}.json"
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Head score tables (seed 002 §2.2–2.3, §5): per-relation CIE rows, AIE = the unweighted mean of CIE over a chosen
+"""Head score tables (Todd et al. 2024 §2.2): per-relation CIE rows, AIE = the unweighted mean of CIE over a chosen
 relation subset, the deterministic ranking (score descending, then layer, then head ascending), top-k, and `aie_id`."""
 
 import csv
@@ -48,7 +48,7 @@ class HeadScore:
 
 
 def ranked(scores: Sequence[HeadScore], key: ScoreKey) -> list[HeadScore]:
-    """Score descending; ties broken by layer, then head, ascending (seed 002 §5), so top-k is deterministic."""
+    """Score descending; ties broken by layer, then head, ascending, so top-k is deterministic."""
     return sorted(scores, key=lambda s: (-s.score(key), s.layer, s.head))
 
 
@@ -65,7 +65,7 @@ def cie_scores(result: RelationCIE) -> list[HeadScore]:
 
 
 def aie_scores(cie: dict[str, list[HeadScore]], qids: Sequence[str]) -> list[HeadScore]:
-    """AIE_Q*(ℓ, h) = mean over q in Q* of CIE(q, ℓ, h), every relation weighted equally (seed 002 §2.3)."""
+    """AIE_Q*(ℓ, h) = mean over q in Q* of CIE(q, ℓ, h), every relation weighted equally (Todd et al.'s AIE)."""
     unknown = [q for q in qids if q not in cie]
     if unknown:
         raise InputError(f"unknown q_id {unknown[0]!r}; the CIE table has: {', '.join(cie)}")
@@ -94,7 +94,7 @@ def write_aie_csv(path: Path, scores: list[HeadScore], key: ScoreKey) -> Path:
 def read_cie_csv(path: Path) -> dict[str, list[HeadScore]]:
     """`cie_scores.csv` back into per-relation score lists (floats round-trip exactly: written with repr)."""
     if not path.is_file():
-        raise InputError(f"CIE table {path} does not exist; run `rcid-tl fv cie` (StepD) first")
+        raise InputError(f"CIE table {path} does not exist; run `rcid-tl fv cie` first")
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != CIE_COLUMNS:

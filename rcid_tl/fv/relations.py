@@ -1,4 +1,4 @@
-"""Relation input (seed 002 §3.1): (input, output) word pairs per relation `q_id`, from a relation CSV, the Todd
+"""Relation input: (input, output) word pairs per relation `q_id`, from a relation CSV, the Todd
 et al. 2024 dataset format (a directory of `{"input", "output"}` JSON lists, `q_id` = file stem), or the synthetic
 world."""
 

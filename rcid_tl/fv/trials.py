@@ -1,4 +1,4 @@
-"""Relation trials, sampled once (seed 002 §5 StepD, §7.2): clean few-shot prompt, the same prompt with the demo
+"""Relation trials, sampled once: clean few-shot prompt, the same prompt with the demo
 labels shuffled (Todd et al. 2024's corrupted prompt), the query-only 0-shot prompt, and the target's first token.
 
 Strings become token ids exactly once, here; `sampled_trials.json` stores both, and every later step reuses it.
@@ -45,7 +45,7 @@ def prompt_text(fmt: PromptFormat, demos: list[Pair] | tuple[Pair, ...], query: 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """N_TRIALS_PER_Q, N_DEMOS and the seed (seed 002 §3.2); fail-fast unless `allow_drop`."""
+    """N_TRIALS_PER_Q, N_DEMOS and the seed; fail-fast unless `allow_drop`."""
 
     n_trials_per_q: int = 16
     n_demos: int = 5
@@ -115,7 +115,7 @@ class TrialSnapshot:
     @classmethod
     def load(cls, path: Path) -> "TrialSnapshot":
         if not Path(path).is_file():
-            raise InputError(f"sampled trials {path} do not exist; run `rcid-tl fv cie` (StepD) first")
+            raise InputError(f"sampled trials {path} do not exist; run `rcid-tl fv cie` first")
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
         try:
             trials = tuple(Trial.from_json(r) for r in payload["trials"])
@@ -129,7 +129,7 @@ class TrialSnapshot:
         ids = _encode(tokenizer, first.clean_prompt_str, self.config["prepend_bos"])
         if tuple(ids) != first.clean_ids:
             raise InputError(f"the sampled trials were tokenised for model {self.meta['model']!r}; this model's "
-                             "tokenizer gives different ids. Re-run StepD for this model")
+                             "tokenizer gives different ids. Re-run `rcid-tl fv cie` for this model")
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, text: str, prepend_bos: bool) -> list[int]:
@@ -142,7 +142,7 @@ class _Untokenisable(Exception):
 
 
 def _first_answer_token(tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str, prepend_bos: bool) -> int:
-    # Policy (seed 002 §3.2, §11 "target boundary"): the target's first token is the first token of
+    # Policy (Todd et al. score the answer's first token): the target's first token is the first token of
     # encode(prompt + " " + answer) past encode(prompt), which must be an unchanged prefix of it.
     base = _encode(tokenizer, prompt, prepend_bos)
     full = _encode(tokenizer, f"{prompt} {answer}", prepend_bos)
@@ -206,7 +206,7 @@ def sample_trials(
     relations: RelationSet, tokenizer: PreTrainedTokenizerBase, config: SamplingConfig, model_label: str,
     n_ctx: int,
 ) -> TrialSnapshot:
-    """Sample every relation once. Fail-fast (seed 002 §7.2): a relation that cannot fill N_TRIALS_PER_Q is an
+    """Sample every relation once. Fail-fast: a relation that cannot fill N_TRIALS_PER_Q is an
     InputError unless `allow_drop`, which drops it and records which and why."""
     trials, dropped = [], {}
     for qid, pairs in relations.pairs.items():

@@ -1,4 +1,4 @@
-"""Function vectors (seed 002 §2.4, StepE): each selected head's mean last-token output put through its own slice of
+"""Function vectors (Todd et al. 2024 §2.3): each selected head's mean last-token output put through its own slice of
 the attention output projection, summed in the residual space (Todd et al. 2024: v_t = Σ_{(ℓ,j)∈A} out_proj_ℓ(ā_ℓj)).
 
 The projection's bias is left out: it is no head's output. (Todd et al.'s code projects a zero-padded vector through

@@ -13,7 +13,7 @@ from rcid_tl.models import load_model  # noqa: E402
 from rcid_tl.models.embedded import embedded_path  # noqa: E402
 
 WORLD = "world-gpt2"
-# A small but complete run: 2 relations × 4 trials × 24 heads, Step6 over two layers.
+# A small but complete run: 2 relations × 4 trials × 24 heads, the injection sweep over two layers.
 RUN_ARGS = ["--model", WORLD, "--relations", "world", "--qids", "antonym,successor", "--n-trials", "4",
             "--n-demos", "3", "--k", "3", "--inject-layers", "1,2", "--alpha", "1,2"]
 

@@ -36,9 +36,9 @@ def test_bad_run_is_one_line_exit_2_nothing_written(cli, tmp_path, case):
     assert not out.exists()
 
 
-def test_later_steps_without_stepd_say_so(cli, tmp_path):
+def test_later_stages_without_the_sweep_say_so(cli, tmp_path):
     out = tmp_path / "none"
     run = cli("fv", "vectors", "--out-base-dir", out)
-    assert run.code == 2 and "run `rcid-tl fv cie` (StepD) first" in run.stderr
+    assert run.code == 2 and "run `rcid-tl fv cie` first" in run.stderr
     assert cli("fv", "inject").stderr.strip() == "rcid-tl: error: name the run: --out-base-dir BASE or --run-id ID"
     assert not out.exists()

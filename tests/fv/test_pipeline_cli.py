@@ -1,5 +1,5 @@
-"""`rcid-tl fv run` end to end on the world teacher: the canonical layout and schemas of seed 002 §4, StepE/Step6
-reusing StepD's snapshot, the AIE package, the other subcommands, and determinism (seed 002 §7, §8)."""
+"""`rcid-tl fv run` end to end on the world teacher: the run layout and schemas, extraction and injection
+reusing the CIE sweep's snapshot, the AIE package, the other subcommands, and determinism."""
 
 import csv
 import json
@@ -42,11 +42,11 @@ def runs(tmp_path_factory):
     return bases
 
 
-def test_layout_is_the_seeds(runs):
+def test_layout_is_complete(runs):
     base = runs[0]
     missing = [p for p in LAYOUT if not (base / p).is_file()]
     assert not missing
-    assert "StepD" in (base / "logs/stepD_aie.log").read_text() and (base / "logs/stepE.log").read_text()
+    assert "CIE sweep" in (base / "logs/stepD_aie.log").read_text() and (base / "logs/stepE.log").read_text()
 
 
 def test_cie_schema_and_ordering(runs):
@@ -81,17 +81,17 @@ def test_mean_acts_and_vectors(runs):
     assert quick["edit_layer"] == 2 and set(quick["results"]) == {"zero_shot", "corrupted"}
 
 
-def test_step6_summary_and_meta(runs):
-    step6 = runs[0] / "artifacts/step6"
-    meta = json.loads((step6 / "eval_meta.json").read_text())
+def test_injection_summary_and_meta(runs):
+    folder = runs[0] / "artifacts/step6"
+    meta = json.loads((folder / "eval_meta.json").read_text())
     assert meta["eval_scope"] == "in_domain" and meta["eval_qids"] == ["antonym", "successor"]
     assert meta["fv_source_qid"] is None and meta["layers"] == [1, 2] and meta["alphas"] == [1.0, 2.0]
-    summary = json.loads((step6 / "eval_summary.json").read_text())
+    summary = json.loads((folder / "eval_summary.json").read_text())
     assert len(summary["entries"]) == 2 * 2 * 2  # relations × layers × alphas
     entry = summary["entries"][0]
     assert {"mean_delta_logprob", "accuracy_delta", "mean_delta_p", "baseline_accuracy"} <= set(entry)
     assert summary["matrix"][0]["mean_delta_logprob"]["antonym"]["antonym"] == entry["mean_delta_logprob"]
-    assert sum(1 for _ in (step6 / "eval_trials.jsonl").open()) == 2 * 2 * 2 * 4
+    assert sum(1 for _ in (folder / "eval_trials.jsonl").open()) == 2 * 2 * 2 * 4
 
 
 def test_two_runs_agree(runs):

@@ -1,6 +1,6 @@
-"""StepE (seed 002 §5): top-k heads per relation (CIE) and over all relations (AIE) → function vectors
+"""Function-vector extraction (Todd et al. 2024 §2.3): top-k heads per relation (CIE) and over all relations (AIE) → function vectors
 (`fv_by_layer.pt`, `fv_global_resid.pt` + meta) and a quick injection eval on the sampled trials (`stepE_eval.json`).
-Also the optional AIE package over a chosen relation subset (§4.1)."""
+Also the optional AIE package over a chosen relation subset."""
 
 import json
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from rcid_tl.fv.layout import RunLayout, step_log
 from rcid_tl.fv.ranking import (
     HeadScore, ScoreKey, aie_id, aie_scores, heads_json, read_cie_csv, top_k, write_aie_csv,
 )
-from rcid_tl.fv.stepd import _save_tensor_file, seed_everything
+from rcid_tl.fv.cie_sweep import _save_tensor_file, seed_everything
 from rcid_tl.fv.trials import TrialSnapshot
 from rcid_tl.fv.vectors import function_vector, function_vector_by_layer
 from rcid_tl.models.loading import model_label, namer
@@ -26,11 +26,11 @@ from rcid_tl.sweeps.common import ModelSpec
 
 GLOBAL = "global"  # the name of the all-relation (AIE) function vector in evaluations
 
-REMEDY = "re-run `rcid-tl fv cie` (StepD) for this run"  # what to do about a damaged StepD file
+REMEDY = "re-run `rcid-tl fv cie` (the CIE sweep) for this run"  # what to do about a damaged sweep file
 
 
 @dataclass(frozen=True)
-class StepEConfig:
+class ExtractionConfig:
     """k heads by `score_key`; the quick eval injects at `edit_layer` (default: depth // 3, Todd et al.)."""
 
     model: ModelSpec
@@ -50,23 +50,23 @@ class StepEConfig:
 
 
 @dataclass(frozen=True)
-class StepDInputs:
-    """What StepE and the AIE package read back from StepD."""
+class SweepInputs:
+    """What the extraction and the AIE package read back from the CIE sweep."""
 
     snapshot: TrialSnapshot
     cie: dict[str, list[HeadScore]]
     mean_z: dict[str, torch.Tensor]
 
 
-def load_stepd(layout: RunLayout, model: TransformerBridge, sampled_trials: Path | None = None) -> StepDInputs:
+def load_cie_sweep(layout: RunLayout, model: TransformerBridge, sampled_trials: Path | None = None) -> SweepInputs:
     snapshot = TrialSnapshot.load(sampled_trials or layout.sampled_trials)
     snapshot.check_tokenizer(model.tokenizer)
     cie = read_cie_csv(layout.cie_scores)
     missing = [q for q in snapshot.qids if q not in cie or not layout.qid_clean_mean(q).is_file()]
     if missing:
-        raise InputError(f"StepD artifacts in {layout.artifacts} lack relation {missing[0]!r}; re-run StepD")
+        raise InputError(f"CIE sweep artifacts in {layout.artifacts} lack relation {missing[0]!r}; re-run `rcid-tl fv cie`")
     mean_z = {q: read_torch(layout.qid_clean_mean(q), REMEDY)["clean_mean"] for q in snapshot.qids}
-    return StepDInputs(snapshot, cie, mean_z)
+    return SweepInputs(snapshot, cie, mean_z)
 
 
 def _check_k(k: int, cie: dict[str, list[HeadScore]]) -> None:
@@ -75,18 +75,18 @@ def _check_k(k: int, cie: dict[str, list[HeadScore]]) -> None:
         raise InputError(f"k = {k} is out of range; {n} heads were scored, so k must be 1..{n}")
 
 
-def run_step_e(config: StepEConfig, model: TransformerBridge | None = None) -> dict:
+def run_extraction(config: ExtractionConfig, model: TransformerBridge | None = None) -> dict:
     """Top-k heads and function vectors for every relation and for all of them; the quick eval; returns top heads."""
     bridge = model if model is not None else config.model.load()
     layout = RunLayout(Path(config.out_base))
-    inputs = load_stepd(layout, bridge, config.sampled_trials)
+    inputs = load_cie_sweep(layout, bridge, config.sampled_trials)
     _check_k(config.k, inputs.cie)
     edit_layer = namer(bridge).check_layer(bridge.cfg.n_layers // 3 if config.edit_layer is None
                                            else config.edit_layer)
     seed_everything(inputs.snapshot.config["seed"])
     qids = list(inputs.snapshot.qids)
     key = config.score_key
-    with step_log(layout.stepe_log) as log:
+    with step_log(layout.extraction_log) as log:
         top = {q: top_k(inputs.cie[q], key, config.k) for q in qids}
         global_top = top_k(aie_scores(inputs.cie, qids), key, config.k)
         global_mean = torch.stack([inputs.mean_z[q] for q in qids]).mean(0)
@@ -109,7 +109,7 @@ def run_step_e(config: StepEConfig, model: TransformerBridge | None = None) -> d
         quick = {kind.value: evaluate_injection(
             bridge, inputs.snapshot, vectors, [(q, q) for q in qids] + [(GLOBAL, q) for q in qids], [edit_layer],
             [config.alpha], kind, config.n_eval_trials, config.rows_per_forward).summary for kind in PromptKind}
-        write_json(layout.stepe_eval, {"edit_layer": edit_layer, "alpha": config.alpha,
+        write_json(layout.quick_eval, {"edit_layer": edit_layer, "alpha": config.alpha,
                                        "n_eval_trials_per_qid": config.n_eval_trials, "results": quick})
         for row in quick[PromptKind.ZERO_SHOT.value]:
             log.info("quick eval 0-shot %s FV on %s @L%d: acc %.3f → %.3f, Δlogprob %+.3f", row["fv_qid"],
@@ -118,7 +118,7 @@ def run_step_e(config: StepEConfig, model: TransformerBridge | None = None) -> d
     return {"by_qid": top, "global": global_top}
 
 
-def _fv_meta(model, inputs: StepDInputs, heads: list[HeadScore], key: ScoreKey, k: int, qids: list[str],
+def _fv_meta(model, inputs: SweepInputs, heads: list[HeadScore], key: ScoreKey, k: int, qids: list[str],
              fv: torch.Tensor) -> dict:
     return {"rcid_tl_version": __version__, "model": model_label(model), "resid_dim": model.cfg.d_model,
             "score_key": key.value, "k": k, "qids": qids, "heads": heads_json(heads, key),
@@ -132,9 +132,9 @@ def write_aie_package(
     out_base: Path, model: TransformerBridge, qids: list[str], k: int, key: ScoreKey = ScoreKey.LOGPROB
 ) -> Path:
     """`artifacts/aie/<aie_id>/`: selected_qids.json, aie_scores.csv, top_heads.json, fv_meta.json and
-    fv_global_resid.pt, for an AIE over `qids` only (§4.1)."""
+    fv_global_resid.pt, for an AIE over `qids` only."""
     layout = RunLayout(Path(out_base))
-    inputs = load_stepd(layout, model)
+    inputs = load_cie_sweep(layout, model)
     unknown = [q for q in qids if q not in inputs.snapshot.qids]
     if unknown:
         raise InputError(f"unknown q_id {unknown[0]!r}; the sampled trials have: {', '.join(inputs.snapshot.qids)}")
@@ -144,7 +144,7 @@ def write_aie_package(
     ident = aie_id(qids, key, k, inputs.snapshot.digest(), model_label(model))
     out = layout.aie_package(ident)
     fv = function_vector(model, [s.as_head for s in top], torch.stack([inputs.mean_z[q] for q in qids]).mean(0))
-    with step_log(layout.stepd_log) as log:
+    with step_log(layout.cie_log) as log:
         write_json(out / "selected_qids.json", {"aie_id": ident, "selected_qids": list(qids),
                                                 "sampled_trials_sha256": inputs.snapshot.digest()})
         write_aie_csv(out / "aie_scores.csv", scores, key)

@@ -1,5 +1,5 @@
-"""StepD (seed 002 §5): sample the relation trials once, then CIE for every relation × (layer, head), the clean mean
-activations, trial-level metrics and the all-relation AIE table, into the canonical layout."""
+"""The CIE sweep (Todd et al. 2024 §2): sample the relation trials once, then the CIE of every relation × (layer,
+head), the clean mean activations, trial-level metrics and the all-relation AIE table, into the run layout."""
 
 import json
 import random
@@ -25,14 +25,14 @@ SLOT = "last_token"  # the position every mean activation is taken at (`slot_q` 
 
 
 def seed_everything(seed: int) -> None:
-    """Python, NumPy and torch seeds (seed 002 §7.1); the steps themselves draw only from seeded streams."""
+    """Python, NumPy and torch seeds; the pipeline's stages themselves draw only from seeded streams."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 @dataclass(frozen=True)
-class StepDConfig:
+class CIESweepConfig:
     """Where the relations come from, how to sample them, which layers to sweep, and the run's base directory."""
 
     model: ModelSpec
@@ -45,7 +45,7 @@ class StepDConfig:
     layers: str = "all"
     score_key: ScoreKey = ScoreKey.LOGPROB
     rows_per_forward: int = 128
-    fixed_trials: Path | None = None  # debug/replay override (seed 002 §3.1 B); the default path samples
+    fixed_trials: Path | None = None  # debug/replay override; the default path samples
 
     def __post_init__(self) -> None:
         if self.rows_per_forward < 1:
@@ -53,7 +53,7 @@ class StepDConfig:
 
 
 @dataclass(frozen=True)
-class StepDResult:
+class CIESweepResult:
     layout: RunLayout
     snapshot: TrialSnapshot
     cie: dict[str, list[HeadScore]]
@@ -72,7 +72,7 @@ class StepDResult:
         return aie_figure(self.cie)
 
 
-def prepare_trials(config: StepDConfig, model: TransformerBridge) -> TrialSnapshot:
+def prepare_trials(config: CIESweepConfig, model: TransformerBridge) -> TrialSnapshot:
     """The trial snapshot: sampled from the relation input, or (override) an existing snapshot re-checked."""
     if config.fixed_trials is not None:
         snapshot = TrialSnapshot.load(config.fixed_trials)
@@ -83,16 +83,16 @@ def prepare_trials(config: StepDConfig, model: TransformerBridge) -> TrialSnapsh
     return sample_trials(relations, model.tokenizer, config.sampling, model_label(model), model.cfg.n_ctx)
 
 
-def run_step_d(config: StepDConfig, model: TransformerBridge | None = None) -> StepDResult:
-    """Validate and sample first (nothing is written if that fails), then sweep and write StepD's artifacts."""
+def run_cie_sweep(config: CIESweepConfig, model: TransformerBridge | None = None) -> CIESweepResult:
+    """Validate and sample first (nothing is written if that fails), then sweep and write the sweep's artifacts."""
     bridge = model if model is not None else config.model.load()
     seed_everything(config.sampling.seed)
     layers = parse_layers(config.layers, bridge.cfg.n_layers)
     heads = [Head(layer, h) for layer in layers for h in range(bridge.cfg.n_heads)]
     snapshot = prepare_trials(config, bridge)
     layout = RunLayout(Path(config.out_base))
-    with step_log(layout.stepd_log) as log:
-        log.info("StepD model=%s relations=%s qids=%s layers=%s heads=%d trials/qid=%s demos=%s seed=%s",
+    with step_log(layout.cie_log) as log:
+        log.info("CIE sweep model=%s relations=%s qids=%s layers=%s heads=%d trials/qid=%s demos=%s seed=%s",
                  model_label(bridge), config.relations, ",".join(snapshot.qids), list(layers), len(heads),
                  snapshot.config["n_trials_per_q"], snapshot.config["n_demos"], snapshot.config["seed"])
         if snapshot.meta["dropped"]:
@@ -107,12 +107,12 @@ def run_step_d(config: StepDConfig, model: TransformerBridge | None = None) -> S
                      best.layer, best.head, config.score_key.value, best.score(config.score_key))
         cie = {q: cie_scores(r) for q, r in results.items()}
         _write_artifacts(layout, bridge, results, cie, config.score_key, list(layers))
-        log.info("StepD wrote %s", layout.artifacts)
-    return StepDResult(layout, snapshot, cie, results)
+        log.info("CIE sweep wrote %s", layout.artifacts)
+    return CIESweepResult(layout, snapshot, cie, results)
 
 
 def mean_acts_payload(model: TransformerBridge, clean_mean: torch.Tensor, **extra) -> dict:
-    """The mean-acts file contract (seed 002 §4): clean_mean, slot_q, n_heads, head_dim, resid_dim (+ provenance)."""
+    """The mean-acts file contract: clean_mean, slot_q, n_heads, head_dim, resid_dim (+ provenance)."""
     return {"clean_mean": clean_mean.clone(), "slot_q": SLOT, "n_heads": model.cfg.n_heads,
             "head_dim": model.cfg.d_head, "resid_dim": model.cfg.d_model, "n_layers": model.cfg.n_layers, **extra}
 
@@ -144,13 +144,13 @@ def _write_artifacts(layout, model, results: dict[str, RelationCIE], cie, key: S
     _save_tensor_file(layout.legacy_mean_activations, global_mean.clone())
 
 
-def run_sampling(config: StepDConfig, model: TransformerBridge | None = None) -> TrialSnapshot:
-    """StepD's first half alone: sample (or re-check) the trials and write `sampled_trials.json`."""
+def run_sampling(config: CIESweepConfig, model: TransformerBridge | None = None) -> TrialSnapshot:
+    """The sweep's first half alone: sample (or re-check) the trials and write `sampled_trials.json`."""
     bridge = model if model is not None else config.model.load()
     seed_everything(config.sampling.seed)
     snapshot = prepare_trials(config, bridge)
     layout = RunLayout(Path(config.out_base))
-    with step_log(layout.stepd_log) as log:
+    with step_log(layout.cie_log) as log:
         snapshot.save(layout.sampled_trials)
         log.info("sampled %d trials of %s (dropped: %s) into %s", len(snapshot.trials), ",".join(snapshot.qids),
                  snapshot.meta["dropped"] or "none", layout.sampled_trials)

@@ -1,5 +1,5 @@
-"""Step6 (seed 002 §5): 0-shot FV injection eval with a layer sweep and α, on the StepD trial snapshot (never
-re-sampled). FV input: every relation's own FV (`fv_by_layer.pt`, default scope in_domain) or the global FV
+"""The injection sweep (Todd et al. 2024 §3): 0-shot FV injection eval over layers and α, on the CIE sweep's trial
+snapshot (never re-sampled). FV input: every relation's own FV (`fv_by_layer.pt`, default scope in_domain) or the global FV
 (`fv_global_resid.pt`, default scope all_qids); `qid_list` evaluates named relations."""
 
 import json
@@ -15,8 +15,8 @@ from rcid_tl.artifacts import read_torch, write_json, write_text
 from rcid_tl.errors import InputError
 from rcid_tl.fv.evaluation import PromptKind, evaluate_injection, matrices
 from rcid_tl.fv.layout import RunLayout, step_log
-from rcid_tl.fv.stepd import seed_everything
-from rcid_tl.fv.stepe import GLOBAL
+from rcid_tl.fv.cie_sweep import seed_everything
+from rcid_tl.fv.extraction import GLOBAL
 from rcid_tl.fv.trials import TrialSnapshot
 from rcid_tl.models.loading import model_label
 from rcid_tl.sweeps.common import ModelSpec, parse_layers
@@ -36,14 +36,14 @@ class EvalScope(str, Enum):
 
 
 @dataclass(frozen=True)
-class Step6Config:
+class InjectionSweepConfig:
     model: ModelSpec
     out_base: Path
     fv: FVSource = FVSource.QID
     fv_source_qid: str | None = None  # only this relation's FV (fv=qid)
     eval_scope: EvalScope = EvalScope.AUTO
     eval_qids: tuple[str, ...] | None = None  # for eval_scope=qid_list
-    layers: str = "all"  # the layer sweep (seed 002 §6 default: all)
+    layers: str = "all"  # the layer sweep (default: all)
     alphas: tuple[float, ...] = (1.0,)
     n_eval: int | None = None  # trials per evaluated relation (default: all sampled)
     rows_per_forward: int = 128
@@ -56,8 +56,8 @@ class Step6Config:
             raise InputError(f"--n-eval must be ≥ 1, got {self.n_eval}")
 
 
-def resolve_scope(config: Step6Config, qids: tuple[str, ...]) -> tuple[EvalScope, list[str], list[str]]:
-    """(scope, FV sources, eval q_ids) after the seed's defaults: qid FV → in_domain, global FV → all_qids."""
+def resolve_scope(config: InjectionSweepConfig, qids: tuple[str, ...]) -> tuple[EvalScope, list[str], list[str]]:
+    """(scope, FV sources, eval q_ids) with these defaults: qid FV → in_domain, global FV → all_qids."""
     scope = config.eval_scope
     if scope is EvalScope.AUTO:
         scope = EvalScope.IN_DOMAIN if config.fv is FVSource.QID else EvalScope.ALL_QIDS
@@ -77,7 +77,7 @@ def resolve_scope(config: Step6Config, qids: tuple[str, ...]) -> tuple[EvalScope
     return scope, sources, evals if evals is not None else sources
 
 
-def run_step6(config: Step6Config, model: TransformerBridge | None = None) -> dict:
+def run_injection_sweep(config: InjectionSweepConfig, model: TransformerBridge | None = None) -> dict:
     """Baseline vs injected 0-shot target metrics for every (FV, eval relation, layer, α); returns the summary."""
     bridge = model if model is not None else config.model.load()
     layout = RunLayout(Path(config.out_base))
@@ -88,8 +88,8 @@ def run_step6(config: Step6Config, model: TransformerBridge | None = None) -> di
     vectors = _load_vectors(layout, config.fv, snapshot.qids)
     pairs = [(s, s) for s in sources] if scope is EvalScope.IN_DOMAIN else [(s, e) for s in sources for e in evals]
     seed_everything(snapshot.config["seed"])
-    with step_log(layout.step6_log) as log:
-        log.info("Step6 model=%s fv=%s scope=%s sources=%s eval_qids=%s layers=%s alphas=%s", model_label(bridge),
+    with step_log(layout.injection_log) as log:
+        log.info("injection sweep model=%s fv=%s scope=%s sources=%s eval_qids=%s layers=%s alphas=%s", model_label(bridge),
                  config.fv.value, scope.value, ",".join(sources), ",".join(dict.fromkeys(e for _, e in pairs)),
                  list(layers), list(config.alphas))
         result = evaluate_injection(bridge, snapshot, {s: vectors[s] for s in sources}, pairs, layers,
@@ -105,13 +105,13 @@ def run_step6(config: Step6Config, model: TransformerBridge | None = None) -> di
                 "n_trials_by_qid": snapshot.meta["n_trials_by_qid"], "dropped": snapshot.meta["dropped"]}
         summary = {"eval_scope": scope.value, "fv": config.fv.value, "entries": result.summary,
                    "best_layer": _best_layers(result.summary), "matrix": matrices(result.summary)}
-        write_json(layout.step6 / "eval_summary.json", summary)
-        write_text(layout.step6 / "eval_trials.jsonl", "".join(json.dumps(r) + "\n" for r in result.records))
-        write_json(layout.step6 / "eval_meta.json", meta)
+        write_json(layout.injection_dir / "eval_summary.json", summary)
+        write_text(layout.injection_dir / "eval_trials.jsonl", "".join(json.dumps(r) + "\n" for r in result.records))
+        write_json(layout.injection_dir / "eval_meta.json", meta)
         for layer in layers:
             entries = [s for s in result.summary if s["layer"] == layer]
-            write_json(layout.step6_layer_results(model_label(bridge), layer, n), {"layer": layer, "entries": entries})
-            write_json(layout.step6_layer_metadata(model_label(bridge), layer, n), {**meta, "layer": layer})
+            write_json(layout.injection_layer_results(model_label(bridge), layer, n), {"layer": layer, "entries": entries})
+            write_json(layout.injection_layer_metadata(model_label(bridge), layer, n), {**meta, "layer": layer})
         for best in summary["best_layer"]:
             log.info("FV %s on %s: best layer %d (α=%g) acc %.3f → %.3f, Δlogprob %+.3f", best["fv_qid"],
                      best["eval_qid"], best["layer"], best["alpha"], best["baseline_accuracy"],
@@ -122,8 +122,8 @@ def run_step6(config: Step6Config, model: TransformerBridge | None = None) -> di
 def _load_vectors(layout: RunLayout, fv: FVSource, qids: tuple[str, ...]) -> dict[str, torch.Tensor]:
     path = layout.fv_by_layer if fv is FVSource.QID else layout.fv_global
     if not path.is_file():
-        raise InputError(f"function vectors {path} do not exist; run `rcid-tl fv vectors` (StepE) first")
-    payload = read_torch(path, "re-run `rcid-tl fv vectors` (StepE) for this run")
+        raise InputError(f"function vectors {path} do not exist; run `rcid-tl fv vectors` first")
+    payload = read_torch(path, "re-run `rcid-tl fv vectors` for this run")
     if fv is FVSource.GLOBAL:
         return {GLOBAL: payload}
     return {q: payload["fv_by_layer"][i].sum(0) for i, q in enumerate(payload["qids"]) if q in qids}
