@@ -43,9 +43,16 @@ _BOOTED: "weakref.WeakKeyDictionary[TransformerBridge, HookCounts]" = weakref.We
 
 
 def require(path: Path) -> Path:
+    # A missing file fails the test instead of skipping it: a run without the shared data must not look green.
     if not path.exists():
-        pytest.skip(f"shared test data not found at {path} (expected next to the repository, in ../shared/data)")
+        pytest.fail(f"shared test data not found at {path} (expected next to the repository, in ../shared/data)",
+                    pytrace=False)
     return path
+
+
+def pytest_report_header() -> str:
+    found = "found" if DATA.is_dir() else "MISSING: every test that reads it fails"
+    return f"shared test data: {DATA} ({found})"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -19,7 +19,7 @@ TEACHERS = ("world-gpt2-cot", "world-qwen2-cot")
 def _teacher(name: str) -> Path:
     path = EMBEDDED_ROOT / name
     if not (path / "model.safetensors").is_file():
-        pytest.skip(f"embedded CoT teacher {name} is not built (see experiments/train_cot_teachers.py)")
+        pytest.fail(f"embedded CoT teacher {name} is not built (see experiments/train_cot_teachers.py)")
     return path
 
 

@@ -22,7 +22,7 @@ TEACHERS = ("world-gpt2", "world-qwen2")
 def _teacher(name: str) -> Path:
     path = EMBEDDED / name
     if not (path / "model.safetensors").is_file():
-        pytest.skip(f"embedded teacher {name} is not built (see experiments/train_teachers.py)")
+        pytest.fail(f"embedded teacher {name} is not built (see experiments/train_teachers.py)")
     return path
 
 
