@@ -2,6 +2,9 @@
 Greater-Than and 5-shot relations (see `rcid_tl.world.circuit`).
 
     python experiments/ioi_circuit.py --model world-gpt2 --out rcid_tl/embedded/world-gpt2/circuit.json
+
+The figure goes to `figures/circuit_<model>.html` (and .png), beside the one plotly.js bundle the repository keeps,
+so the installed package carries no figures.
 """
 
 import argparse
@@ -26,7 +29,9 @@ def main() -> None:
     parser.add_argument("--max-heads", type=int, default=6)
     parser.add_argument("--reference-n", type=int, default=None,
                         help="reference examples per task (default: ≥ 50 per template and answer position)")
-    parser.add_argument("--out", type=Path, required=True, help="circuit JSON (a .html figure is written beside it)")
+    parser.add_argument("--out", type=Path, required=True, help="circuit JSON")
+    parser.add_argument("--figures", type=Path, default=Path(__file__).resolve().parents[1] / "figures",
+                        help="where circuit_<model>.html goes (default: the repository's figures/)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     set_progress(False)
@@ -39,7 +44,7 @@ def main() -> None:
         zmid=0, colorbar={"title": "relative change"}))
     figure.update_layout(title=f"{args.model}: mean ablation of each head (circuit {', '.join(report.circuit)})",
                          xaxis_title="head (layer.head)")
-    write_figure(args.out.with_suffix(""), figure)
+    write_figure(args.figures / f"circuit_{args.model}", figure)
     print(json.dumps({"circuit": report.circuit, "effects": report.circuit_effects, "baselines": report.baselines,
                       "meets_criteria": report.meets_criteria,
                       "min_reference_group": {t: g["min_group_size"] for t, g in report.reference_groups.items()}}))
