@@ -1,12 +1,16 @@
 """Task metrics: pure functions on answer-position logits returning one value per example (callers reduce)."""
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from rcid_tl.causalqwen.bridge import inference_mode, is_causal_qwen
+from rcid_tl.causalqwen.config import InferenceMode
 from rcid_tl.errors import InputError
 from rcid_tl.tasks.base import Batch, ContrastiveDataset
 
@@ -60,7 +64,7 @@ def metric_for(dataset: ContrastiveDataset) -> Metric:
 
 
 # CausalQwen (seed 003): one-vs-rest probabilities. They read the model's standard-mode logits, which are
-# log P_OvR(y_k) (sweeps switch a CausalQwen model to standard mode for these, see `rcid_tl.causalqwen.bridge`).
+# log P_OvR(y_k) (sweeps switch a CausalQwen model to standard mode for these, see `metric_readout` below).
 # Each P_OvR is its own yes/no probability; they need not sum to one.
 TASK_METRIC = "task"
 
@@ -93,3 +97,13 @@ def metric_named(name: str, dataset: ContrastiveDataset) -> tuple[Metric, str]:
     if check_metric_name(name) == TASK_METRIC:
         return metric_for(dataset), dataset.metric_name
     return OVR_METRICS[name], name
+
+
+def metric_readout(model: Any, metric_name: str) -> AbstractContextManager:
+    """What a sweep wraps its forwards in for `metric_name`: OvR metrics read log P_OvR, CausalQwen's standard-mode
+    logits, so the model is switched to standard mode; other metrics read the logits as they are."""
+    if metric_name not in OVR_METRICS:
+        return nullcontext()
+    if not is_causal_qwen(model):
+        raise InputError(f"metric {metric_name} reads one-vs-rest probabilities, which only a CausalQwen model has")
+    return inference_mode(model, InferenceMode.STANDARD)

@@ -6,7 +6,7 @@ with the Qwen2 adapter (CausalQwen's backbone is Qwen2) and registers those hook
 """
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
@@ -17,7 +17,6 @@ from rcid_tl.causalqwen.config import InferenceMode, parse_inference_mode
 from rcid_tl.causalqwen.modeling import CausalQwenForCausalLM
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import causal_hook_names
-from rcid_tl.metrics import OVR_METRICS
 
 BACKBONE_ARCHITECTURE = "Qwen2ForCausalLM"  # the TransformerLens adapter that covers CausalQwen's transformer
 
@@ -67,14 +66,6 @@ def attach_causal_hooks(bridge: TransformerBridge) -> TransformerBridge:
     return bridge
 
 
-def boot_causal_bridge(hf_model: CausalQwenForCausalLM, tokenizer, label: str = "causal-qwen",
-                       device: str = "cpu") -> TransformerBridge:
-    """A compatibility-mode bridge over `hf_model` with the causal-head hooks (the library's usual wrapping)."""
-    from rcid_tl.models.loading import wrap_hf_model  # loading dispatches back here for CausalQwen models
-
-    return wrap_hf_model(hf_model, tokenizer, label=label, device=device)
-
-
 @contextmanager
 def inference_mode(model: Any, mode: InferenceMode | str) -> Iterator[None]:
     """Within the block, `model` (CausalQwen or a bridge over it) produces `mode`'s logits; restored on exit."""
@@ -87,13 +78,3 @@ def inference_mode(model: Any, mode: InferenceMode | str) -> Iterator[None]:
         yield
     finally:
         config.inference_mode = before
-
-
-def metric_readout(model: Any, metric_name: str) -> AbstractContextManager:
-    """What a sweep wraps its forwards in for `metric_name`: OvR metrics read log P_OvR, CausalQwen's standard-mode
-    logits, so the model is switched to standard mode; other metrics read the logits as they are."""
-    if metric_name not in OVR_METRICS:
-        return nullcontext()
-    if not is_causal_qwen(model):
-        raise InputError(f"metric {metric_name} reads one-vs-rest probabilities, which only a CausalQwen model has")
-    return inference_mode(model, InferenceMode.STANDARD)

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import torch
 import transformers
+from huggingface_hub import constants
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import (
     AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast,
@@ -21,9 +22,11 @@ from transformers import (
 from safetensors import SafetensorError
 
 from rcid_tl.causalqwen.bridge import attach_causal_hooks, boot_overrides  # also registers the Auto classes
+from rcid_tl.causalqwen.modeling import CausalQwenForCausalLM
 from rcid_tl.checks import check_model_path
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import HookNamer
+from rcid_tl.models.embedded import embedded_path
 from rcid_tl.progress import stage
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,6 @@ def parse_dtype(name: str) -> torch.dtype:
 
 def resolve_model_path(spec: str) -> Path | None:
     """The local directory `spec` names (an embedded model or a path), or None when it is a hub name."""
-    from rcid_tl.models.embedded import embedded_path  # the registry of models shipped with the package
-
     shipped = embedded_path(spec)
     if shipped is not None:
         return shipped
@@ -93,8 +94,6 @@ def load_model(
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers a TCP connection (False at once in offline mode, `HF_HUB_OFFLINE=1`)."""
-    from huggingface_hub import constants
-
     if constants.HF_HUB_OFFLINE:
         return False
     url = urlparse(constants.ENDPOINT)
@@ -177,6 +176,12 @@ def wrap_hf_model(
     bridge.set_use_attn_result(False)
     bridge.eval()
     return attach_causal_hooks(bridge)  # CausalQwen's head hook points (seed 003); other models pass through
+
+
+def boot_causal_bridge(hf_model: CausalQwenForCausalLM, tokenizer: PreTrainedTokenizerBase,
+                       label: str = "causal-qwen", device: str = "cpu") -> TransformerBridge:
+    """A compatibility-mode bridge over CausalQwen `hf_model` with the causal-head hooks (the usual wrapping)."""
+    return wrap_hf_model(hf_model, tokenizer, label=label, device=device)
 
 
 def _with_bos_settings(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:

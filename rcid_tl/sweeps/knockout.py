@@ -13,8 +13,7 @@ from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.head_classes import heads_of_class
 from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
-from rcid_tl.causalqwen.bridge import metric_readout
-from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named
+from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named, metric_readout
 from rcid_tl.models.loading import model_label, namer
 from rcid_tl.plotting.heatmaps import bar_chart, layer_heatmap
 from rcid_tl.plotting.titles import titled

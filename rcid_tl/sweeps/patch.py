@@ -11,8 +11,7 @@ from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite
-from rcid_tl.causalqwen.bridge import metric_readout
-from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named
+from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named, metric_readout
 from rcid_tl.models.loading import model_label
 from rcid_tl.plotting.heatmaps import faceted_heatmaps, layer_heatmap
 from rcid_tl.plotting.titles import titled

@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rcid_tl.causalqwen.bridge import inference_mode, metric_readout
+from rcid_tl.causalqwen.bridge import inference_mode
+from rcid_tl.metrics import metric_readout
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import CausalSite, causal_hook_name, causal_hook_names, hook_name
 from rcid_tl.models import load_model

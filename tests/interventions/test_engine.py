@@ -142,8 +142,7 @@ def test_a_model_with_another_head_is_patched_with_whole_forwards(tmp_path):
     """CausalQwen's logits come from its causal head, not the final norm and unembedding that resumed rows end in:
     the engine notices and patches whole forwards, so Δ is still exact (against the full engine, OvR metric)."""
     from rcid_tl.causalqwen import causal_qwen_from_qwen2, save_causal_qwen
-    from rcid_tl.causalqwen.bridge import metric_readout
-    from rcid_tl.metrics import metric_named
+    from rcid_tl.metrics import metric_named, metric_readout
     from rcid_tl.world.tokenizer import load_tokenizer, save_tokenizer
     from tests.causalqwen.conftest import tiny_qwen2
 
