@@ -21,7 +21,7 @@ from rcid_tl.interventions.read import answer_forward, cache_hooks, capture
 from rcid_tl.interventions.write import Direction
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
-from rcid_tl.multiteacher.rope import rotary_base, rotate
+from rcid_tl.models.rope import rotary_base, rotate
 from rcid_tl.tasks.base import Batch
 
 

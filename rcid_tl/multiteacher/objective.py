@@ -13,12 +13,12 @@ from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.read import capture
 from rcid_tl.kv.objective import SegmentBatch, next_token_ce
 from rcid_tl.models.loading import namer
+from rcid_tl.models.rope import rotary_base
 from rcid_tl.multiteacher.ablation import Arm
 from rcid_tl.multiteacher.aligner import CacheShape, MapProjectionAligner
 from rcid_tl.multiteacher.fusion import Fusion, LearnedRouter, fixed_weights, fuse, pooled_query, similarity_weights
 from rcid_tl.multiteacher.layers import LayerMap, ratio_layer_map
 from rcid_tl.multiteacher.loss import structural_kv_loss
-from rcid_tl.multiteacher.rope import rotary_base
 
 
 @dataclass(frozen=True)

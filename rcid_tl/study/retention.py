@@ -20,10 +20,10 @@ from rcid_tl.heads.classes import CLASS_NAMES
 from rcid_tl.heads.run import HeadsConfig, find_head_classes
 from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
+from rcid_tl.interventions.reference import reference_distribution
 from rcid_tl.metrics import logit_diff
 from rcid_tl.models.loading import resolve_model_path
 from rcid_tl.sweeps.common import ModelSpec
-from rcid_tl.tasks.reference import reference_distribution
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 

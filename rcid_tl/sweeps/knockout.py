@@ -13,12 +13,12 @@ from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.head_classes import heads_of_class
 from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
+from rcid_tl.interventions.reference import reference_distribution
 from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named, metric_readout
 from rcid_tl.models.loading import model_label, namer
 from rcid_tl.plotting.heatmaps import bar_chart, layer_heatmap
 from rcid_tl.plotting.titles import titled
 from rcid_tl.sweeps.common import ModelSpec, parse_positions, prepare, result_header
-from rcid_tl.tasks.reference import reference_distribution
 from rcid_tl.tasks.registry import TaskSpec
 
 
@@ -36,8 +36,8 @@ class KnockoutConfig:
     positions: str = "all"
     rows_per_forward: int = 64
     metric: str = TASK_METRIC  # or an OvR metric (CausalQwen), see rcid_tl.metrics
-    reference_n: int | None = None  # mean/resample reference size; None: ≥ MIN_GROUP per group (tasks.reference)
-    reference_seed: int | None = None  # None: the task seed + tasks.reference.SEED_OFFSET
+    reference_n: int | None = None  # mean/resample reference size; None: ≥ MIN_GROUP per group (interventions.reference)
+    reference_seed: int | None = None  # None: the task seed + interventions.reference.SEED_OFFSET
     classes_file: Path | None = None  # a heads.json from `rcid-tl heads`: where `head_class` is looked up
 
     def __post_init__(self) -> None:

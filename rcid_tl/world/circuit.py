@@ -3,7 +3,7 @@
 Every head is mean-ablated on three tasks: IOI (Wang et al.'s mean over a separate sample of ABC prompts, per
 template), Greater-Than (mean over separate clean prompts) and 5-shot relations (mean over separate clean prompts of
 all relations, so relation-specific information is removed too). Means come from reference distributions of their own
-(≥ 50 examples per template and answer position for IOI and Greater-Than; see `rcid_tl.tasks.reference`), never
+(≥ 50 examples per template and answer position for IOI and Greater-Than; see `rcid_tl.interventions.reference`), never
 from the scored examples. A greedy forward search then adds, one head at a time, the head whose
 joint ablation cuts the IOI logit difference most while Greater-Than probability difference and relation accuracy each
 stay within a tolerance of their baselines — so general-purpose heads that break every task are never chosen.
@@ -18,9 +18,9 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
+from rcid_tl.interventions.reference import reference_distribution, reference_seed
 from rcid_tl.metrics import Metric, metric_for
 from rcid_tl.tasks.base import Batch, ContrastiveDataset, Example
-from rcid_tl.tasks.reference import reference_distribution, reference_seed
 from rcid_tl.tasks.registry import TaskSpec, build_task
 from rcid_tl.world.fewshot import relation_prompt
 from rcid_tl.world.relations import RELATIONS

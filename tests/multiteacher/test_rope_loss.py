@@ -6,9 +6,10 @@ import torch
 
 from rcid_tl.errors import InputError
 from rcid_tl.models import load_model
+from rcid_tl.models.rope import rotary_base
 from rcid_tl.multiteacher.loss import StructuralWeights, structural_kv_loss
 from rcid_tl.multiteacher.objective import read_qkv
-from rcid_tl.multiteacher.rope import attention, rotary_base
+from rcid_tl.multiteacher.rope import attention
 
 
 @pytest.mark.parametrize("name,base", [("world-qwen2", 10000.0), ("world-gpt2", None)])
