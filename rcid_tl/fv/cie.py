@@ -19,6 +19,7 @@ from rcid_tl.fv.scoring import TargetScores, padded, score_rows, targets
 from rcid_tl.fv.trials import Trial
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.engine import Rows, reference_run, run_rows
+from rcid_tl.interventions.hook_fns import set_at_hook
 from rcid_tl.interventions.read import at_positions, cache_hooks
 from rcid_tl.interventions.write import Engine
 from rcid_tl.models.loading import namer
@@ -58,19 +59,10 @@ def mean_patch_hooks(
         for layer in layer_of[which].unique().tolist():
             local = (layer_of[which] == layer).nonzero().flatten()
             hh = head_of[which[local]]
-            hooks.append((names.name(Site.Z, layer), _set_heads_hook(local, last[local], hh, mean_z[layer, hh])))
+            hooks.append((names.name(Site.Z, layer), set_at_hook(local, last[local], mean_z[layer, hh], heads=hh)))
         return hooks
 
     return plan
-
-
-def _set_heads_hook(rows: Tensor, pos: Tensor, heads: Tensor, value: Tensor):
-    def hook(z: Tensor, hook) -> Tensor:  # z: (batch, pos, head, d_head)
-        z = z.clone()  # never edit the bridge's tensor in place
-        z[rows.to(z.device), pos.to(z.device), heads.to(z.device)] = value.to(z.device, z.dtype)
-        return z
-
-    return hook
 
 
 @dataclass(frozen=True)

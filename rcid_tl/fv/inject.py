@@ -10,6 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.fv.scoring import TargetScores, score_rows
 from rcid_tl.hooks.names import Site
+from rcid_tl.interventions.hook_fns import add_at_hook
 from rcid_tl.models.loading import namer
 
 
@@ -36,19 +37,10 @@ def add_vector_hooks(model: TransformerBridge, rows: InjectionRows, vectors: Flo
             local = (rows.layer[chunk] == layer).nonzero().flatten()
             mine = chunk[local]
             delta = rows.alpha[mine, None] * vectors[rows.vector[mine]]
-            hooks.append((names.name(Site.RESID_POST, layer), _add_at_hook(local, last[local], delta)))
+            hooks.append((names.name(Site.RESID_POST, layer), add_at_hook(local, last[local], delta)))
         return hooks
 
     return plan
-
-
-def _add_at_hook(rows: Tensor, pos: Tensor, delta: Tensor):
-    def hook(resid: Tensor, hook) -> Tensor:  # (batch, pos, d_model)
-        resid = resid.clone()  # never edit the bridge's tensor in place
-        resid[rows.to(resid.device), pos.to(resid.device)] += delta.to(resid.device, resid.dtype)
-        return resid
-
-    return hook
 
 
 def injected_scores(

@@ -10,6 +10,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import FINAL_NORM_SCALE, Head, Site
+from rcid_tl.interventions.hook_fns import masked_replace_hook
 from rcid_tl.interventions.path_patching import PathPatch, Receiver, path_patch
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -86,7 +87,9 @@ def compensation(
     for layer in layers:
         heads = [h.head for h in name_movers if h.layer == layer]
         means = _group_means(corrupt[names.name(Site.Z, layer)], batch)
-        hooks.append((names.name(Site.Z, layer), _replace_heads_hook(heads, means)))
+        chosen = torch.zeros(model.cfg.n_heads, dtype=torch.bool)
+        chosen[heads] = True  # broadcasts over (batch, pos) on z (batch, pos, head, d_head)
+        hooks.append((names.name(Site.Z, layer), masked_replace_hook(chosen, means)))
     return clean, direct_logit_attribution(model, batch, hooks)
 
 
@@ -98,12 +101,3 @@ def _group_means(z: Tensor, batch: Batch) -> Tensor:
         members = (group == key).nonzero().flatten().to(z.device)
         out[members] = z[members].mean(0, keepdim=True)
     return out
-
-
-def _replace_heads_hook(heads: list[int], values: Tensor):
-    def hook(z: Tensor, hook) -> Tensor:
-        z = z.clone()
-        z[:, :, heads] = values[:, :, heads].to(z.dtype)
-        return z
-
-    return hook

@@ -17,6 +17,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.interventions.hook_fns import leaf_hook
 from rcid_tl.interventions.read import answer_forward, cache_hooks, capture
 from rcid_tl.interventions.write import Direction
 from rcid_tl.metrics import Metric, RunMetrics
@@ -62,8 +63,7 @@ def key_query_attribution(
     noising = Direction(direction) is Direction.NOISING
     source_tokens, target_tokens = (batch.corrupt, batch.clean) if noising else (batch.clean, batch.corrupt)
     source_logits, source = cache_hooks(model, source_tokens, qk_names, batch.answer_pos)
-    leaf = lambda act, hook: act.detach().requires_grad_(True)  # noqa: E731  (as in attribution_patch)
-    with (torch.enable_grad(), model.hooks(fwd_hooks=[(hook_name(Site.RESID_PRE, 0), leaf)]),
+    with (torch.enable_grad(), model.hooks(fwd_hooks=[(hook_name(Site.RESID_PRE, 0), leaf_hook)]),
           capture(model, sorted({*qk_names, *graded})) as acts):
         target_logits = answer_forward(model, target_tokens, batch.answer_pos)
         target_metric = metric(target_logits, batch)

@@ -14,6 +14,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.interventions.hook_fns import leaf_hook
 from rcid_tl.interventions.read import answer_forward, cache_hooks, capture
 from rcid_tl.interventions.write import Direction, PatchSite
 from rcid_tl.metrics import Metric, RunMetrics
@@ -40,8 +41,7 @@ def attribution_patch(
     # the target run's block-0 input is made a leaf, so every activation downstream carries a gradient whether or not
     # the model's parameters do, and no parameter gradient is ever computed
     root = hook_name(Site.RESID_PRE, 0)
-    leaf = lambda act, hook: act.detach().requires_grad_(True)  # noqa: E731
-    with torch.enable_grad(), model.hooks(fwd_hooks=[(root, leaf)]), capture(model, hook_names) as acts:
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(root, leaf_hook)]), capture(model, hook_names) as acts:
         target_logits = answer_forward(model, target_tokens, batch.answer_pos)
         target_metric = metric(target_logits, batch)
         grads = torch.autograd.grad(target_metric.sum(), [acts[n] for n in hook_names])  # examples are independent

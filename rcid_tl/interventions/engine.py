@@ -17,6 +17,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.interventions.hook_fns import record_hook
 from rcid_tl.interventions.read import _kept_positions
 from rcid_tl.parallel import map_shards
 
@@ -71,12 +72,6 @@ def reference_run(
     store: dict[str, Tensor] = {}
     record, block_kwargs = _KeyValues(), {}
 
-    def keep(name: str):
-        def hook(act: Tensor, hook) -> Tensor:
-            store[name] = act.detach().clone()
-            return act
-        return hook
-
     def first_block(module, args, kwargs):
         block_kwargs.update(kwargs)
 
@@ -88,7 +83,7 @@ def reference_run(
     keep_pos, slot = _kept_positions(answer_pos.cpu())
     device = model.cfg.device
     try:
-        with torch.no_grad(), model.hooks(fwd_hooks=[(n, keep(n)) for n in wanted]):
+        with torch.no_grad(), model.hooks(fwd_hooks=[(n, record_hook(store, n)) for n in wanted]):
             logits = model(tokens.to(device), logits_to_keep=keep_pos.to(device))
     finally:
         for h in handles:

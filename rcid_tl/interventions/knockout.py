@@ -20,6 +20,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.engine import Rows, reference_run, run_rows
+from rcid_tl.interventions.hook_fns import masked_replace_hook, position_mask
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.interventions.write import Engine
 from rcid_tl.metrics import Metric, RunMetrics
@@ -228,24 +229,9 @@ def _hooks(batch, ablations, replacement, pairs, layers, hook_names, start: int,
             heads = [h.head for h in ablations[a].heads if h.layer == layer]
             if not heads:
                 continue
-            where = _position_mask(batch, ablations[a].positions, e, width).nonzero().flatten()
+            where = position_mask(batch, ablations[a].positions, torch.tensor([e]))[0].nonzero().flatten()
             mask[r, where[:, None], torch.tensor(heads)[None, :]] = True
         if mask[:, start:stop].any():
-            hooks.append((name, _masked_replace_hook(mask[:, start:stop],
-                                                     replacement[name][example_of][:, start:stop])))
+            hooks.append((name, masked_replace_hook(mask[:, start:stop],
+                                                    replacement[name][example_of][:, start:stop])))
     return hooks
-
-
-def _position_mask(batch: Batch, positions: tuple[str, ...] | None, example: int, width: int) -> Tensor:
-    if positions is None:
-        return torch.ones(width, dtype=torch.bool)
-    where = torch.zeros(width, dtype=torch.bool)
-    where[[int(batch.position(p)[example]) for p in positions]] = True
-    return where
-
-
-def _masked_replace_hook(mask: Tensor, values: Tensor):
-    def hook(z: Tensor, hook) -> Tensor:
-        return torch.where(mask.to(z.device)[..., None], values.to(z.device, z.dtype), z)
-
-    return hook

@@ -18,6 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
+from rcid_tl.interventions.hook_fns import masked_replace_hook, position_mask, record_hook, replace_hook
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -96,7 +97,7 @@ def path_patch(
         sub = batch.take(example_of)
         chosen = [patches[int(p)] for p in patch_of]
         send = _sender_hooks(model, sub, chosen, sender_positions, example_of, clean, corrupt, z_names)
-        freeze = [(name, _replace_hook(clean[name][example_of.to(clean[name].device)])) for name in mlp_names]
+        freeze = [(name, replace_hook(clean[name][example_of.to(clean[name].device)])) for name in mlp_names]
         recorded = _record(model, sub, chosen, send + freeze)
         with torch.no_grad(), model.hooks(fwd_hooks=_receiver_hooks(model, sub, chosen, receiver_positions, recorded)):
             patched[chunk] = metric(answer_forward(model, sub.clean, sub.answer_pos), sub).cpu()
@@ -125,20 +126,9 @@ def _check(model, batch, patches, sender_positions, receiver_positions) -> None:
                                  f"{late[0]}; receivers must be downstream of every sender")
 
 
-def _position_mask(batch: Batch, positions: tuple[str, ...] | None) -> Tensor:
-    """(row, pos) True where a patch applies: everywhere, or at each row's named positions."""
-    rows, width = batch.clean.shape
-    if positions is None:
-        return torch.ones(rows, width, dtype=torch.bool)
-    mask = torch.zeros(rows, width, dtype=torch.bool)
-    for name in positions:
-        mask[torch.arange(rows), batch.position(name)] = True
-    return mask
-
-
 def _sender_hooks(model, sub, chosen, positions, example_of, clean, corrupt, z_names) -> list:
     """Pass 2's z hooks: every head frozen at its clean value, except each row's senders, which get corrupt z."""
-    where = _position_mask(sub, positions)  # (row, pos)
+    where = position_mask(sub, positions)  # (row, pos)
     hooks = []
     for layer, name in enumerate(z_names):
         mask = torch.zeros(len(chosen), sub.clean.shape[1], model.cfg.n_heads, dtype=torch.bool)  # (row, pos, head)
@@ -147,7 +137,7 @@ def _sender_hooks(model, sub, chosen, positions, example_of, clean, corrupt, z_n
                 mask[r, :, head] = where[r]
         rows = example_of.to(clean[name].device)
         clean_z, corrupt_z = clean[name][rows], corrupt[name][rows]
-        hooks.append((name, _replace_hook(torch.where(mask.to(clean_z.device)[..., None], corrupt_z, clean_z))))
+        hooks.append((name, replace_hook(torch.where(mask.to(clean_z.device)[..., None], corrupt_z, clean_z))))
     return hooks
 
 
@@ -156,15 +146,7 @@ def _record(model, sub, chosen, hooks) -> dict[str, Tensor]:
     names = namer(model)
     wanted = sorted({names.name(r.site, r.layer) for patch in chosen for r in patch.receivers})
     store: dict[str, Tensor] = {}
-
-    def keeper(name: str):
-        def hook(act: Tensor, hook) -> Tensor:
-            store[name] = act.detach().clone()
-            return act
-
-        return hook
-
-    with torch.no_grad(), model.hooks(fwd_hooks=hooks + [(name, keeper(name)) for name in wanted]):
+    with torch.no_grad(), model.hooks(fwd_hooks=hooks + [(name, record_hook(store, name)) for name in wanted]):
         answer_forward(model, sub.clean, sub.answer_pos)
     return store
 
@@ -172,7 +154,7 @@ def _record(model, sub, chosen, hooks) -> dict[str, Tensor]:
 def _receiver_hooks(model, sub, chosen, positions, recorded) -> list:
     """Pass 3's hooks: each row's receiver inputs replaced by their pass-2 values, nothing else touched."""
     names = namer(model)
-    where = _position_mask(sub, positions)  # (row, pos)
+    where = position_mask(sub, positions)  # (row, pos)
     hooks = []
     for name, values in recorded.items():
         mask = torch.zeros(values.shape[:-1], dtype=torch.bool)  # (row, pos) or (row, pos, head)
@@ -182,19 +164,5 @@ def _receiver_hooks(model, sub, chosen, positions, recorded) -> list:
                     mask[r] = where[r]
                 else:
                     mask[r, :, receiver.head] = where[r]
-        hooks.append((name, _masked_hook(mask, values)))
+        hooks.append((name, masked_replace_hook(mask, values)))
     return hooks
-
-
-def _replace_hook(values: Tensor):
-    def hook(act: Tensor, hook) -> Tensor:
-        return values.to(act.device, act.dtype)
-
-    return hook
-
-
-def _masked_hook(mask: Tensor, values: Tensor):
-    def hook(act: Tensor, hook) -> Tensor:
-        return torch.where(mask.to(act.device)[..., None], values.to(act.device, act.dtype), act)
-
-    return hook

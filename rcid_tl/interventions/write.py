@@ -20,6 +20,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.engine import Rows, reference_run, rows_that_fit, run_rows
+from rcid_tl.interventions.hook_fns import masked_replace_hook, set_at_hook
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -139,6 +140,7 @@ class _PatchPlan:
     head: Tensor  # (site,), unused for whole-vector sites
     names: tuple[str, ...]
     in_place: tuple[bool, ...]  # per hook: see `Site.patch_in_place`
+    per_head: tuple[bool, ...]  # per hook: whether its activation has a head axis
     values: tuple[Tensor, ...]  # per hook: (site, batch, ...) — rows for sites of other hooks are never read
 
     @classmethod
@@ -155,7 +157,8 @@ class _PatchPlan:
             at = acts[example_idx, position]  # (site, batch, ...)
             values.append(at if acts.dim() == 3 else at[site_idx, example_idx, head[:, None]])
         in_place = tuple(site_of_name[name].patch_in_place for name in names)
-        return cls(hook_of_site, position, head, names, in_place, tuple(values))
+        per_head = tuple(site_of_name[name].per_head for name in names)
+        return cls(hook_of_site, position, head, names, in_place, per_head, tuple(values))
 
     def hooks(self, site_of: Tensor, example_of: Tensor, device, offset: int = 0) -> list:
         """One hook per hook point these rows patch; `offset` is the first position the forward computes."""
@@ -164,25 +167,11 @@ class _PatchPlan:
             mine = (self.hook_of_site[site_of] == k).nonzero().flatten()
             if len(mine):
                 sites, examples = site_of[mine], example_of[mine]
-                hooks.append((name, _row_patch_hook(
-                    mine.to(device), (self.position[sites, examples] - offset).to(device), self.head[sites].to(device),
-                    self.values[k][sites, examples].to(device), self.in_place[k])))
+                heads = self.head[sites].to(device) if self.per_head[k] else None
+                hooks.append((name, set_at_hook(
+                    mine.to(device), (self.position[sites, examples] - offset).to(device),
+                    self.values[k][sites, examples].to(device), heads, self.in_place[k])))
         return hooks
-
-
-def _row_patch_hook(rows: Tensor, pos: Tensor, heads: Tensor, new: Tensor, in_place: bool = False):
-    """Overwrite, for each of `rows`, the activation at that row's position (and head, for per-head sites)."""
-
-    def hook(act: Tensor, hook) -> Tensor:
-        if not in_place:
-            act = act.clone()  # edit a copy unless the site needs the tensor itself edited
-        if act.dim() == 3:  # (batch, pos, d_model)
-            act[rows, pos] = new.to(act.dtype)
-        else:  # (batch, pos, head, d_head)
-            act[rows, pos, heads] = new.to(act.dtype)
-        return act
-
-    return hook
 
 
 def patch_together(
@@ -203,17 +192,12 @@ def patch_together(
     rows = torch.arange(len(batch))
 
     def replace(name: str):
-        mine = [s for s in sites if names.name(s.site, s.layer) == name]
-
-        def hook(act: Tensor, hook) -> Tensor:
-            act = act.clone()  # never edit the bridge's own tensor in place
-            for s in mine:
-                pos = batch.position(s.position).to(act.device)
-                index = (rows, pos) if s.head is None else (rows, pos, s.head)
-                act[index] = source[name][index].to(act.device, act.dtype)
-            return act
-
-        return hook
+        """The source run's value at every site of this hook point, the target run's elsewhere."""
+        mask = torch.zeros(source[name].shape[:-1], dtype=torch.bool)  # (batch, pos) or (batch, pos, head)
+        for s in (s for s in sites if names.name(s.site, s.layer) == name):
+            pos = batch.position(s.position)
+            mask[(rows, pos) if s.head is None else (rows, pos, s.head)] = True
+        return masked_replace_hook(mask, source[name])
 
     with torch.no_grad():
         clean = metric(answer_forward(model, batch.clean, batch.answer_pos), batch).cpu()
