@@ -10,6 +10,7 @@ from rcid_tl.artifacts import atomic_dir
 from rcid_tl.causalqwen.config import CausalQwen2Config
 from rcid_tl.causalqwen.modeling import CausalQwenForCausalLM
 from rcid_tl.errors import InputError
+from rcid_tl.portable import write_tokenizer
 
 # Qwen2Config entries that describe the checkpoint file rather than the network
 _NOT_ARCHITECTURE = ("model_type", "architectures", "transformers_version", "auto_map", "_name_or_path",
@@ -48,5 +49,5 @@ def save_causal_qwen(model: CausalQwenForCausalLM, tokenizer: PreTrainedTokenize
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        write_tokenizer(tokenizer, tmp)
     return out

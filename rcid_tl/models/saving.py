@@ -10,6 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoModelForCausalLM
 
 from rcid_tl.artifacts import atomic_dir
+from rcid_tl.portable import write_tokenizer
 
 _BRIDGE_INFIX = "._original_component"
 
@@ -21,7 +22,9 @@ def hf_state_dict(model: TransformerBridge) -> dict:
 
 
 def save_hf_model(model: TransformerBridge, out_dir: str | Path) -> Path:
-    """Write `model` as config + safetensors + tokenizer into `out_dir`, atomically (temp dir, then rename)."""
+    """Write `model` as config + safetensors + tokenizer into `out_dir`, atomically (temp dir, then rename), so that
+    plain `AutoTokenizer`/`AutoModelForCausalLM.from_pretrained(out_dir)` give the same ids and logits as
+    `load_model` (rcid_tl.portable)."""
     out_dir = Path(out_dir)
     config = model.original_model.config
     fresh = AutoModelForCausalLM.from_config(config)
@@ -30,7 +33,7 @@ def save_hf_model(model: TransformerBridge, out_dir: str | Path) -> Path:
     _check_nothing_lost(state, missing, unexpected)
     with atomic_dir(out_dir) as tmp:
         fresh.save_pretrained(tmp)
-        model.tokenizer.save_pretrained(tmp)
+        write_tokenizer(model.tokenizer, tmp)
     return out_dir
 
 

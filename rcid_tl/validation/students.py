@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from rcid_tl.artifacts import atomic_dir
 from rcid_tl.errors import InputError
+from rcid_tl.portable import write_tokenizer
 
 ARCHITECTURES = ("gpt2", "qwen2")
 Head = tuple[int, int]  # (layer, head)
@@ -298,5 +299,5 @@ def save_student(student: KnownStudent, tokenizer: PreTrainedTokenizerBase, out_
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         fresh.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        write_tokenizer(tokenizer, tmp)
     return out_dir

@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 
 from rcid_tl.artifacts import atomic_dir
 from rcid_tl.models.embedded import embedded_path
+from rcid_tl.portable import write_tokenizer
 from rcid_tl.world.corpus import generate_corpus
 from rcid_tl.world.cot import CoTSplit, cot_examples, encode_example
 from rcid_tl.world.cot_eval import evaluate_cot
@@ -146,7 +147,7 @@ def _finish(model, tokenizer, cfg: CoTTrainConfig, out: Path, command: str, wall
     parent_record = json.loads((parent_dir(cfg.parent) / "training.json").read_text())
     with atomic_dir(out / "model") as model_dir:  # weights and record appear together or not at all
         model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
+        write_tokenizer(tokenizer, model_dir)
         write_cot_training_record(model_dir, cfg.to_dict(), scores, cot, parent_record["scores"], command=command,
                                   wall_s=wall_s, n_params=sum(p.numel() for p in model.parameters()),
                                   tokens=cfg.train.steps * cfg.train.batch_size * cfg.train.seq_len)

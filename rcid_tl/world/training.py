@@ -4,9 +4,7 @@ Given the same config and thread count, a run interrupted and resumed from its c
 as an uninterrupted run: the data for step t is fixed by the config (see `stream`) and nothing else is random.
 """
 
-import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
@@ -14,11 +12,10 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from rcid_tl.artifacts import atomic_dir, write_text, write_torch
-from rcid_tl.distill.trainer import read_resumable
+from rcid_tl.artifacts import atomic_dir
+from rcid_tl.portable import write_tokenizer
 from rcid_tl.world.corpus import WorldConfig
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.record import write_loss_curve, write_training_record
@@ -26,6 +23,7 @@ from rcid_tl.world.splits import Split
 from rcid_tl.world.stream import token_rows
 from rcid_tl.world.teachers import GPT2_TEACHER, TeacherShape, build_teacher
 from rcid_tl.world.tokenizer import build_tokenizer
+from rcid_tl.training import Checkpoint, StateLayout, TrainLog, lr_factor, make_optimizer, settings_json, train
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +58,7 @@ class TrainConfig:
 
     def lr_at(self, step: int) -> float:
         """Learning rate multiplier for optimizer step `step` (0-based)."""
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return lr_factor(self, step)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,48 +67,18 @@ class TrainConfig:
         return d
 
 
-def _optimizer(model: PreTrainedModel, cfg: TrainConfig) -> torch.optim.AdamW:
-    # no weight decay on biases, norms and (tied) embeddings' 1-D relatives
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-_STATE_KEYS = {"model", "opt", "sched", "step", "elapsed_s", "config"}
+# The checkpoint's layout: world teachers keep theirs in `out/checkpoint.pt`, without RNG states (nothing in training
+# is random once the data stream is fixed).
+TEACHER_CHECKPOINT = StateLayout(
+    fields=("model", "opt", "sched", "step", "elapsed_s", "config"), weights="model", settings="config",
+    kind="checkpoint", remedy="delete it or train into another directory", other_run="{dir}",
+    other_remedy="train into another directory or delete it")
 # Settings that cannot change the trained weights, so a run may be resumed with new values.
-_RESUMABLE_WITH_NEW = ("log_every", "checkpoint_every", "eval_every", "eval_prompts", "final_eval_prompts")
+RESUMABLE_WITH_NEW = ("log_every", "checkpoint_every", "eval_every", "eval_prompts", "final_eval_prompts")
 
 
 def _settings(cfg: TrainConfig) -> str:
-    return json.dumps({k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_WITH_NEW}, sort_keys=True)
-
-
-def _save_checkpoint(path: Path, model, opt, sched, step: int, elapsed: float, settings: str) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-             "elapsed_s": elapsed, "config": settings}
-    write_torch(path, state)  # atomic: an interrupted save never leaves a half-written checkpoint
-
-
-def _load_checkpoint(path: Path, settings: str) -> dict:
-    """The checkpoint at `path`, loaded without running code and checked to come from a run with `settings`."""
-    return read_resumable(path, settings, keys=_STATE_KEYS, settings_key="config", kind="checkpoint",
-                          remedy="delete it or train into another directory", other_run=str(path.parent),
-                          other_remedy="train into another directory or delete it")
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop log records written after the checkpoint we resume from (and a line cut short by a kill mid-write)."""
-    if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if (at := _step_of(ln)) is not None and at <= step]
-        write_text(path, "".join(ln + "\n" for ln in keep))
-
-
-def _step_of(line: str) -> int | None:
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return None
+    return settings_json(cfg.to_dict(), RESUMABLE_WITH_NEW)
 
 
 def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop_after: int | None = None) -> Path:
@@ -143,54 +108,39 @@ def train_teacher(cfg: TrainConfig, out_dir: str | Path, command: str = "", stop
 def run_training(model: PreTrainedModel, cfg: TrainConfig, out: Path, settings: str, desc: str,
                  evaluate: Callable[[], dict], stop_after: int | None, make_rows: Callable[[], Tensor]
                  ) -> tuple[int, float]:
-    """The next-token training loop of the world trainers, resumable from `out/checkpoint.pt` (a run with other
-    `settings` is refused): AdamW with warm-up + cosine, clipping, `out/metrics.jsonl` (mean loss every `log_every`
-    steps, `evaluate()`'s record every `eval_every` steps and at the end) and `out/loss_curve.html`. `make_rows()`
-    gives the training rows, `steps × batch_size` of them (made after resuming, so the wall time includes them).
-    Returns the steps done and the wall time in seconds, both counted over every resumed call."""
+    """Next-token training of a world teacher through the shared loop, resumable from `out/checkpoint.pt` (a run
+    with other `settings` is refused): AdamW with warm-up + cosine, clipping, `out/metrics.jsonl` (mean loss every
+    `log_every` steps, `evaluate()`'s record every `eval_every` steps and at the end) and `out/loss_curve.html`.
+    `make_rows()` gives the training rows, `steps × batch_size` of them (made after reading the checkpoint, so the
+    wall time includes them). Returns the steps done and the wall time in seconds, both counted over every resumed
+    call."""
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = out / "checkpoint.pt", out / "metrics.jsonl"
-    opt = _optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_at)
-    step, elapsed = 0, 0.0
-    if ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, settings)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, elapsed = state["step"], state["elapsed_s"]
-        log.info("resuming from step %d", step)
-    _trim_log(log_path, step)
-    t0, running = time.perf_counter() - elapsed, []  # wall time includes (re)generating the data
+    log_path = out / "metrics.jsonl"
+    checkpoint = Checkpoint(out / "checkpoint.pt", settings, cfg.checkpoint_every, layout=TEACHER_CHECKPOINT)
+    opt, sched = make_optimizer(model, cfg, betas=cfg.betas, lr_at=cfg.lr_at)
+    state = checkpoint.read()
+    t0 = time.perf_counter() - (state["elapsed_s"] if state else 0.0)  # wall time includes (re)generating the data
     rows = make_rows()
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     model.train()
-    with log_path.open("a") as log_file, tqdm(total=cfg.steps, initial=step, desc=desc) as bar:
-        while step < end:
-            batch = rows[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            loss = model(batch, labels=batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            running.append(loss.item())
-            bar.update(1)
-            record: dict = {}
-            if step % cfg.log_every == 0:
-                record |= {"loss": sum(running) / len(running), "lr": sched.get_last_lr()[0]}
-                bar.set_postfix(loss=f"{record['loss']:.3f}")
-                running = []
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                record |= evaluate()
-            if record:
-                record |= {"step": step, "tokens": step * cfg.batch_size * cfg.seq_len,
-                           "elapsed_s": round(time.perf_counter() - t0, 2)}
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-            if step % cfg.checkpoint_every == 0 or step == end:
-                _save_checkpoint(ckpt_path, model, opt, sched, step, time.perf_counter() - t0, settings)
+
+    def loss_at(step: int) -> tuple[Tensor, dict[str, float]]:
+        batch = rows[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        return model(batch, labels=batch).loss, {}
+
+    def record(done: int, window: dict[str, float] | None, lr: float, _elapsed: float) -> dict | None:
+        line: dict = {}
+        if window is not None:
+            line |= {"loss": window["loss"], "lr": lr}
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            line |= evaluate()
+        if not line:
+            return None
+        return line | {"step": done, "tokens": done * cfg.batch_size * cfg.seq_len,
+                       "elapsed_s": round(time.perf_counter() - t0, 2)}  # after the evaluation
+
+    step = train(loss_at, model, opt, sched, steps=cfg.steps, grad_clip=cfg.grad_clip, desc=desc,
+                 stop_after=stop_after, log=TrainLog(log_path, cfg.log_every, record, at_end=False),
+                 checkpoint=checkpoint, resume=state, clock=t0)
     write_loss_curve(log_path, out / "loss_curve.html")
     return step, time.perf_counter() - t0
 
@@ -199,7 +149,7 @@ def _finish(model, tokenizer, cfg: TrainConfig, out: Path, command: str, wall_s:
     scores = evaluate_teacher(model, tokenizer, n=cfg.final_eval_prompts)
     with atomic_dir(out / "model") as model_dir:  # weights and record appear together or not at all
         model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
+        write_tokenizer(tokenizer, model_dir)
         write_training_record(model_dir, cfg.to_dict(), scores.to_dict(), command=command, wall_s=wall_s,
                               n_params=sum(p.numel() for p in model.parameters()),
                               tokens=cfg.steps * cfg.batch_size * cfg.seq_len)
