@@ -36,7 +36,19 @@ K = Annotated[int, typer.Option("--k", help="Top-k heads in a function vector (T
 EditLayer = Annotated[Optional[int], typer.Option("--edit-layer", help="Quick-eval layer of `fv vectors` (default depth//3).")]
 Alpha = Annotated[float, typer.Option("--alpha", help="Injection scale for the quick eval of `fv vectors`.")]
 Alphas = Annotated[str, typer.Option("--alpha", help="Injection scale(s), comma list such as 1,2.")]
-NEval = Annotated[Optional[int], typer.Option("--n-eval", help="Trials per evaluated relation (default all).")]
+NEval = Annotated[Optional[int], typer.Option("--n-eval", help="Held-out evaluation trials per relation, never used "
+                                                                "to build or choose an FV (default: the rest).")]
+NSelect = Annotated[Optional[int], typer.Option("--n-select", help="Selection trials per relation: they build the FV "
+                                                                    "and choose its layer and α (default: half).")]
+SplitSeed = Annotated[int, typer.Option("--split-seed", help="Seed of the selection/evaluation split.")]
+QuickNEval = Annotated[Optional[int], typer.Option("--n-eval", help="Held-out trials per relation in the quick eval "
+                                                                     "(default all).")]
+InjectNSelect = Annotated[Optional[int], typer.Option("--n-select", help="Selection trials per relation (default: "
+                                                                          "the run's split).")]
+InjectNEval = Annotated[Optional[int], typer.Option("--n-eval", help="Held-out evaluation trials per relation "
+                                                                      "(default: the run's split).")]
+InjectSplitSeed = Annotated[Optional[int], typer.Option("--split-seed", help="Re-split with this seed (default: the "
+                                                                              "run's split).")]
 FvOpt = Annotated[str, typer.Option("--fv", help="qid (each relation's own FV) | global (AIE FV).")]
 FvSourceQid = Annotated[Optional[str], typer.Option("--fv-source-qid", help="Only this relation's FV.")]
 Scope = Annotated[str, typer.Option("--eval-scope", help="auto | in_domain | all_qids | qid_list.")]
@@ -66,11 +78,12 @@ def _alphas(text: str) -> tuple[float, ...]:
     return alphas
 
 
-def _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop, layers,
-           score_key, batch_size, base, fixed_trials, device, dtype):
+def _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
+                layers, score_key, batch_size, base, fixed_trials, device, dtype, split=None):
+    from rcid_tl.fv.cie_sweep import CIESweepConfig
     from rcid_tl.fv.ranking import parse_score_key
     from rcid_tl.fv.relations import WORLD, parse_qids
-    from rcid_tl.fv.cie_sweep import CIESweepConfig
+    from rcid_tl.fv.split import TrialSplit
     from rcid_tl.fv.trials import SamplingConfig, parse_format
     from rcid_tl.sweeps.common import ModelSpec
 
@@ -78,20 +91,22 @@ def _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos
     prompt_format = parse_format(("colon" if relations == WORLD else "qa") if fmt == "auto" else fmt)
     sampling = SamplingConfig(n_trials, n_demos, seed, prompt_format, not no_bos, allow_drop)
     return CIESweepConfig(ModelSpec(model, device, dtype), base, relations, tuple(chosen) if chosen else None,
-                       input_col, output_col, sampling, layers, parse_score_key(score_key), batch_size, fixed_trials)
+                          input_col, output_col, sampling, layers, parse_score_key(score_key), batch_size, fixed_trials,
+                          split or TrialSplit())
 
 
-def _injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval, batch_size,
-           sampled_trials, device, dtype):
-    from rcid_tl.fv.relations import parse_qids
+def _injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval,
+                      batch_size, sampled_trials, device, dtype, n_select=None, split_seed=None):
     from rcid_tl.errors import parse_choice
     from rcid_tl.fv.injection_sweep import EvalScope, FVSource, InjectionSweepConfig
+    from rcid_tl.fv.relations import parse_qids
     from rcid_tl.sweeps.common import ModelSpec
 
     listed = parse_qids(eval_qids)
-    return InjectionSweepConfig(ModelSpec(model, device, dtype), base, parse_choice(FVSource, fv, "--fv"), fv_source_qid,
-                       parse_choice(EvalScope, eval_scope, "--eval-scope"), tuple(listed) if listed else None,
-                       inject_layers, _alphas(alpha), n_eval, batch_size, sampled_trials)
+    return InjectionSweepConfig(ModelSpec(model, device, dtype), base, parse_choice(FVSource, fv, "--fv"),
+                                fv_source_qid, parse_choice(EvalScope, eval_scope, "--eval-scope"),
+                                tuple(listed) if listed else None, inject_layers, _alphas(alpha), n_eval, batch_size,
+                                sampled_trials, n_select, split_seed)
 
 
 def _say(text: str) -> None:
@@ -130,17 +145,23 @@ def cie(
     output_col: OutputCol = "output", n_trials: NTrials = 16, n_demos: NDemos = 5, seed: o.Seed = 42,
     fmt: Format = "auto", no_bos: o.NoBos = False, allow_drop: AllowDrop = False, layers: Layers = "all",
     score_key: ScoreKeyOpt = "mean_delta_logprob", batch_size: o.BatchSize = 128, out_base_dir: OutBase = None,
-    run_id: RunId = None, fixed_trials: FixedTrials = None, device: o.Device = "cpu", dtype: o.Dtype = "float32",
+    run_id: RunId = None, fixed_trials: FixedTrials = None, n_select: NSelect = None, n_eval: NEval = None,
+    split_seed: SplitSeed = 0, device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """The CIE sweep: sample trials once, then the CIE of every relation × (layer, head), batched.
+    """The CIE sweep: sample trials once, hold out evaluation trials, then the CIE of every relation × (layer, head)
+    on the selection trials, batched.
 
     Example: rcid-tl fv cie --model world-gpt2 --relations world --n-trials 16 --run-id demo
     """
     from rcid_tl.fv.cie_sweep import run_cie_sweep
+    from rcid_tl.fv.split import TrialSplit
 
     base = _base(out_base_dir, run_id, model, relations, seed)
+    split = TrialSplit(n_select, n_eval, split_seed)
     config = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos,
-                         allow_drop, layers, score_key, batch_size, base, fixed_trials, device, dtype)
+                         allow_drop, layers, score_key, batch_size, base, fixed_trials, device, dtype, split)
+    if fixed_trials is None:
+        split.sizes(n_trials)
     result = run_cie_sweep(config)
     _say(f"CIE for {len(result.cie)} relations; wrote {result.layout.artifacts}")
 
@@ -169,7 +190,7 @@ def aie(
 @fv_app.command()
 def vectors(
     model: o.Model = FV_MODEL, k: K = 10, score_key: ScoreKeyOpt = "mean_delta_logprob",
-    edit_layer: EditLayer = None, alpha: Alpha = 1.0, n_eval: NEval = None, batch_size: o.BatchSize = 128,
+    edit_layer: EditLayer = None, alpha: Alpha = 1.0, n_eval: QuickNEval = None, batch_size: o.BatchSize = 128,
     out_base_dir: OutBase = None, run_id: RunId = None, sampled_trials: Trials = None, device: o.Device = "cpu",
     dtype: o.Dtype = "float32",
 ) -> None:
@@ -187,24 +208,29 @@ def vectors(
 @fv_app.command()
 def inject(
     model: o.Model = FV_MODEL, fv: FvOpt = "qid", fv_source_qid: FvSourceQid = None, eval_scope: Scope = "auto",
-    eval_qids: EvalQids = None, inject_layers: InjectLayers = "all", alpha: Alphas = "1.0", n_eval: NEval = None,
+    eval_qids: EvalQids = None, inject_layers: InjectLayers = "all", alpha: Alphas = "1.0",
+    n_select: InjectNSelect = None, n_eval: InjectNEval = None, split_seed: InjectSplitSeed = None,
     batch_size: o.BatchSize = 128, out_base_dir: OutBase = None, run_id: RunId = None,
     sampled_trials: Trials = None, device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """The injection sweep: 0-shot injection of α·FV after layer ℓ at the last token, over a layer sweep."""
+    """The injection sweep: 0-shot α·FV after layer ℓ at the last token; layer and α chosen on the selection trials,
+    scored on the held-out evaluation trials beside 0-shot, shuffled-label ICL and a random vector of equal norm."""
     from rcid_tl.fv.injection_sweep import run_injection_sweep
 
     base = _base(out_base_dir, run_id, model, "", None)
     summary = run_injection_sweep(_injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids,
                                                     inject_layers, alpha, n_eval, batch_size, sampled_trials,
-                                                    device, dtype))
+                                                    device, dtype, n_select, split_seed))
     _report(summary, base)
 
 
 def _report(summary: dict, base: Path) -> None:
-    for b in summary["best_layer"]:
-        _say(f"{b['fv_qid']} → {b['eval_qid']}: best layer {b['layer']}, 0-shot acc {b['baseline_accuracy']:.2f} → "
-             f"{b['injected_accuracy']:.2f}, Δlogprob {b['mean_delta_logprob']:+.3f}")
+    for row in summary["held_out"]:
+        ev = row["evaluation"]
+        fv, zero, rand = ev["fv_accuracy"], ev["zero_shot_accuracy"], ev["random_accuracy"]
+        _say(f"{row['fv_qid']} → {row['eval_qid']}: layer {row['layer']}, α {row['alpha']:g} chosen on "
+             f"{row['selection']['n']} trials; held out (n={ev['n']}): 0-shot {zero['estimate']:.2f} → +FV "
+             f"{fv['estimate']:.2f} [{fv['low']:.2f}, {fv['high']:.2f}], +random {rand['estimate']:.2f}")
     _say(f"wrote {base}")
 
 
@@ -215,25 +241,29 @@ def run(
     fmt: Format = "auto", no_bos: o.NoBos = False, allow_drop: AllowDrop = False, layers: Layers = "all",
     score_key: ScoreKeyOpt = "mean_delta_logprob", k: K = 10, edit_layer: EditLayer = None,
     fv: FvOpt = "qid", fv_source_qid: FvSourceQid = None, eval_scope: Scope = "auto", eval_qids: EvalQids = None,
-    inject_layers: InjectLayers = "all", alpha: Alphas = "1.0", n_eval: NEval = None,
-    batch_size: o.BatchSize = 128, out_base_dir: OutBase = None, run_id: RunId = None,
+    inject_layers: InjectLayers = "all", alpha: Alphas = "1.0", n_select: NSelect = None, n_eval: NEval = None,
+    split_seed: SplitSeed = 0, batch_size: o.BatchSize = 128, out_base_dir: OutBase = None, run_id: RunId = None,
     device: o.Device = "cpu", dtype: o.Dtype = "float32",
 ) -> None:
-    """CIE sweep → FV extraction → injection sweep end to end into results_fv/relation/<run-id>/.
+    """CIE sweep → FV extraction → injection sweep end to end into results_fv/relation/<run-id>/, with each
+    relation's trials split into selection trials (build the FV, choose layer and α) and held-out evaluation trials.
 
     Example: rcid-tl fv run --model world-gpt2 --relations world --n-trials 16 --k 4 --run-id world-demo
     """
+    from rcid_tl.fv.extraction import ExtractionConfig
     from rcid_tl.fv.pipeline import FVRun, run_fv
     from rcid_tl.fv.ranking import parse_score_key
-    from rcid_tl.fv.extraction import ExtractionConfig
+    from rcid_tl.fv.split import TrialSplit
 
     base = _base(out_base_dir, run_id, model, relations, seed)
-    sweep = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
-                   layers, score_key, batch_size, base, None, device, dtype)
+    sweep = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos,
+                        allow_drop, layers, score_key, batch_size, base, None, device, dtype,
+                        TrialSplit(n_select, n_eval, split_seed))
     alphas = _alphas(alpha)
-    vectors_config = ExtractionConfig(sweep.model, base, k, parse_score_key(score_key), edit_layer, alphas[0], n_eval, batch_size)
-    injection = _injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, n_eval, batch_size,
-                   None, device, dtype)
+    vectors_config = ExtractionConfig(sweep.model, base, k, parse_score_key(score_key), edit_layer, alphas[0], n_eval,
+                                      batch_size)
+    injection = _injection_config(model, base, fv, fv_source_qid, eval_scope, eval_qids, inject_layers, alpha, None,
+                                  batch_size, None, device, dtype)
     _, top, summary = run_fv(FVRun(sweep, vectors_config, injection))
     _say(f"global top-{k}: {' '.join(f'{s.layer}.{s.head}' for s in top['global'])}")
     _report(summary, base)

@@ -1,5 +1,6 @@
-"""The CIE sweep (Todd et al. 2024 §2): sample the relation trials once, then the CIE of every relation × (layer,
-head), the clean mean activations, trial-level metrics and the all-relation AIE table, into the run layout."""
+"""The CIE sweep (Todd et al. 2024 §2): sample the relation trials once, split each relation's trials into selection
+and held-out evaluation trials, then — on the selection trials only — the CIE of every relation × (layer, head), the
+clean mean activations, trial-level metrics and the all-relation AIE table, into the run layout."""
 
 import json
 import random
@@ -16,6 +17,7 @@ from rcid_tl.fv.cie import RelationCIE, relation_cie
 from rcid_tl.fv.layout import RunLayout, step_log
 from rcid_tl.fv.ranking import HeadScore, ScoreKey, aie_scores, cie_scores, write_aie_csv, write_cie_csv
 from rcid_tl.fv.relations import load_relations
+from rcid_tl.fv.split import SplitIndices, TrialSplit
 from rcid_tl.fv.trials import SamplingConfig, TrialSnapshot, sample_trials
 from rcid_tl.hooks.names import Head
 from rcid_tl.models.loading import model_label
@@ -46,6 +48,7 @@ class CIESweepConfig:
     score_key: ScoreKey = ScoreKey.LOGPROB
     rows_per_forward: int = 128
     fixed_trials: Path | None = None  # debug/replay override; the default path samples
+    split: TrialSplit = field(default_factory=TrialSplit)  # the sweep sees only the selection trials
 
     def __post_init__(self) -> None:
         if self.rows_per_forward < 1:
@@ -55,9 +58,10 @@ class CIESweepConfig:
 @dataclass(frozen=True)
 class CIESweepResult:
     layout: RunLayout
-    snapshot: TrialSnapshot
+    snapshot: TrialSnapshot  # every sampled trial
     cie: dict[str, list[HeadScore]]
-    results: dict[str, RelationCIE]
+    results: dict[str, RelationCIE]  # on the selection trials
+    split: SplitIndices
 
     def to_frame(self):
         """A tidy pandas DataFrame, one row per (relation, layer, head): its CIE (rcid_tl.results)."""
@@ -90,6 +94,8 @@ def run_cie_sweep(config: CIESweepConfig, model: TransformerBridge | None = None
     layers = parse_layers(config.layers, bridge.cfg.n_layers)
     heads = [Head(layer, h) for layer in layers for h in range(bridge.cfg.n_heads)]
     snapshot = prepare_trials(config, bridge)
+    split = config.split.resolve(snapshot)  # refuses a split that does not fit, before anything is written
+    chosen_on = split.selection(snapshot)
     layout = RunLayout(Path(config.out_base))
     with step_log(layout.cie_log) as log:
         log.info("CIE sweep model=%s relations=%s qids=%s layers=%s heads=%d trials/qid=%s demos=%s seed=%s",
@@ -98,17 +104,20 @@ def run_cie_sweep(config: CIESweepConfig, model: TransformerBridge | None = None
         if snapshot.meta["dropped"]:
             log.warning("dropped relations (--allow-drop): %s", snapshot.meta["dropped"])
         snapshot.save(layout.sampled_trials)
+        split.save(layout.trial_split)
+        log.info("held-out split (seed %d): %s", split.seed, {q: [len(s), len(e)] for q, (s, e) in
+                                                             split.by_qid.items()})
         results = {}
         for qid in snapshot.qids:
-            results[qid] = relation_cie(bridge, snapshot.of(qid), heads, config.rows_per_forward)
+            results[qid] = relation_cie(bridge, chosen_on.of(qid), heads, config.rows_per_forward)
             best = max(cie_scores(results[qid]), key=lambda s: s.score(config.score_key))
             log.info("CIE %s: n=%d clean acc %.3f corrupted acc %.3f; best head %d.%d %s=%.4f", qid,
                      results[qid].n_trials, results[qid].clean.top1.mean(), results[qid].corrupted.top1.mean(),
                      best.layer, best.head, config.score_key.value, best.score(config.score_key))
         cie = {q: cie_scores(r) for q, r in results.items()}
-        _write_artifacts(layout, bridge, results, cie, config.score_key, list(layers))
+        _write_artifacts(layout, bridge, chosen_on, results, cie, config.score_key, list(layers))
         log.info("CIE sweep wrote %s", layout.artifacts)
-    return CIESweepResult(layout, snapshot, cie, results)
+    return CIESweepResult(layout, snapshot, cie, results, split)
 
 
 def mean_acts_payload(model: TransformerBridge, clean_mean: torch.Tensor, **extra) -> dict:
@@ -121,16 +130,17 @@ def _save_tensor_file(path: Path, payload) -> None:
     write_torch(path, payload)  # atomic, like every other artifact
 
 
-def _write_artifacts(layout, model, results: dict[str, RelationCIE], cie, key: ScoreKey, layers: list[int]) -> None:
+def _write_artifacts(layout, model, chosen_on: TrialSnapshot, results: dict[str, RelationCIE], cie, key: ScoreKey,
+                     layers: list[int]) -> None:
     write_cie_csv(layout.cie_scores, cie, key)
     write_aie_csv(layout.aie_scores, aie_scores(cie, list(cie)), key)
     lines = []
     for qid, r in results.items():
         _save_tensor_file(layout.qid_clean_mean(qid), mean_acts_payload(
             model, r.mean_z, q_id=qid, n_trials=r.n_trials, layers=layers))
-        for t in range(r.n_trials):
+        for t, trial in enumerate(chosen_on.of(qid)):
             lines.append(json.dumps({
-                "q_id": qid, "trial": t,
+                "q_id": qid, "trial": trial.index,
                 "clean_logprob": float(r.clean.logprob[t]), "clean_p": float(r.clean.prob[t]),
                 "clean_top1": bool(r.clean.top1[t]), "corrupted_logprob": float(r.corrupted.logprob[t]),
                 "corrupted_p": float(r.corrupted.prob[t]), "corrupted_top1": bool(r.corrupted.top1[t]),
@@ -149,6 +159,8 @@ def run_sampling(config: CIESweepConfig, model: TransformerBridge | None = None)
     bridge = model if model is not None else config.model.load()
     seed_everything(config.sampling.seed)
     snapshot = prepare_trials(config, bridge)
+    split = config.split.resolve(snapshot)  # refuses a split that does not fit, before anything is written
+    chosen_on = split.selection(snapshot)
     layout = RunLayout(Path(config.out_base))
     with step_log(layout.cie_log) as log:
         snapshot.save(layout.sampled_trials)

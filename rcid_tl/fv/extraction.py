@@ -1,5 +1,6 @@
 """Function-vector extraction (Todd et al. 2024 §2.3): top-k heads per relation (CIE) and over all relations (AIE) → function vectors
-(`fv_by_layer.pt`, `fv_global_resid.pt` + meta) and a quick injection eval on the sampled trials (`stepE_eval.json`).
+(`fv_by_layer.pt`, `fv_global_resid.pt` + meta) and a quick injection eval at one fixed layer on the held-out
+evaluation trials (`stepE_eval.json`).
 Also the optional AIE package over a chosen relation subset."""
 
 import json
@@ -13,12 +14,13 @@ from rcid_tl import __version__
 from rcid_tl.artifacts import read_torch, write_json
 from rcid_tl.checks import check_count, check_finite
 from rcid_tl.errors import InputError
+from rcid_tl.fv.cie_sweep import _save_tensor_file, seed_everything
 from rcid_tl.fv.evaluation import PromptKind, evaluate_injection
 from rcid_tl.fv.layout import RunLayout, step_log
 from rcid_tl.fv.ranking import (
     HeadScore, ScoreKey, aie_id, aie_scores, heads_json, read_cie_csv, top_k, write_aie_csv,
 )
-from rcid_tl.fv.cie_sweep import _save_tensor_file, seed_everything
+from rcid_tl.fv.split import SplitIndices
 from rcid_tl.fv.trials import TrialSnapshot
 from rcid_tl.fv.vectors import function_vector, function_vector_by_layer
 from rcid_tl.models.loading import model_label, namer
@@ -56,6 +58,12 @@ class SweepInputs:
     snapshot: TrialSnapshot
     cie: dict[str, list[HeadScore]]
     mean_z: dict[str, torch.Tensor]
+    split: SplitIndices | None  # None: a run from before held-out splits, built from every trial
+
+    @property
+    def held_out(self) -> TrialSnapshot:
+        """The trials no vector was built from (all of them, for a run without a split)."""
+        return self.split.evaluation(self.snapshot) if self.split is not None else self.snapshot
 
 
 def load_cie_sweep(layout: RunLayout, model: TransformerBridge, sampled_trials: Path | None = None) -> SweepInputs:
@@ -66,7 +74,8 @@ def load_cie_sweep(layout: RunLayout, model: TransformerBridge, sampled_trials: 
     if missing:
         raise InputError(f"CIE sweep artifacts in {layout.artifacts} lack relation {missing[0]!r}; re-run `rcid-tl fv cie`")
     mean_z = {q: read_torch(layout.qid_clean_mean(q), REMEDY)["clean_mean"] for q in snapshot.qids}
-    return SweepInputs(snapshot, cie, mean_z)
+    split = SplitIndices.load(layout.trial_split) if layout.trial_split.is_file() else None
+    return SweepInputs(snapshot, cie, mean_z, split)
 
 
 def _check_k(k: int, cie: dict[str, list[HeadScore]]) -> None:
@@ -107,9 +116,10 @@ def run_extraction(config: ExtractionConfig, model: TransformerBridge | None = N
         log.info("global (AIE over %d relations): %s", len(qids), " ".join(f"{s.layer}.{s.head}" for s in global_top))
         vectors = {**{q: by_layer[i].sum(0) for i, q in enumerate(qids)}, GLOBAL: fv_global}
         quick = {kind.value: evaluate_injection(
-            bridge, inputs.snapshot, vectors, [(q, q) for q in qids] + [(GLOBAL, q) for q in qids], [edit_layer],
+            bridge, inputs.held_out, vectors, [(q, q) for q in qids] + [(GLOBAL, q) for q in qids], [edit_layer],
             [config.alpha], kind, config.n_eval_trials, config.rows_per_forward).summary for kind in PromptKind}
         write_json(layout.quick_eval, {"edit_layer": edit_layer, "alpha": config.alpha,
+                                       "trials": "held-out evaluation split" if inputs.split else "all sampled",
                                        "n_eval_trials_per_qid": config.n_eval_trials, "results": quick})
         for row in quick[PromptKind.ZERO_SHOT.value]:
             log.info("quick eval 0-shot %s FV on %s @L%d: acc %.3f → %.3f, Δlogprob %+.3f", row["fv_qid"],

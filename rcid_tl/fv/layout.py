@@ -44,6 +44,10 @@ class RunLayout:
         return self.artifacts / "sampled_trials.json"
 
     @property
+    def trial_split(self) -> Path:
+        return self.artifacts / "trial_split.json"
+
+    @property
     def cie_scores(self) -> Path:
         return self.artifacts / "cie_scores.csv"
 

@@ -29,7 +29,8 @@ class FVRun:
 
 
 def validate(run: FVRun, model: TransformerBridge) -> None:
-    """Everything that can be checked before sampling: layers, k, the edit layer, q_ids named for the eval."""
+    """Everything that can be checked before sampling: layers, k, the edit layer, the held-out split's sizes, q_ids
+    named for the eval."""
     swept = parse_layers(run.cie.layers, model.cfg.n_layers)
     n_heads = len(swept) * model.cfg.n_heads
     if not 1 <= run.vectors.k <= n_heads:
@@ -37,6 +38,8 @@ def validate(run: FVRun, model: TransformerBridge) -> None:
     if run.vectors.edit_layer is not None:
         namer(model).check_layer(run.vectors.edit_layer)
     parse_layers(run.injection.layers, model.cfg.n_layers)
+    if run.cie.fixed_trials is None:
+        run.cie.split.sizes(run.cie.sampling.n_trials_per_q)
     relations = load_relations(run.cie.relations, run.cie.input_col, run.cie.output_col,
                                list(run.cie.qids) if run.cie.qids else None)
     resolve_scope(run.injection, relations.qids)

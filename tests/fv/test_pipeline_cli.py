@@ -16,8 +16,8 @@ LAYOUT = [
     "artifacts/stepD_mean_acts/mean_activations.pt", "artifacts/top_heads.json", "artifacts/fv_by_layer.pt",
     "artifacts/fv_global_resid.pt", "artifacts/fv_global_resid_meta.json", "artifacts/stepE_eval.json",
     "artifacts/step6/step6.log", "artifacts/step6/eval_summary.json", "artifacts/step6/eval_trials.jsonl",
-    "artifacts/step6/eval_meta.json", "artifacts/step6/step6_results_world-gpt2_layer1_n4.json",
-    "artifacts/step6/metadata_step6_world-gpt2_layer2_n4.json", "logs/stepD_aie.log", "logs/stepE.log",
+    "artifacts/step6/eval_meta.json", "artifacts/step6/step6_results_world-gpt2_layer1_n2.json",
+    "artifacts/step6/metadata_step6_world-gpt2_layer2_n2.json", "artifacts/trial_split.json", "logs/stepD_aie.log", "logs/stepE.log",
 ]
 
 
@@ -52,13 +52,15 @@ def test_layout_is_complete(runs):
 def test_cie_schema_and_ordering(runs):
     rows = list(csv.DictReader((runs[0] / "artifacts/cie_scores.csv").open()))
     assert list(rows[0]) == ["q_id", "layer", "head", "n_trials", "mean_delta_logprob", "mean_delta_p"]
-    assert len(rows) == 2 * 6 * 4 and {r["n_trials"] for r in rows} == {"4"}
+    assert len(rows) == 2 * 6 * 4 and {r["n_trials"] for r in rows} == {"2"}  # the 2 selection trials of 4
     for qid in ("antonym", "successor"):
         mine = [(-float(r["mean_delta_logprob"]), int(r["layer"]), int(r["head"])) for r in rows if r["q_id"] == qid]
         assert mine == sorted(mine)  # score descending, then layer, then head ascending
     metrics = [json.loads(line) for line in (runs[0] / "artifacts/trial_metrics.jsonl").open()]
-    assert len(metrics) == 8 and len(metrics[0]["delta_logprob"]) == 24
-    antonym_53 = sum(m["delta_logprob"]["5.3"] for m in metrics if m["q_id"] == "antonym") / 4
+    assert len(metrics) == 4 and len(metrics[0]["delta_logprob"]) == 24
+    split = json.loads((runs[0] / "artifacts/trial_split.json").read_text())["by_qid"]
+    assert sorted(m["trial"] for m in metrics if m["q_id"] == "antonym") == split["antonym"]["selection"]
+    antonym_53 = sum(m["delta_logprob"]["5.3"] for m in metrics if m["q_id"] == "antonym") / 2
     assert antonym_53 == pytest.approx(next(float(r["mean_delta_logprob"]) for r in rows
                                             if (r["q_id"], r["layer"], r["head"]) == ("antonym", "5", "3")), abs=1e-6)
 
@@ -91,7 +93,13 @@ def test_injection_summary_and_meta(runs):
     entry = summary["entries"][0]
     assert {"mean_delta_logprob", "accuracy_delta", "mean_delta_p", "baseline_accuracy"} <= set(entry)
     assert summary["matrix"][0]["mean_delta_logprob"]["antonym"]["antonym"] == entry["mean_delta_logprob"]
-    assert sum(1 for _ in (folder / "eval_trials.jsonl").open()) == 2 * 2 * 2 * 4
+    assert sum(1 for _ in (folder / "eval_trials.jsonl").open()) == 2 * 2 * 2 * 2  # on the 2 selection trials
+    for row in summary["held_out"]:  # chosen on the selection trials, scored on the others
+        chosen = summary["split"]["by_qid"][row["eval_qid"]]
+        assert row["selection"]["trials"] == chosen["selection"] and row["evaluation"]["trials"] == chosen["evaluation"]
+        assert not set(chosen["selection"]) & set(chosen["evaluation"])
+        assert {"fv_accuracy", "zero_shot_accuracy", "random_accuracy", "corrupted_icl_accuracy"} <= set(row["evaluation"])
+        assert row["evaluation"]["fv_accuracy"]["n"] == 2 and row["k"] == 3
 
 
 def test_two_runs_agree(runs):
