@@ -21,8 +21,10 @@ from rcid_tl.cli.diagnose import diagnose_losses
 from rcid_tl.cli.distill import distill
 from rcid_tl.cli.evaluate import evaluate
 from rcid_tl.cli.heads import heads
+from rcid_tl.cli.kv import distill_kv
 from rcid_tl.cli.knockout import knockout
 from rcid_tl.cli.models import models
+from rcid_tl.cli.multiteacher import distill_multiteacher
 from rcid_tl.cli.checkpoints import checkpoints
 from rcid_tl.cli.consistency import consistency
 from rcid_tl.cli.patch import patch
@@ -43,6 +45,8 @@ app.command()(heads)
 app.command()(checkpoints)
 app.command()(consistency)
 app.command()(distill)
+app.command("distill-kv")(distill_kv)
+app.command("distill-multiteacher")(distill_multiteacher)
 app.command()(evaluate)
 app.command("diagnose-losses")(diagnose_losses)
 app.command()(study)
@@ -99,6 +103,8 @@ def main() -> None:
     except click_errors.NoArgsIsHelpError as err:
         err.show()  # a bare `rcid-tl` or `rcid-tl fv`: the help, as before
         code = err.exit_code
+    except click_errors.NoSuchOption as err:
+        _error(err.format_message() + _taken_by(err))
     except click_errors.UsageError as err:
         _error(err.format_message())
     except InputError as err:
@@ -134,6 +140,22 @@ def _process_group():
 
         return joined()
     return contextlib.nullcontext()
+
+
+def _taken_by(err: click_errors.NoSuchOption) -> str:
+    """Which sibling command takes an option given to the wrong one: `--kv-loss` on `distill` is an option of
+    `distill-kv` (siblings: the commands named like this one up to the first dash)."""
+    if err.ctx is None or err.ctx.parent is None:
+        return ""
+    group, here = err.ctx.parent.command, err.ctx.info_name or ""
+    family, path, ctx = here.split("-")[0], ["rcid-tl"], err.ctx.parent
+    while ctx.parent is not None:  # a subgroup such as `fv` (the root's own name is argv[0]: not said)
+        path.insert(1, ctx.info_name)
+        ctx = ctx.parent
+    takers = [f"`{' '.join([*path, name])}`" for name, command in group.commands.items()
+              if name != here and name.split("-")[0] == family
+              and any(err.option_name in p.opts for p in command.params if not getattr(p, "hidden", False))]
+    return f"; {' and '.join(takers)} take{'s' if len(takers) == 1 else ''} it" if takers else ""
 
 
 def _error(message: str) -> None:

@@ -28,7 +28,9 @@ def checkpoints(
     out: o.Out = "runs/checkpoints", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
 ) -> None:
-    """Rank every (layer, position) — (layer, head, position) at z — by its effect on the output when noised alone
+    """Select causal checkpoints on the teacher.
+
+    Rank every (layer, position) — (layer, head, position) at z — by its effect on the output when noised alone
     (or by imprint norm) and keep the top k that do not saturate it, with a quota of unmodified positions; writes
     checkpoints.json (input to `rcid-tl consistency --checkpoints`).
 

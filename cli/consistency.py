@@ -33,7 +33,9 @@ def consistency(
     batch_size: o.BatchSize = 64, out: o.Out = "runs/consistency", device: o.Device = "cpu",
     dtype: o.Dtype = "float32", corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
 ) -> None:
-    """Noise teacher and student at each checkpoint (the student at the component that stands for it, with its own
+    """Causal consistency of a student with its teacher.
+
+    Noise teacher and student at each checkpoint (the student at the component that stands for it, with its own
     corrupt values) and correlate the per-example effects: Pearson r per checkpoint, mean r and a bootstrap CI;
     beside them the behavioural baseline r_out, each checkpoint's share of the effect, and the partial r controlling
     for both models' output differences, whose mean over unsaturated checkpoints is mechanistic r (and weighted by

@@ -1,5 +1,5 @@
 """`rcid-tl diagnose-losses`: the scale of every KV-distillation loss term on a few chain-of-thought batches, each
-term's share of the total, the effect of attention weighting, and seed 001's weight recommendations."""
+term's share of the total, the effect of attention weighting, and recommended weights for the terms."""
 
 from typing import Annotated, Optional
 
@@ -23,7 +23,9 @@ def diagnose_losses(
     alignment: k.AlignmentOpt = "cka", codi_weight: k.CODIWeight = 0.0, codi_layers: k.CODILayers = "all",
     kv_compression: k.Compression = None, out: o.Out = "runs/diagnose", device: o.Device = "cpu",
 ) -> None:
-    """Measure each loss term (CE, KV plain and attention-weighted, CKA or contrastive, CODI) with these weights;
+    """Measure each KV loss term's scale before training.
+
+    Measure each loss term (CE, KV plain and attention-weighted, CKA or contrastive, CODI) with these weights;
     prints the table and writes OUT/diagnosis.json and OUT/diagnosis.txt. Run it before training to set weights.
 
     Example: rcid-tl diagnose-losses --teacher world-gpt2-cot --n-batches 5 --codi-weight 0.5 --out runs/diag

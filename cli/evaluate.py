@@ -17,7 +17,9 @@ def evaluate(
     checkpoints: Checkpoints = "auto", top_k: TopK = 8, text: Text = "auto", batch_size: o.BatchSize = 64,
     out: o.Out = "runs/evaluate", device: o.Device = "cpu", corruption: o.Corruption = "s2-io",
 ) -> None:
-    """Evaluate STUDENT against TEACHER on held-out task examples; writes OUT/evaluation.json.
+    """Evaluate a student against its teacher.
+
+    Evaluate STUDENT against TEACHER on held-out task examples; writes OUT/evaluation.json.
 
     Example: rcid-tl evaluate --teacher world-gpt2 --student runs/rcid-42/student --task ioi --n 200 --out runs/ev
     """

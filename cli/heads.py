@@ -18,7 +18,9 @@ def heads(
     out: o.Out = "runs/heads", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "abc", no_bos: o.NoBos = False,
 ) -> None:
-    """Score every head (previous-token, duplicate-token, induction, END→IO attention, copy, direct effect,
+    """Score every head and sort the heads into IOI classes.
+
+    Score every head (previous-token, duplicate-token, induction, END→IO attention, copy, direct effect,
     S-inhibition, compensation) and sort the heads into IOI classes; heads.json feeds `knockout --classes`.
 
     Example: rcid-tl heads --model world-gpt2 --task ioi --out runs/heads

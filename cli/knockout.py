@@ -35,7 +35,9 @@ def knockout(
     out: o.Out = "runs/knockout", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False, metric: o.MetricName = "task",
 ) -> None:
-    """Ablate attention heads (at hook_z) and record the metric change per example.
+    """Ablate attention heads; the metric change.
+
+    Ablate attention heads (at hook_z) and record the metric change per example.
 
     Example: rcid-tl knockout --model world-gpt2 --task ioi --heads 0.2,1.1,2.1 --method mean --out runs/k
     """

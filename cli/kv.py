@@ -1,9 +1,12 @@
-"""The KV-distillation options of `rcid-tl distill --objective kv` and `rcid-tl diagnose-losses`, spelled once, and
-the builder of their config."""
+"""`rcid-tl distill-kv`: KV-cache distillation of one teacher on the chain-of-thought task; its KV options (shared
+with `rcid-tl diagnose-losses`, spelled once) and the builder of their config."""
 
 from typing import Annotated, Optional
 
 import typer
+
+from rcid_tl.checks import check_count, check_out
+from rcid_tl.cli import options as o
 
 KVLossOpt = Annotated[str, typer.Option("--kv-loss", help="KV loss: mse | cosine (direction only, scale-free).")]
 KVWeight = Annotated[float, typer.Option("--kv-weight", help="Weight of the KV loss (≥ 0).")]
@@ -24,8 +27,11 @@ CODILayers = Annotated[str, typer.Option("--codi-layers", help="Student layers f
 Compression = Annotated[Optional[int], typer.Option(
     "--kv-compression", help="R-KV: keep this many reasoning tokens of the teacher's cache (default: all).")]
 EvalEvery = Annotated[int, typer.Option(
-    "--eval-every", help="KV objective: score the student on min(32, --eval-n) ID problems every N steps "
-                     "(learning curve).")]
+    "--eval-every", help="Score the student on min(32, --eval-n) ID problems every N steps (learning curve).")]
+CoTTeacher = Annotated[str, typer.Option(
+    "--teacher", help="A chain-of-thought teacher: embedded name (world-gpt2-cot), local HF dir or hub name.")]
+KVCount = Annotated[int, typer.Option("--n", "-n", help="Chain-of-thought training problems.")]
+KVEvalN = Annotated[int, typer.Option("--eval-n", help="Held-out problems scored per test split.")]
 Checkpointing = Annotated[bool, typer.Option(
     "--gradient-checkpointing", help="Recompute the student's blocks in backward to save GPU memory (CUDA only).")]
 
@@ -42,10 +48,29 @@ def kv_config(*, kv_loss: str, kv_weight: float, attention_weighted_kv: bool, at
                     codi_layers=codi_layers, compression=kv_compression)
 
 
-def run_kv_objective(*, teacher: str, student: str | None, n: int, seed: int, steps: int, batch_size: int, lr: float,
-                     eval_n: int, checkpoint_every: int, out, device: str, precision: str, eval_every: int,
-                     gradient_checkpointing: bool, **kv_options) -> None:
-    """`rcid-tl distill --objective kv`: CE + KV terms on the chain-of-thought task through the shared trainer."""
+def distill_kv(
+    teacher: CoTTeacher = "world-gpt2-cot", student: o.Student = None, n: KVCount = 1024, seed: o.Seed = 42,
+    steps: o.Steps = 600, batch_size: o.TrainBatch = 32, lr: o.Lr = 3e-3, eval_n: KVEvalN = 200,
+    eval_every: EvalEvery = 50, save_every: o.SaveEvery = 50, out: o.Out = "runs/distill-kv", device: o.Device = "cpu",
+    precision: o.Precision = "fp32", gradient_checkpointing: Checkpointing = False,
+    kv_loss: KVLossOpt = "mse", kv_weight: KVWeight = 1.0, attention_weighted_kv: AttnWeighted = False,
+    attention_weighted_kv_warmup: AttnWarmup = 50, use_teacher_attention: TeacherAttn = False,
+    cka_weight: CKAWeight = 0.05, cka_layers: CKALayers = "middle", alignment: AlignmentOpt = "cka",
+    codi_weight: CODIWeight = 0.0, codi_layers: CODILayers = "all", kv_compression: Compression = None,
+    checkpoint_every: o.OldSaveEvery = None,
+) -> None:
+    """Distill one teacher's KV cache (KaVa).
+
+    CE plus the KV terms on the chain-of-thought arithmetic task, through the shared trainer; writes OUT/student,
+    OUT/metrics.json (ID and OOD accuracy and perplexity), OUT/train_log.jsonl and OUT/learning_curves.html.
+    Re-running resumes.
+
+    Example: rcid-tl distill-kv --teacher world-gpt2-cot --kv-loss cosine --attention-weighted-kv --out runs/kv-42
+    """
+    check_out(out)
+    check_count(steps, "--steps")
+    save_every = o.save_every(save_every, checkpoint_every)
+    log_every = o.log_every(save_every, every=eval_every)
     import sys
 
     from rich.console import Console
@@ -55,11 +80,14 @@ def run_kv_objective(*, teacher: str, student: str | None, n: int, seed: int, st
     from rcid_tl.kv.config import KVRunConfig
     from rcid_tl.kv.run import run_kv_distill
 
-    log_every = min(10, checkpoint_every, eval_every)
-    config = KVRunConfig(teacher=teacher, kv=kv_config(**kv_options), student=student, seed=seed, n_train=n,
+    kv = kv_config(kv_loss=kv_loss, kv_weight=kv_weight, attention_weighted_kv=attention_weighted_kv,
+                   attention_weighted_kv_warmup=attention_weighted_kv_warmup,
+                   use_teacher_attention=use_teacher_attention, cka_weight=cka_weight, cka_layers=cka_layers,
+                   alignment=alignment, codi_weight=codi_weight, codi_layers=codi_layers, kv_compression=kv_compression)
+    config = KVRunConfig(teacher=teacher, kv=kv, student=student, seed=seed, n_train=n,
                          optim=OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), batch_size=batch_size,
                          eval_n=eval_n, curve_n=min(32, eval_n), eval_every=eval_every,
-                         checkpoint_every=checkpoint_every, log_every=log_every,
+                         checkpoint_every=save_every, log_every=log_every,
                          gradient_checkpointing=gradient_checkpointing, device=device)
     mode = check_precision(precision, device)
     m = run_kv_distill(config, out, command="rcid-tl " + " ".join(sys.argv[1:]), precision=mode)

@@ -7,7 +7,9 @@ from rich.table import Table
 
 
 def models() -> None:
-    """List the models shipped with the package (usable by name in every --model/--teacher option).
+    """List the embedded models, usable by name.
+
+    List the models shipped with the package (usable by name in every --model/--teacher option).
 
     Example: rcid-tl models
     """

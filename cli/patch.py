@@ -28,7 +28,9 @@ def patch(
     device: o.Device = "cpu", dtype: o.Dtype = "float32", corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
     metric: o.MetricName = "task", method: MethodOpt = "exact", top: Top = 10,
 ) -> None:
-    """Patch the residual stream (or per-head z) at each (layer, position); Δ = metric(clean) − metric(patched).
+    """Activation patching at each (layer, position).
+
+    Patch the residual stream (or per-head z) at each (layer, position); Δ = metric(clean) − metric(patched).
 
     Example: rcid-tl patch --model world-gpt2 --task ioi --n 50 --site resid_pre --positions io,s2,end --out runs/p
     """

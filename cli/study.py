@@ -22,7 +22,9 @@ def study(
     teacher: Teacher = o.DEFAULT_MODEL, out: o.Out = "runs/study", seed: StudentSeed = 42, steps: Steps = 800,
     pretrain_steps: PretrainSteps = 300, n: Examples = 2048, jobs: Jobs = 2, scale: Scale = 1.0,
 ) -> None:
-    """Train StandardKD, FitNets, Informed FitNets and RCID students of the teacher (one seed, fewer steps than the
+    """Train four methods' students and run the RCID study.
+
+    Train StandardKD, FitNets, Informed FitNets and RCID students of the teacher (one seed, fewer steps than the
     full study), run experiments 1-5 on them and write summary.md with each experiment's table, and its JSON and figures.
 
     Example: rcid-tl study --teacher world-gpt2 --out runs/study

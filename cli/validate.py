@@ -24,7 +24,9 @@ def validate(
     finetune_steps: FinetuneSteps = 100, n_bootstrap: Bootstrap = 200, instruments: Instruments = "all",
     out: o.Out = "runs/validate",
 ) -> None:
-    """Check each consistency instrument against students with a known answer.
+    """Check the consistency instruments on known answers.
+
+    Check each consistency instrument against students with a known answer.
 
     The students: the teacher itself, its heads relabelled, value heads rotated and rescaled, a weight-noise ladder,
     random weights, two heads merged, the circuit ablated and fine-tuned around. Writes validation.{json,csv,md}.

@@ -4,7 +4,7 @@ seeds, differences to CE, and the loss-scale diagnosis. Writes figures/kv_study.
 
     OMP_NUM_THREADS=1 python experiments/kv_study.py --teacher world-gpt2-cot --out runs/kv_study
 
-Each run is an ordinary `rcid-tl distill --objective kv` run in OUT/<arm>-<seed>; finished runs are reused and an
+Each run is an ordinary `rcid-tl distill-kv` run in OUT/<arm>-<seed>; finished runs are reused and an
 interrupted one resumes, so re-running the command continues the study. Two processes may share the arms
 (`--arms ... --runs-only` each), then the full command writes the report from their runs.
 """

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 
 SMALL = ["--teacher", "world-gpt2", "--task", "ioi", "--n", "16", "--steps", "3", "--batch-size", "4", "--top-k", "2",
-         "--eval-n", "6", "--checkpoint-every", "1"]
+         "--eval-n", "6", "--save-every", "1"]
 
 
 def test_distill_then_evaluate(cli, tmp_path):  # noqa: F811

@@ -1,4 +1,4 @@
-"""`rcid-tl distill --objective kv` end to end on a tiny CoT teacher (log lines, learning curves, metrics, resume) and
+"""`rcid-tl distill-kv` end to end on a tiny CoT teacher (log lines, learning curves, metrics, resume) and
 `rcid-tl diagnose-losses` (shares, attention effect, recommendations)."""
 
 import json
@@ -8,8 +8,8 @@ import pytest
 
 def test_distill_kv_end_to_end_and_resume(cli, cot_teacher_dir, tmp_path):
     out = tmp_path / "kv"
-    args = ["distill", "--objective", "kv", "--teacher", str(cot_teacher_dir), "--n", "16", "--steps", "4",
-            "--batch-size", "4", "--eval-n", "4", "--eval-every", "2", "--checkpoint-every", "2",
+    args = ["distill-kv", "--teacher", str(cot_teacher_dir), "--n", "16", "--steps", "4",
+            "--batch-size", "4", "--eval-n", "4", "--eval-every", "2", "--save-every", "2",
             "--attention-weighted-kv", "--attention-weighted-kv-warmup", "2", "--codi-weight", "0.5",
             "--kv-loss", "cosine", "--out", str(out)]
     run = cli(*args)
