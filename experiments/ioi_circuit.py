@@ -1,5 +1,5 @@
 """Find an embedded teacher's IOI circuit by mean-ablation knockout and report every head's effect on IOI,
-Greater-Than and 5-shot relations (see `rcid_tl.world.circuit`).
+Greater-Than and 5-shot relations (see `rcid_tl.heads.circuit`).
 
     python experiments/ioi_circuit.py --model world-gpt2 --out rcid_tl/embedded/world-gpt2/circuit.json
 
@@ -16,9 +16,9 @@ import torch
 
 import rcid_tl
 from rcid_tl.artifacts import write_figure, write_json
+from rcid_tl.heads.circuit import TASKS, search_circuit
 from rcid_tl.models.loading import load_model
 from rcid_tl.progress import set_progress
-from rcid_tl.world.circuit import TASKS, search_circuit
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 """Results in notebooks: `load_result(path)` reads any saved result JSON back into its result object, and each result
-becomes a tidy pandas DataFrame (one row per measured value, run facts in `frame.attrs`)."""
+becomes a tidy pandas DataFrame (one row per measured value, run facts in `frame.attrs`; see `rcid_tl.frames`).
+
+This module sits above the analyses whose results it reads back (sweeps, consistency); they know nothing of it."""
 
 import dataclasses
 import json
@@ -10,7 +12,14 @@ from typing import Any
 
 import pandas as pd
 
+from rcid_tl.consistency.causal import ConsistencyResult
+from rcid_tl.consistency.checkpoints import Checkpoint
+from rcid_tl.consistency.run import CheckpointsResult
 from rcid_tl.errors import InputError
+from rcid_tl.hooks.names import Head
+from rcid_tl.plotting.heatmaps import bar_chart
+from rcid_tl.sweeps.knockout import KnockoutResult
+from rcid_tl.sweeps.patch import PatchResult
 
 KINDS = ("patch", "knockout", "consistency", "checkpoints", "evaluation", "distill")
 
@@ -54,16 +63,11 @@ def _without(payload: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k not in {"kind", *keys}}
 
 
-def _read_patch(payload: dict[str, Any]):
-    from rcid_tl.sweeps.patch import PatchResult
-
+def _read_patch(payload: dict[str, Any]) -> PatchResult:
     return PatchResult(_without(payload, "direction", "effects"), payload["direction"], payload["effects"])
 
 
-def _read_knockout(payload: dict[str, Any]):
-    from rcid_tl.hooks.names import Head
-    from rcid_tl.sweeps.knockout import KnockoutResult
-
+def _read_knockout(payload: dict[str, Any]) -> KnockoutResult:
     heads = [Head.parse(h) for a in payload["ablations"] for h in a["heads"]]
     # files without the model's shape: the heads ablated bound it (exact for --all-heads, the one grid drawn)
     n_layers = payload.get("n_layers") or max(h.layer for h in heads) + 1
@@ -72,9 +76,7 @@ def _read_knockout(payload: dict[str, Any]):
                           payload["ablations"], n_layers, n_heads)
 
 
-def _read_consistency(payload: dict[str, Any]):
-    from rcid_tl.consistency.causal import ConsistencyResult
-
+def _read_consistency(payload: dict[str, Any]) -> ConsistencyResult:
     nan = lambda x: math.nan if x is None else x  # noqa: E731  (saved JSON writes NaN as null)
     # every saved summary that is a field of the result (mean_r, its CI, and what newer versions add) goes back into
     # it; the counts derived from the checkpoints (n_checkpoints_*) are recomputed, everything else is the header
@@ -84,10 +86,7 @@ def _read_consistency(payload: dict[str, Any]):
     return ConsistencyResult(payload["checkpoints"], header=header, **summaries)
 
 
-def _read_checkpoints(payload: dict[str, Any]):
-    from rcid_tl.consistency.checkpoints import Checkpoint
-    from rcid_tl.consistency.run import CheckpointsResult
-
+def _read_checkpoints(payload: dict[str, Any]) -> CheckpointsResult:
     return CheckpointsResult([Checkpoint(**c) for c in payload["checkpoints"]],
                              _without(payload, "checkpoints", "rcid_tl_version"))
 
@@ -114,8 +113,6 @@ class StudentEvaluation:
         return frame
 
     def figure(self):
-        from rcid_tl.plotting.heatmaps import bar_chart
-
         frame = self.to_frame()
         labels = [f"T{t}→S{s} {p}" for t, s, p in zip(frame.teacher_layer, frame.student_layer, frame.position)]
         ci = ", ".join("nan" if x is None else f"{x:.3f}" for x in self.consistency["mean_r_ci"])
@@ -132,75 +129,3 @@ class StudentEvaluation:
 
 _READERS = {"patch": _read_patch, "knockout": _read_knockout, "consistency": _read_consistency,
             "checkpoints": _read_checkpoints, "evaluation": StudentEvaluation, "distill": StudentEvaluation}
-
-
-def frame_attrs(header: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The facts shared by every row of a result's frame (model, task, metric, n, seed ...)."""
-    facts = {k: header[k] for k in ("model", "student", "task", "metric", "seed") if k in header}
-    facts["n"] = len(header.get("examples", []))
-    corruption = header.get("task_config", {}).get("corruption")
-    if corruption:
-        facts["corruption"] = corruption
-    return {**facts, **extra}
-
-
-def patch_frame(result) -> pd.DataFrame:
-    """One row per (site, layer, [head,] position, example): Δ = metric(clean) − metric(patched)."""
-    per_head = "head" in result.effects[0]
-    rows = [{"site": e["site"], "layer": e["layer"], **({"head": e["head"]} if per_head else {}),
-             "position": e["position"], "example": i, "delta": d}
-            for e in result.effects for i, d in enumerate(e["per_example"])]
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(frame_attrs(result.header, direction=result.direction))
-    return frame
-
-
-def knockout_frame(result) -> pd.DataFrame:
-    """One row per (ablated head set, example): the metric with the heads ablated and Δ = clean − ablated."""
-    rows = [{"heads": ",".join(a["heads"]),
-             "positions": a["positions"] if a["positions"] == "all" else ",".join(a["positions"]),
-             "example": i, "metric": m, "delta": d}
-            for a in result.ablations for i, (m, d) in enumerate(zip(a["metric"], a["delta"]))]
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(frame_attrs(result.header, method=result.method))
-    return frame
-
-
-def consistency_frame(result) -> pd.DataFrame:
-    """One row per (checkpoint, example): the teacher's and the student's effect, and the checkpoint's Pearson r."""
-    rows = [{"teacher_layer": c["teacher_layer"], "student_layer": c["student_layer"], "site": c["site"],
-             "position": c["position"], "modified": c["modified"],
-             "pearson_r": math.nan if c["pearson_r"] is None else c["pearson_r"], "example": i,
-             "delta_teacher": dt, "delta_student": ds}
-            for c in result.checkpoints for i, (dt, ds) in enumerate(zip(c["delta_teacher"], c["delta_student"]))]
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(frame_attrs(result.header, mean_r=result.mean_r))
-    return frame
-
-
-def checkpoints_frame(result) -> pd.DataFrame:
-    """One row per selected checkpoint, in selection order."""
-    frame = pd.DataFrame([c.to_dict() for c in result.checkpoints],
-                         columns=["layer", "position", "site", "mean_norm", "modified"])
-    frame.attrs.update({k: result.meta[k] for k in ("model", "task") if k in result.meta})
-    return frame
-
-
-def cie_frame(cie: dict) -> pd.DataFrame:
-    """Function-vector head scores: one row per (relation, layer, head), its CIE as Δ log-prob and Δ p over n
-    trials (rcid_tl.fv.ranking.HeadScore)."""
-    return pd.DataFrame([{"relation": q, "layer": s.layer, "head": s.head, "n": s.n,
-                          "mean_delta_logprob": s.mean_delta_logprob, "mean_delta_p": s.mean_delta_p}
-                         for q, scores in cie.items() for s in scores])
-
-
-def aie_figure(cie: dict):
-    """The AIE, the mean CIE (Δ log-prob) over relations, as a (layer × head) heatmap."""
-    from rcid_tl.plotting.heatmaps import layer_heatmap
-
-    frame = cie_frame(cie)
-    grid = frame.pivot_table(index="layer", columns="head", values="mean_delta_logprob", aggfunc="mean")
-    title = (f"Function-vector heads: AIE over {frame.relation.nunique()} relations · "
-             f"n = {int(frame.n.iloc[0])} trials each<br><sub>mean Δ log p(answer) when the head's clean mean output "
-             "is put into corrupted prompts; red: the head carries the task</sub>")
-    return layer_heatmap(grid.to_numpy(), [str(h) for h in grid.columns], title, "AIE (Δ log-prob)", "head")

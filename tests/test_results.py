@@ -104,7 +104,7 @@ def test_unreadable_files_are_one_line_input_errors(tmp_path, text, message):
 
 def test_function_vector_scores_as_a_frame_and_an_aie_heatmap():
     from rcid_tl.fv.ranking import HeadScore, aie_scores
-    from rcid_tl.results import aie_figure, cie_frame  # what StepDResult.to_frame() and .figure() return
+    from rcid_tl.frames import aie_figure, cie_frame  # what StepDResult.to_frame() and .figure() return
 
     cie = {q: [HeadScore(layer, head, 8, float((i + 1) * (layer - head)), 0.1 * head) for layer in range(2)
                for head in range(3)] for i, q in enumerate(("antonym", "capital"))}

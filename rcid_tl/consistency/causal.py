@@ -26,6 +26,7 @@ from rcid_tl.consistency.saturation import (
 from rcid_tl.errors import InputError
 from rcid_tl.alignment.correspondence import Correspondence, site_label
 from rcid_tl.alignment.heads import proportional_head_map
+from rcid_tl.frames import consistency_frame
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.write import Direction, PatchSite, patch_sites, patch_together
 from rcid_tl.metrics import RunMetrics, metric_for
@@ -85,9 +86,7 @@ class ConsistencyResult:
         return consistency_figure(self.checkpoints, self._title())
 
     def to_frame(self):
-        """A tidy pandas DataFrame, one row per (checkpoint, example) (rcid_tl.results)."""
-        from rcid_tl.results import consistency_frame
-
+        """A tidy pandas DataFrame, one row per (checkpoint, example) (rcid_tl.frames)."""
         return consistency_frame(self)
 
     def _title(self) -> str:

@@ -19,9 +19,11 @@ from rcid_tl.consistency.checkpoints import (
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.checks import check_count
 from rcid_tl.errors import InputError, parse_choice
+from rcid_tl.frames import checkpoints_frame
 from rcid_tl.hooks.names import Site
 from rcid_tl.metrics import RunMetrics
 from rcid_tl.models.loading import model_label
+from rcid_tl.plotting.heatmaps import bar_chart
 from rcid_tl.sweeps.common import ModelSpec, prepare
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec
@@ -111,15 +113,11 @@ class CheckpointsResult:
                 write_csv(out / "checkpoints.csv", header, rows)]
 
     def to_frame(self):
-        """A pandas DataFrame, one row per selected checkpoint (rcid_tl.results)."""
-        from rcid_tl.results import checkpoints_frame
-
+        """A pandas DataFrame, one row per selected checkpoint (rcid_tl.frames)."""
         return checkpoints_frame(self)
 
     def figure(self):
         """Mean ‖h_clean − h_corrupt‖ of each selected checkpoint (a plotly Figure)."""
-        from rcid_tl.plotting.heatmaps import bar_chart
-
         site = self.meta.get("selection", {}).get("site", "")
         title = (f"Causal checkpoints at {site}: {self.meta.get('model', '?')} · {self.meta.get('task', '?')}"
                  "<br><sub>mean norm of h_clean − h_corrupt; * modified position</sub>")

@@ -13,6 +13,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.artifacts import write_text, write_torch
 from rcid_tl.errors import InputError
+from rcid_tl.frames import aie_figure, cie_frame
 from rcid_tl.fv.cie import RelationCIE, relation_cie
 from rcid_tl.fv.layout import RunLayout, step_log
 from rcid_tl.fv.ranking import HeadScore, ScoreKey, aie_scores, cie_scores, write_aie_csv, write_cie_csv
@@ -64,15 +65,11 @@ class CIESweepResult:
     split: SplitIndices
 
     def to_frame(self):
-        """A tidy pandas DataFrame, one row per (relation, layer, head): its CIE (rcid_tl.results)."""
-        from rcid_tl.results import cie_frame
-
+        """A tidy pandas DataFrame, one row per (relation, layer, head): its CIE (rcid_tl.frames)."""
         return cie_frame(self.cie)
 
     def figure(self):
         """AIE per (layer, head): the CIE averaged over relations (a plotly Figure)."""
-        from rcid_tl.results import aie_figure
-
         return aie_figure(self.cie)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rcid_tl.artifacts import write_csv
 from rcid_tl.errors import InputError
+from rcid_tl.world.relations import RELATIONS
 
 WORLD = "world"  # the built-in source: the relations the embedded world teachers were trained on
 
@@ -84,8 +85,6 @@ def _is_text_pair(row: dict) -> bool:
 
 def world_relation_set() -> RelationSet:
     """The synthetic world's relations (`rcid_tl.world.relations`), every pair, in their fixed order."""
-    from rcid_tl.world.relations import RELATIONS
-
     return RelationSet(WORLD, {q: tuple(p) for q, p in RELATIONS.items()})
 
 

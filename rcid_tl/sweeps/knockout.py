@@ -10,6 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.checks import MAX_EXAMPLES, check_count
 from rcid_tl.errors import InputError
+from rcid_tl.frames import knockout_frame
 from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.head_classes import heads_of_class
 from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
@@ -65,9 +66,7 @@ class KnockoutResult:
                 "n_layers": self.n_layers, "n_heads": self.n_heads}
 
     def to_frame(self):
-        """A tidy pandas DataFrame, one row per (ablated head set, example) (rcid_tl.results)."""
-        from rcid_tl.results import knockout_frame
-
+        """A tidy pandas DataFrame, one row per (ablated head set, example) (rcid_tl.frames)."""
         return knockout_frame(self)
 
     def save(self, out_dir: str | Path) -> list[Path]:

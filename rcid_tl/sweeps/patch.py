@@ -9,6 +9,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.errors import InputError
+from rcid_tl.frames import patch_frame
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite
 from rcid_tl.metrics import TASK_METRIC, check_metric_name, metric_named, metric_readout
@@ -56,9 +57,7 @@ class PatchResult:
         return {**self.header, "kind": "patch", "direction": self.direction, "effects": self.effects}
 
     def to_frame(self):
-        """A tidy pandas DataFrame, one row per (site, layer, [head,] position, example) (rcid_tl.results)."""
-        from rcid_tl.results import patch_frame
-
+        """A tidy pandas DataFrame, one row per (site, layer, [head,] position, example) (rcid_tl.frames)."""
         return patch_frame(self)
 
     def save(self, out_dir: str | Path) -> list[Path]:

@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from rcid_tl.heads.circuit import circuit_tasks, relative_changes
 from rcid_tl.hooks.names import Head
 from rcid_tl.models.loading import load_model
 from rcid_tl.world import HELD_OUT_NAMES, IOI_TRAIN_TEMPLATES, build_tokenizer, load_tokenizer, save_tokenizer
 from rcid_tl.world.evaluate import gt_eval_prompts, ioi_eval_prompts, greater_than_scores, ioi_scores, relation_accuracy
-from rcid_tl.world.circuit import circuit_tasks, relative_changes
 from rcid_tl.world.years import GT_TRAIN_FORMATS
 
 EMBEDDED = Path(__file__).resolve().parents[2] / "rcid_tl" / "embedded"
