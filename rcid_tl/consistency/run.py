@@ -10,7 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.alignment.correspondence import causal_correspondence, fit_examples
 from rcid_tl.alignment.heads import HeadMap, activation_head_map, attention_head_map, proportional_head_map
-from rcid_tl.alignment.layers import cka_layer_map, layer_activations, proportional_layer_map
+from rcid_tl.alignment.layers import cka_argmax_layer_map, layer_activations, proportional_layer_map
 from rcid_tl.artifacts import write_csv
 from rcid_tl.consistency.causal import ConsistencyResult, causal_consistency, check_same_tokenizer
 from rcid_tl.consistency.checkpoints import (
@@ -215,7 +215,7 @@ def _layer_map(config: ConsistencyConfig, teacher, student, dataset) -> dict[int
     site = Site(config.selection.site)
     acts = [[a.flatten(1) for a in layer_activations(m, dataset, site=site, batch_size=config.batch_size)]
             for m in (teacher, student)]  # a per-head site: the layer's heads side by side
-    return cka_layer_map(*acts)
+    return cka_argmax_layer_map(*acts)
 
 
 def _head_map(config: ConsistencyConfig, teacher, student, dataset, layer_map, checkpoints) -> HeadMap:

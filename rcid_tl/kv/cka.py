@@ -3,39 +3,11 @@ same tokens, on chosen layers, plus the contrastive alignment variant; different
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
 from torch import Tensor
 
+from rcid_tl.alignment.cka import debiased_cka
 from rcid_tl.distill.losses import check_finite
 from rcid_tl.errors import InputError
-
-HSIC_FLOOR = 1e-12  # a constant representation has HSIC(X, X) = 0; CKA is then undefined, and the loss is 1
-
-
-def _unbiased_hsic(k: Tensor, l: Tensor) -> Tensor:
-    """Song et al. 2012's unbiased HSIC on Gram matrices, as in `rcid_tl.alignment.cka` but kept differentiable
-    and on the Grams' device (that module detaches and returns floats, for analysis)."""
-    n = k.shape[0]
-    off = 1 - torch.eye(n, dtype=k.dtype, device=k.device)
-    k, l = k * off, l * off  # zero diagonals, out of place so autograd sees it
-    trace = (k * l).sum()
-    middle = k.sum() * l.sum() / ((n - 1) * (n - 2))
-    cross = 2 * (k.sum(0) * l.sum(0)).sum() / (n - 2)  # 1ᵀKL1 for symmetric K, L
-    return (trace + middle - cross) / (n * (n - 3))
-
-
-def debiased_cka(x: Float[Tensor, "n d_x"], y: Float[Tensor, "n d_y"]) -> Tensor:
-    """Debiased linear CKA (Nguyen et al. 2021) as a tensor with gradients, in float64 (Gram sums lose digits in
-    float32); NaN-safe: 0 when either side is constant. Invariant to orthogonal maps and isotropic scale."""
-    if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 4:
-        raise InputError(f"CKA needs two (n, d) matrices over the same n ≥ 4 tokens, got {tuple(x.shape)} and "
-                         f"{tuple(y.shape)}")
-    x, y = x.double(), y.double()
-    k, l = x @ x.T, y @ y.T
-    xy, xx, yy = _unbiased_hsic(k, l), _unbiased_hsic(k, k), _unbiased_hsic(l, l)
-    denom = (xx.clamp(min=HSIC_FLOOR) * yy.clamp(min=HSIC_FLOOR)).sqrt()
-    cka = xy / denom
-    return torch.where((xx > HSIC_FLOOR) & (yy > HSIC_FLOOR), cka, torch.zeros_like(cka))
 
 
 def cka_loss(student: list[Tensor], teacher: list[Tensor]) -> Tensor:

@@ -10,7 +10,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor, nn
 from transformer_lens.model_bridge import TransformerBridge
 
-from rcid_tl.alignment.layers import proportional_layer_map
+from rcid_tl.alignment.layers import deepest_teacher_layers, proportional_layer_map
 from rcid_tl.distill.losses import check_finite
 from rcid_tl.kv.capture import KVStates, kv_heads, read_kv
 from rcid_tl.kv.cka import cka_loss, contrastive_alignment_loss, select_layers
@@ -41,8 +41,7 @@ class SegmentBatch:
 
 def deepest_pairs(n_teacher: int, n_student: int) -> dict[int, int]:
     """Student layer → the deepest teacher layer the proportional map sends to it (FitNets' hint layers)."""
-    layer_map = proportional_layer_map(n_teacher, n_student)
-    return {s: max(t for t, s2 in layer_map.items() if s2 == s) for s in sorted(set(layer_map.values()))}
+    return deepest_teacher_layers(proportional_layer_map(n_teacher, n_student))
 
 
 class KVObjective(nn.Module):

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.kv.projection import KVDimensionProjector
-from rcid_tl.multiteacher.layers import LayerMap, apply_layer_map
+from rcid_tl.alignment.layers import LayerMap, apply_layer_map
 from rcid_tl.multiteacher.projector import HeadwiseProjector
 from rcid_tl.multiteacher.tokens import align_time
 

@@ -17,7 +17,7 @@ from rcid_tl.models.rope import rotary_base
 from rcid_tl.multiteacher.ablation import Arm
 from rcid_tl.multiteacher.aligner import CacheShape, MapProjectionAligner
 from rcid_tl.multiteacher.fusion import Fusion, LearnedRouter, fixed_weights, fuse, pooled_query, similarity_weights
-from rcid_tl.multiteacher.layers import LayerMap, ratio_layer_map
+from rcid_tl.alignment.layers import LayerMap, ratio_layer_map
 from rcid_tl.multiteacher.loss import structural_kv_loss
 
 

@@ -7,7 +7,7 @@ import pytest
 from jaxtyping import TypeCheckError
 import torch
 
-from rcid_tl.alignment.cka import debiased_linear_cka, linear_cka
+from rcid_tl.alignment.cka import debiased_cka, debiased_linear_cka, linear_cka
 
 TOL = 1e-9  # float64 inside; independent formulas of the same quantity agree to rounding
 
@@ -48,6 +48,11 @@ def test_debiased_cka_matches_the_u_statistic():
     x = torch.randn(7, 4, generator=g)
     y = x[:, :3] + 0.8 * torch.randn(7, 3, generator=g)
     assert debiased_linear_cka(x, y) == pytest.approx(_u_statistic_cka(x, y), abs=TOL)
+    xg = x.clone().requires_grad_(True)
+    tensor = debiased_cka(xg, y)  # the training losses' form: same estimator, with gradients
+    assert tensor.item() == pytest.approx(_u_statistic_cka(x, y), abs=TOL)
+    tensor.backward()
+    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("cka", [linear_cka, debiased_linear_cka])

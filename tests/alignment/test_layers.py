@@ -4,7 +4,7 @@ from a real hooked model line up with a direct cache read."""
 import pytest
 import torch
 
-from rcid_tl.alignment.layers import cka_layer_map, layer_activations, proportional_layer_map
+from rcid_tl.alignment.layers import cka_argmax_layer_map, layer_activations, proportional_layer_map
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site, hook_name
 from rcid_tl.tasks.registry import TaskSpec, build_task
@@ -31,7 +31,7 @@ def test_cka_map_recovers_rotated_copies(debiased):
     rotations = [torch.linalg.qr(torch.randn(8, 8, generator=g))[0] for _ in range(3)]
     # student layer j is a rotated, noisy copy of teacher layer (2, 0, 3)[j]; teacher layer 1 has no copy
     student = [teacher[t] @ q + 0.1 * torch.randn(40, 8, generator=g) for t, q in zip((2, 0, 3), rotations)]
-    mapping = cka_layer_map(teacher, student, debiased=debiased)
+    mapping = cka_argmax_layer_map(teacher, student, debiased=debiased)
     assert {t: mapping[t] for t in (0, 2, 3)} == {0: 1, 2: 0, 3: 2}
     assert set(mapping) == {0, 1, 2, 3}
 

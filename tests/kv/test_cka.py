@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rcid_tl.alignment.cka import debiased_linear_cka
+from rcid_tl.alignment.cka import debiased_cka, debiased_linear_cka
 from rcid_tl.errors import InputError
-from rcid_tl.kv.cka import cka_loss, contrastive_alignment_loss, debiased_cka, select_layers
+from rcid_tl.kv.cka import cka_loss, contrastive_alignment_loss, select_layers
 
 TOL = 1e-9  # float64 throughout
 

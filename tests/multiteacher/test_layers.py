@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rcid_tl.errors import InputError
-from rcid_tl.multiteacher.layers import LayerMap, apply_layer_map, ratio_layer_map, top_k_layer_map
+from rcid_tl.alignment.layers import LayerMap, apply_layer_map, ratio_layer_map, top_k_layer_map
 
 
 def test_ratio_map_reads_the_last_teacher_layer_at_each_depth():

@@ -5,7 +5,7 @@ import torch
 
 from rcid_tl.errors import InputError
 from rcid_tl.multiteacher.aligner import CacheShape, MapProjectionAligner, Projection
-from rcid_tl.multiteacher.layers import ratio_layer_map
+from rcid_tl.alignment.layers import ratio_layer_map
 from rcid_tl.multiteacher.projector import HeadwiseProjector, expand_kv_heads, uniform_head_mixing
 
 # The two embedded CoT teachers' geometries (GPT-2: MHA 6×4×32; Qwen2: GQA 4 query / 2 KV heads, d_head 24) and a
