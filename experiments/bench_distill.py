@@ -21,7 +21,7 @@ from rcid_tl.distill.losses import kd_loss
 from rcid_tl.distill.methods import Method, Objective, pairings_for
 from rcid_tl.distill.run import prepare
 from rcid_tl.distill.targets import fit_maps, precompute_targets
-from rcid_tl.distill.trainer import make_optimizer
+from rcid_tl.training import make_optimizer
 from rcid_tl.interventions.read import at_positions
 from rcid_tl.models.saving import hf_state_dict
 from rcid_tl.progress import set_progress

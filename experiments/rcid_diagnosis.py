@@ -22,7 +22,7 @@ from rcid_tl.distill.diagnose import gradient_split, imprint_profile, reachable,
 from rcid_tl.distill.methods import Method, Objective
 from rcid_tl.distill.run import _pretrain_loss, prepare
 from rcid_tl.distill.targets import fit_maps, precompute_targets
-from rcid_tl.distill.trainer import train_loop
+from rcid_tl.training import train_phase
 from rcid_tl.models.loading import load_model
 from rcid_tl.tasks.registry import TaskSpec
 
@@ -44,10 +44,10 @@ def pretrained_student(s, config: DistillConfig) -> None:
     p = config.pretrain
     rows = s.text.rows(s.teacher.tokenizer, p.steps * config.pretrain_rows, config.pretrain_len)
     with tempfile.TemporaryDirectory() as tmp:
-        train_loop("pretrain", nn.ModuleDict({"student": s.student.original_model}),
-                   _pretrain_loss(s.student, rows, config.pretrain_rows), p, torch.arange(p.steps),
-                   state_path=Path(tmp) / "state.pt", log_path=Path(tmp) / "log.jsonl",
-                   checkpoint_every=p.steps, log_every=p.steps, settings="{}")
+        train_phase("pretrain", nn.ModuleDict({"student": s.student.original_model}),
+                    _pretrain_loss(s.student, rows, config.pretrain_rows), p, torch.arange(p.steps),
+                    state_path=Path(tmp) / "state.pt", log_path=Path(tmp) / "log.jsonl",
+                    checkpoint_every=p.steps, log_every=p.steps, settings="{}")
 
 
 def measure(name: str, student, s, objective: Objective, targets, maps) -> dict:

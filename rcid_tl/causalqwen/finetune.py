@@ -13,7 +13,7 @@ from torch import Tensor
 
 from rcid_tl.causalqwen.modeling import CausalQwenForCausalLM
 from rcid_tl.errors import InputError
-from rcid_tl.progress import track
+from rcid_tl.training import TrainLog, train
 
 
 _UNCERTAINTY_PARAMETERS = ("abduction_network.scale_net.", "action_network.b_noise", "ovr_classifier.thresholds")
@@ -47,17 +47,19 @@ def finetune(model: CausalQwenForCausalLM, rows: Int[Tensor, "row pos"], config:
     if config.backbone_lr > 0:
         groups.append({"params": slow, "lr": config.backbone_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    opt.zero_grad(set_to_none=True)
     model.train()
-    losses = []
     n_batches = len(rows) // config.batch_size
-    for step in track(range(config.steps), "fine-tuning CausalQwen"):
+
+    def loss_at(step: int) -> tuple[Tensor, dict[str, float]]:
         batch = rows[(step % n_batches) * config.batch_size:][:config.batch_size].to(model.device)
-        loss = model(batch, labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        losses.append(float(loss.detach()))
+        return model(batch, labels=batch).loss, {}
+
+    losses: list[float] = []
+    # a window of one step: its mean is that step's loss; nothing is written
+    every_step = TrainLog(None, 1, lambda done, window, lr, elapsed: losses.append(window["loss"]))
+    train(loss_at, model, opt, None, steps=config.steps, grad_clip=config.grad_clip, desc="fine-tuning CausalQwen",
+          log=every_step)
     model.eval()
     return losses
 

@@ -2,10 +2,10 @@
 on general text, fit W*, precompute the teacher's targets, train (resumably), save the student as a standard
 Hugging Face directory and evaluate it."""
 
-import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ from rcid_tl.distill.data import WORLD, TextSource, data_order
 from rcid_tl.distill.evaluate import evaluate_student
 from rcid_tl.distill.losses import kd_loss
 from rcid_tl.distill.methods import Method, Objective, Pairing, pairings_for
-from rcid_tl.distill.precision import Precision
+from rcid_tl.distill.precision import Precision, autocast, grad_scaler
 from rcid_tl.distill.processes import check_world
 from rcid_tl.distill.targets import fit_maps, precompute_targets
-from rcid_tl.distill.trainer import load_state, train_loop
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import load_model
@@ -38,6 +37,7 @@ from rcid_tl.parallel import from_main, rank_slice, world
 from rcid_tl.parallel.placement import load_dispatched
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
+from rcid_tl.training import read_state, settings_json, train_phase
 
 log = logging.getLogger(__name__)  # stage lines; the CLI shows them on stderr
 PPL_ROWS, PPL_LEN = 64, 128  # held-out text for perplexity: 8,192 tokens by default
@@ -159,11 +159,10 @@ def _distill_loss(s: Setup, config: DistillConfig, objective: Objective, targets
 def run_settings(config: DistillConfig, precision: Precision = Precision.FP32) -> str:
     """The settings a resumed run must share with the run that saved the state, as JSON (the number of processes
     is not one of them: a run may resume with more or fewer)."""
-    settings = {k: v for k, v in config.to_dict().items()
-                if k not in RESUMABLE_WITH_NEW and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
-    if precision is not Precision.FP32:  # absent for float32, so states saved before the option existed resume
-        settings["precision"] = precision.value
-    return json.dumps(settings, sort_keys=True, default=lambda v: getattr(v, "value", str(v)))
+    # precision is absent for float32, so states saved before the option existed resume
+    extra = {} if precision is Precision.FP32 else {"precision": precision.value}
+    return settings_json(config.to_dict(), RESUMABLE_WITH_NEW, later_defaults=LATER_DEFAULTS, extra=extra,
+                         default=lambda v: getattr(v, "value", str(v)))
 
 
 def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | None = None, command: str = "",
@@ -182,7 +181,7 @@ def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | Non
     out = Path(out)
     check_world(config, teacher_device_map)
     settings = run_settings(config, precision)
-    saved = from_main(lambda: load_state(out / STATE, settings))
+    saved = from_main(lambda: read_state(out / STATE, settings))
     try:
         return _run(config, out, settings, saved, stop_after, command, t0, precision, teacher_device_map)
     except KeyboardInterrupt as err:
@@ -199,13 +198,14 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
     s.student.eval()  # no dropout: the clean and corrupt forwards of one step must see the same network
     student_weights = nn.ModuleDict({"student": s.student.original_model})
     loop = dict(state_path=out / STATE, log_path=out / "train_log.jsonl", checkpoint_every=config.checkpoint_every,
-                log_every=config.log_every, settings=settings, resume=saved, precision=precision)
+                log_every=config.log_every, settings=settings, resume=saved, autocast=partial(autocast, precision),
+                scaler=partial(grad_scaler, precision))
     p = config.pretrain
     if p.steps and (saved is None or saved["phase"] == "pretrain"):
         rows = s.text.rows(s.teacher.tokenizer, p.steps * config.pretrain_rows, config.pretrain_len)
         order = torch.arange(p.steps)
-        done = train_loop("pretrain", student_weights, _pretrain_loss(s.student, rows, config.pretrain_rows), p,
-                          order, stop_after=stop_after, **loop)
+        done = train_phase("pretrain", student_weights, _pretrain_loss(s.student, rows, config.pretrain_rows), p,
+                           order, stop_after=stop_after, **loop)
         if done < p.steps:
             return None
     log.info("%d training examples, %d checkpoints; fitting W* and precomputing the teacher's targets",
@@ -222,8 +222,8 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
         mix = s.text.rows(s.teacher.tokenizer, config.optim.steps * config.mix_rows, config.mix_len)
     modules = nn.ModuleDict({"student": s.student.original_model, "objective": objective})
     left = None if stop_after is None else stop_after - p.steps
-    done = train_loop("distill", modules, _distill_loss(s, config, objective, targets, order, mix), config.optim,
-                      order, stop_after=left, **loop)
+    done = train_phase("distill", modules, _distill_loss(s, config, objective, targets, order, mix), config.optim,
+                       order, stop_after=left, **loop)
     if done < config.optim.steps:
         return None
     return _finish(s, config, out, time.perf_counter() - t0, command, precision)

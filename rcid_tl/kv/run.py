@@ -2,9 +2,9 @@
 train CE + KV terms (scoring the student on a few ID problems every `eval_every` steps for the learning curve), save
 the student, score it on the ID and OOD splits, write metrics.json and the learning-curve figure."""
 
-import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,7 @@ from rcid_tl import __version__
 from rcid_tl.artifacts import write_json
 from rcid_tl.consistency.causal import check_same_tokenizer
 from rcid_tl.distill.data import data_order
-from rcid_tl.distill.precision import Precision
-from rcid_tl.distill.trainer import load_state, train_loop
+from rcid_tl.distill.precision import Precision, autocast, grad_scaler
 from rcid_tl.errors import InputError
 from rcid_tl.kv.config import KVRunConfig
 from rcid_tl.kv.curves import write_learning_curves
@@ -25,6 +24,7 @@ from rcid_tl.kv.objective import KVObjective, SegmentBatch
 from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
+from rcid_tl.training import read_state, settings_json, train_phase
 from rcid_tl.world.cot import CoTSplit, Segment, cot_batch, cot_examples
 from rcid_tl.world.cot_eval import evaluate_cot
 
@@ -36,9 +36,7 @@ RESUMABLE_WITH_NEW = ("checkpoint_every", "device", "eval_n")
 
 
 def run_settings(config: KVRunConfig, precision: Precision) -> str:
-    settings = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_WITH_NEW}
-    settings["precision"] = precision.value
-    return json.dumps(settings, sort_keys=True)
+    return settings_json(config.to_dict(), RESUMABLE_WITH_NEW, extra={"precision": precision.value})
 
 
 def load_pair(config: KVRunConfig) -> tuple[TransformerBridge, TransformerBridge]:
@@ -81,7 +79,7 @@ def run_kv_distill(config: KVRunConfig, out: str | Path, *, stop_after: int | No
     ended the call early. Bad input and a state of another run raise InputError before any model loads."""
     t0, out = time.perf_counter(), Path(out)
     settings = run_settings(config, precision)
-    saved = load_state(out / STATE, settings)
+    saved = read_state(out / STATE, settings)
     teacher, student = load_pair(config)
     objective = KVObjective(teacher, student, config.kv, log_every=config.log_every).to(config.device)
     out.mkdir(parents=True, exist_ok=True)  # only now: a bad layer selection above leaves nothing behind
@@ -103,9 +101,10 @@ def run_kv_distill(config: KVRunConfig, out: str | Path, *, stop_after: int | No
 
     modules = nn.ModuleDict({"student": student.original_model, "objective": objective})
     log_path = out / "train_log.jsonl"
-    done = train_loop("distill", modules, loss_at, config.optim, order, state_path=out / STATE, log_path=log_path,
-                      checkpoint_every=config.checkpoint_every, log_every=config.log_every, settings=settings,
-                      resume=saved, stop_after=stop_after, precision=precision)
+    done = train_phase("distill", modules, loss_at, config.optim, order, state_path=out / STATE, log_path=log_path,
+                       checkpoint_every=config.checkpoint_every, log_every=config.log_every, settings=settings,
+                       resume=saved, stop_after=stop_after, autocast=partial(autocast, precision),
+                       scaler=partial(grad_scaler, precision))
     if done < config.optim.steps:
         return None
     student.original_model.eval()

@@ -3,7 +3,6 @@ the teachers and the student, cut one problem pool into disjoint teacher (layer 
 validation (learning curve) splits whose hash is recorded and checked on resume, train CE + structural KV against
 the fused teachers, log the routing weights every step window, score the student on the ID and OOD splits."""
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,6 @@ from rcid_tl.artifacts import write_figure, write_json
 from rcid_tl.checks import check_count, check_device, check_real
 from rcid_tl.distill.config import OptimConfig
 from rcid_tl.distill.data import data_order
-from rcid_tl.distill.trainer import load_state, train_loop
 from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.kv.curves import read_log, write_learning_curves
 from rcid_tl.kv.objective import SegmentBatch
@@ -33,6 +31,7 @@ from rcid_tl.multiteacher.data import Reasoning, encode_side, student_examples, 
 from rcid_tl.multiteacher.fusion import RoutingLog
 from rcid_tl.multiteacher.layers import LayerMap, cka_layer_map, ratio_layer_map
 from rcid_tl.multiteacher.objective import MultiTeacherKV, TeacherView
+from rcid_tl.training import read_state, settings_json, train_phase
 from rcid_tl.world.cot import CoTSplit, cot_examples
 from rcid_tl.world.cot_eval import evaluate_cot
 
@@ -154,9 +153,8 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
                      stop_after: int | None = None) -> dict[str, Any] | None:
     """Train one arm into `out` (resuming from its state); metrics.json's content, or None if stopped early."""
     t0, out = time.perf_counter(), Path(out)
-    settings = json.dumps({k: v for k, v in config.to_dict().items() if k not in RESUMABLE_WITH_NEW}, sort_keys=True,
-                          default=str)
-    saved = load_state(out / STATE, settings)
+    settings = settings_json(config.to_dict(), RESUMABLE_WITH_NEW, default=str)
+    saved = read_state(out / STATE, settings)
     teachers, student = load_models(config)
     if config.layer_map_files:  # a map of the wrong depth fails here, before anything is written
         layer_maps(config, teachers, student, [], out)
@@ -185,9 +183,9 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
 
     modules = nn.ModuleDict({"student": student.original_model, "objective": objective})
     log_path = out / "train_log.jsonl"
-    done = train_loop("distill", modules, loss_at, config.optim, order, state_path=out / STATE, log_path=log_path,
-                      checkpoint_every=config.checkpoint_every, log_every=config.log_every, settings=settings,
-                      resume=saved, stop_after=stop_after)
+    done = train_phase("distill", modules, loss_at, config.optim, order, state_path=out / STATE, log_path=log_path,
+                       checkpoint_every=config.checkpoint_every, log_every=config.log_every, settings=settings,
+                       resume=saved, stop_after=stop_after)
     if done < config.optim.steps:
         return None
     save_hf_model(student, out / "student")

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 
 from rcid_tl.distill.config import OptimConfig
 from rcid_tl.distill.data import WORLD, TextSource
-from rcid_tl.distill.trainer import make_optimizer
+from rcid_tl.training import make_optimizer
 from rcid_tl.errors import InputError
 from rcid_tl.models.loading import load_tokenizer, resolve_model_path
 from rcid_tl.validation.measure import TaskScore, hf_answer_logits, ioi_dataset, task_score
@@ -97,7 +97,7 @@ def ablation_finetuned(
     tokenizer). The knocked-out slices get zero gradient and are re-zeroed after every step, so they stay exactly
     zero. Scores are on `n_eval` held-out prompts of task seed `eval_seed`.
 
-    A short plain loop with the trainer's AdamW and warm-up/cosine schedule (`make_optimizer`): `train_loop` would
+    A short plain loop with the trainer's AdamW and warm-up/cosine schedule (`make_optimizer`): the training loop would
     write a resumable checkpoint and a JSONL log, which an in-memory student built in seconds does not need.
     Ground truth: the knocked-out teacher heads have no counterpart in the student (other heads: no claim)."""
     start = time.perf_counter()

@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 from rcid_tl.artifacts import atomic_dir
 from rcid_tl.models.embedded import embedded_path
 from rcid_tl.portable import write_tokenizer
+from rcid_tl.training import settings_json
 from rcid_tl.world.corpus import generate_corpus
 from rcid_tl.world.cot import CoTSplit, cot_examples, encode_example
 from rcid_tl.world.cot_eval import evaluate_cot
@@ -26,7 +27,7 @@ from rcid_tl.world.cot_record import write_cot_training_record
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.splits import Split
 from rcid_tl.world.tokenizer import build_cot_tokenizer
-from rcid_tl.world.training import TrainConfig, run_training
+from rcid_tl.world.training import RESUMABLE_WITH_NEW, TrainConfig, run_training
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,9 @@ def train_cot_teacher(cfg: CoTTrainConfig, out_dir: str | Path, command: str = "
 
 
 def _settings(cfg: CoTTrainConfig) -> str:
-    # settings that cannot change the weights may differ on resume, as in the world trainer
-    d = cfg.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items()
-                  if k not in ("log_every", "checkpoint_every", "eval_every", "eval_prompts", "final_eval_prompts")}
-    return json.dumps({k: v for k, v in d.items() if k not in ("eval_cot_examples", "final_cot_examples")},
-                      sort_keys=True)
+    # settings that cannot change the weights may differ on resume: the world trainer's, and the CoT evaluation sizes
+    return settings_json(cfg.to_dict(), [*(f"train.{k}" for k in RESUMABLE_WITH_NEW), "eval_cot_examples",
+                                         "final_cot_examples"])
 
 
 def _finish(model, tokenizer, cfg: CoTTrainConfig, out: Path, command: str, wall_s: float) -> Path:

@@ -4,7 +4,6 @@ Given the same config and thread count, a run interrupted and resumed from its c
 as an uninterrupted run: the data for step t is fixed by the config (see `stream`) and nothing else is random.
 """
 
-import logging
 import time
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from transformers import PreTrainedModel
 
 from rcid_tl.artifacts import atomic_dir
 from rcid_tl.portable import write_tokenizer
+from rcid_tl.training import Checkpoint, StateLayout, TrainLog, lr_factor, make_optimizer, settings_json, train
 from rcid_tl.world.corpus import WorldConfig
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.record import write_loss_curve, write_training_record
@@ -23,9 +23,6 @@ from rcid_tl.world.splits import Split
 from rcid_tl.world.stream import token_rows
 from rcid_tl.world.teachers import GPT2_TEACHER, TeacherShape, build_teacher
 from rcid_tl.world.tokenizer import build_tokenizer
-from rcid_tl.training import Checkpoint, StateLayout, TrainLog, lr_factor, make_optimizer, settings_json, train
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

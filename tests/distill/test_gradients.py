@@ -9,7 +9,7 @@ from rcid_tl.alignment.heads import proportional_head_map
 from rcid_tl.distill.methods import Method, Objective, pairings_for
 from rcid_tl.distill.run import prepare
 from rcid_tl.distill.targets import fit_maps, precompute_targets
-from rcid_tl.distill.trainer import make_optimizer
+from rcid_tl.training import make_optimizer
 from rcid_tl.errors import InputError
 from tests.distill.conftest import tiny_config
 
