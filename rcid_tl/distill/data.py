@@ -8,11 +8,16 @@ from pathlib import Path
 import torch
 from jaxtyping import Int
 from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from rcid_tl.errors import InputError
+from rcid_tl.world import Split, WorldConfig, build_tokenizer
+from rcid_tl.world.stream import token_rows
+from rcid_tl.world.tasks import is_world_tokenizer
 
 WORLD = "world"  # the embedded teachers' synthetic corpus (`rcid_tl.world`)
+PPL_ROWS, PPL_LEN = 64, 128  # held-out text for perplexity: 8,192 tokens by default
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,18 @@ class TextSource:
         return _file_rows(Path(self.spec), tokenizer, n_rows, row_len, held_out)
 
 
-def _world_rows(tokenizer: PreTrainedTokenizerBase, n_rows: int, row_len: int, held_out: bool) -> Tensor:
-    from rcid_tl.world import tasks  # deferred: the world package builds its vocabulary on import
+def resolve_text(spec: str, teacher: TransformerBridge) -> TextSource | None:
+    """The general text `spec` names: none, `auto` (the world corpus for a world-tokenizer teacher, else none), or
+    `world` / a local text file."""
+    if spec == "none":
+        return None
+    if spec == "auto":
+        return TextSource(WORLD) if is_world_tokenizer(teacher.tokenizer) else None
+    return TextSource(spec)
 
-    if not tasks.is_world_tokenizer(tokenizer):
+
+def _world_rows(tokenizer: PreTrainedTokenizerBase, n_rows: int, row_len: int, held_out: bool) -> Tensor:
+    if not is_world_tokenizer(tokenizer):
         raise InputError("text source 'world' needs a world-tokenizer teacher; give a local text file instead")
     return _cached_world_rows(n_rows, row_len, held_out).clone()
 
@@ -46,9 +59,6 @@ def _world_rows(tokenizer: PreTrainedTokenizerBase, n_rows: int, row_len: int, h
 def _cached_world_rows(n_rows: int, row_len: int, held_out: bool) -> Tensor:
     # Every world tokenizer has the same vocabulary (checked above), so rows depend only on these arguments;
     # generating a corpus shard takes seconds, and one process (a study, the tests) asks for the same rows often.
-    from rcid_tl.world import Split, WorldConfig, build_tokenizer
-    from rcid_tl.world.stream import token_rows
-
     split = Split.VALIDATION if held_out else Split.TRAIN
     return token_rows(WorldConfig(seed=0), split, build_tokenizer(), n_rows, row_len)
 

@@ -21,6 +21,7 @@ from rcid_tl.consistency.causal import causal_consistency, check_same_tokenizer
 from rcid_tl.hooks.names import Site
 from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, select_checkpoints
 from rcid_tl.distill.config import check_sources
+from rcid_tl.distill.data import PPL_LEN, PPL_ROWS, resolve_text
 from rcid_tl.interventions.read import answer_forward
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.loading import load_model
@@ -114,8 +115,6 @@ class EvalConfig:
 
 def run_evaluate(config: EvalConfig, out: str | Path) -> dict[str, Any]:
     """Load, validate, evaluate, and write `out/evaluation.json` (nothing is written on bad input)."""
-    from rcid_tl.distill.run import PPL_LEN, PPL_ROWS, resolve_text
-
     teacher = load_model(config.teacher, device=config.device)
     student = load_model(config.student, device=config.device)
     check_same_tokenizer(teacher, student)

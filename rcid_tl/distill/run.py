@@ -21,7 +21,7 @@ from rcid_tl.consistency.causal import check_same_tokenizer
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.consistency.checkpoints import Checkpoint, load_checkpoints, one_per_student_layer, select_checkpoints
 from rcid_tl.distill.config import DistillConfig
-from rcid_tl.distill.data import WORLD, TextSource, data_order
+from rcid_tl.distill.data import PPL_LEN, WORLD, TextSource, data_order, resolve_text
 from rcid_tl.distill.evaluate import evaluate_student
 from rcid_tl.distill.losses import kd_loss
 from rcid_tl.distill.methods import Method, Objective, Pairing, pairings_for
@@ -40,7 +40,6 @@ from rcid_tl.tasks.registry import TaskSpec, build_task
 from rcid_tl.training import read_state, settings_json, train_phase
 
 log = logging.getLogger(__name__)  # stage lines; the CLI shows them on stderr
-PPL_ROWS, PPL_LEN = 64, 128  # held-out text for perplexity: 8,192 tokens by default
 STATE = "train_state.pt"
 
 # Settings that cannot change the trained weights, so a run may be resumed with new values: how often states are
@@ -63,16 +62,6 @@ class Setup:
     layer_map: dict[int, int]
     pairings: list[Pairing]
     text: TextSource | None
-
-
-def resolve_text(spec: str, teacher: TransformerBridge) -> TextSource | None:
-    from rcid_tl.world.tasks import is_world_tokenizer
-
-    if spec == "none":
-        return None
-    if spec == "auto":
-        return TextSource(WORLD) if is_world_tokenizer(teacher.tokenizer) else None
-    return TextSource(spec)
 
 
 def check_text_file(text: TextSource, teacher: TransformerBridge, config: DistillConfig) -> None:

@@ -4,6 +4,8 @@ accuracy against the step, as an offline figure."""
 import json
 from pathlib import Path
 
+from plotly.subplots import make_subplots
+
 from rcid_tl.artifacts import write_figure
 
 LOSS_PARTS = ("loss", "ce", "kv", "cka", "contrastive", "codi")
@@ -15,8 +17,6 @@ def read_log(path: Path) -> list[dict]:
 
 def write_learning_curves(log_path: Path, out: Path, title: str) -> list[Path]:
     """Two stacked panels: the loss parts (log scale) and the accuracy on the curve problems, by step."""
-    from plotly.subplots import make_subplots
-
     records = read_log(log_path)
     steps = [r["step"] for r in records]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("loss parts", "ID accuracy (curve set)"))

@@ -12,6 +12,8 @@ from rcid_tl import __version__
 from rcid_tl.artifacts import write_json, write_text
 from rcid_tl.kv.config import KVRunConfig
 from rcid_tl.kv.objective import KVObjective
+from rcid_tl.kv.run import load_pair, segment_batch
+from rcid_tl.world.cot import CoTSplit, cot_examples
 
 DIAGNOSE_CKA_WEIGHT, DIAGNOSE_CODI_WEIGHT = 0.05, 0.5  # seed 001's defaults, used to size a term that is off
 
@@ -101,9 +103,6 @@ def diagnosis_table(result: dict[str, Any]) -> str:
 
 def run_diagnosis(config: KVRunConfig, n_batches: int, out: Path) -> dict[str, Any]:
     """Load the pair, diagnose `n_batches` CoT training batches, write OUT/diagnosis.json and OUT/diagnosis.txt."""
-    from rcid_tl.kv.run import load_pair, segment_batch
-    from rcid_tl.world.cot import CoTSplit, cot_examples
-
     teacher, student = load_pair(config)
     problems = cot_examples(CoTSplit.TRAIN, n_batches * config.batch_size, seed=config.data_seed)
     batches = [segment_batch(teacher.tokenizer, problems[i : i + config.batch_size])

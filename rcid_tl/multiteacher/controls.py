@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
+from rcid_tl.artifacts import write_json
 from rcid_tl.errors import InputError
 from rcid_tl.stats import bootstrap_diff_ci, bootstrap_mean_ci, welch_test
 
@@ -61,8 +63,6 @@ def record_or_check_split(run_dir: Path, digest: str) -> None:
             raise InputError(f"{path} records data split {saved}, this run's is {digest}: resuming would train on "
                              f"other examples; use another output directory")
         return
-    from rcid_tl.artifacts import write_json
-
     write_json(path, {"split_hash": digest})
 
 
@@ -106,8 +106,6 @@ def compare_arms(scores: Mapping[str, Sequence[float]], baseline: str, seed: int
 
 def learning_curve_figure(curves: Mapping[str, Sequence[Mapping[str, float | int]]], key: str, title: str):
     """One line per run of `key` against step, from train-log rows ({"step": ..., key: ...})."""
-    import plotly.graph_objects as go
-
     fig = go.Figure()
     for name, rows in curves.items():
         kept = [row for row in rows if key in row]

@@ -5,6 +5,7 @@ query). Weights are per example, sum to 1 over teachers, and are logged per step
 from collections.abc import Sequence
 from enum import Enum
 
+import plotly.graph_objects as go
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -88,8 +89,6 @@ class RoutingLog:
         self.rows = [{"step": r["step"], **{f"w_{n}": r[f"w_{n}"] for n in self.teachers}} for r in records]
 
     def figure(self, title: str):
-        import plotly.graph_objects as go
-
         fig = go.Figure()
         steps = [row["step"] for row in self.rows]
         for name in self.teachers:

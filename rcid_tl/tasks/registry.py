@@ -13,6 +13,7 @@ from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.greater_than import GreaterThanConfig, build_greater_than
 from rcid_tl.tasks.ioi import Corruption, IOIConfig, build_ioi
 from rcid_tl.tasks.pairs import PairsConfig, build_pairs
+from rcid_tl.world import tasks as world_tasks
 
 TASKS = ("ioi", "greater-than", "pairs:FILE")
 
@@ -59,8 +60,6 @@ def build_task(
 
 
 def _build(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
-    from rcid_tl.world import tasks as world_tasks  # deferred: the world package builds its vocabulary on import
-
     on_world = world_tasks.is_world_tokenizer(tokenizer)
     if spec.name == "ioi":
         lists = world_tasks.ioi_lists() if on_world else {}

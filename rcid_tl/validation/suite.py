@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 from transformers import AutoModelForCausalLM
 
 from rcid_tl import __version__
@@ -114,8 +115,6 @@ class Validation:
 
     def figure(self):
         """Mechanistic r per case (rows) and instrument (columns), each cell marked ✓ or ✗ (a plotly Figure)."""
-        import plotly.graph_objects as go
-
         names = [i.name for i in self.config.instruments]
         cases = [c["name"] for c in self.cases]
         z = [[self.measurements[c][n]["mechanistic_r"] for n in names] for c in cases]
