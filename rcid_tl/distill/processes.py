@@ -6,8 +6,8 @@ import logging
 from rcid_tl.distill.config import DistillConfig
 from rcid_tl.distill.methods import Method
 from rcid_tl.errors import InputError
+from rcid_tl.models.placement import check_device_map
 from rcid_tl.parallel import world
-from rcid_tl.parallel.placement import check_device_map
 from rcid_tl.parallel.world import check_rank_device
 
 log = logging.getLogger(__name__)

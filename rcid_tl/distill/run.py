@@ -31,10 +31,10 @@ from rcid_tl.distill.targets import fit_maps, precompute_targets
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import load_model
+from rcid_tl.models.placement import load_dispatched
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
 from rcid_tl.parallel import from_main, rank_slice, world
-from rcid_tl.parallel.placement import load_dispatched
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task
 from rcid_tl.training import read_state, settings_json, train_phase

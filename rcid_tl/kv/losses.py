@@ -37,8 +37,14 @@ def per_token_kv_loss(
     teacher = teacher.detach()
     if kind is KVLoss.MSE:
         return (student.float() - teacher.float()).pow(2).mean(dim=(1, 2, 4))
-    cos = F.cosine_similarity(student.float(), teacher.float(), dim=-1, eps=EPS)  # (batch, layer, head, time)
-    return (1 - cos).mean(dim=(1, 2))
+    return cosine_distance(student.float(), teacher.float()).mean(dim=(1, 2))  # over (batch, layer, head, time)
+
+
+def cosine_distance(student: Float[Tensor, "*rest d_head"], teacher: Float[Tensor, "*rest d_head"]
+                    ) -> Float[Tensor, " *rest"]:
+    """1 − cos(student, teacher) per vector over the last axis: direction only, blind to scale (seed 004's
+    "Mercator" term); the one cosine KV distance, reduced by `per_token_kv_loss` and the structural loss."""
+    return 1 - F.cosine_similarity(student, teacher, dim=-1, eps=EPS)
 
 
 def token_importance(

@@ -4,12 +4,12 @@ its own Q and K. Separate weights α_k, α_v, α_attn make K-only / V-only / K+V
 
 from dataclasses import dataclass
 
-import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
 from rcid_tl.checks import check_real
 from rcid_tl.errors import InputError
+from rcid_tl.kv.losses import cosine_distance
 from rcid_tl.multiteacher.rope import attention
 
 
@@ -32,11 +32,6 @@ def masked_mean(values: Float[Tensor, "batch layer head time"], valid: Bool[Tens
     """Mean over layers, heads and the valid (non-padding) positions."""
     weight = valid[:, None, None, :].to(values.dtype).expand_as(values)
     return (values * weight).sum() / weight.sum().clamp(min=1)
-
-
-def cosine_distance(student: Tensor, teacher: Tensor, valid: Tensor) -> Tensor:
-    """1 − cos(student, teacher) over d_head, averaged over valid positions (seed 004's "Mercator" term)."""
-    return masked_mean(1 - torch.nn.functional.cosine_similarity(student, teacher, dim=-1, eps=1e-8), valid)
 
 
 def attention_kl(p_teacher: Float[Tensor, "batch layer head time time"],
@@ -66,9 +61,9 @@ def structural_kv_loss(
                              f"{tuple(t.shape)}")
     parts: dict[str, Tensor] = {}
     if weights.k:
-        parts["k_cos"] = cosine_distance(s_k, t_k, valid)
+        parts["k_cos"] = masked_mean(cosine_distance(s_k, t_k), valid)
     if weights.v:
-        parts["v_cos"] = cosine_distance(s_v, t_v, valid)
+        parts["v_cos"] = masked_mean(cosine_distance(s_v, t_v), valid)
     if weights.attn:
         parts["attn_kl"] = attention_kl(attention(t_q, t_k, valid, rotary_base),
                                         attention(s_q, s_k, valid, rotary_base), valid)

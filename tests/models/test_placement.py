@@ -13,7 +13,7 @@ from rcid_tl.distill.precision import Precision, check_precision
 from rcid_tl.distill.run import run_distill
 from rcid_tl.errors import InputError
 from rcid_tl.models import load_model
-from rcid_tl.parallel.placement import check_device_map, load_dispatched
+from rcid_tl.models.placement import check_device_map, load_dispatched
 from tests.distill.conftest import tiny_config
 
 
