@@ -12,9 +12,11 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.checks import check_count
 from rcid_tl.errors import InputError
 from rcid_tl.fv.evaluation import InjectionEval, PromptKind, evaluate_injection
+from rcid_tl.fv.ranking import HeadScore, ScoreKey, top_k
 from rcid_tl.fv.scoring import score_rows, targets
 from rcid_tl.fv.split import SplitIndices
 from rcid_tl.fv.trials import TrialSnapshot
+from rcid_tl.fv.vectors import function_vector
 from rcid_tl.stats import bootstrap_mean_ci
 
 RANDOM = "random"  # the name prefix of the control vectors
@@ -151,3 +153,13 @@ def select_and_evaluate(
             "evaluation": scores,
         })
     return HeldOut(grid, list(best.values()), rows)
+
+
+def candidates_by_k(
+    model: TransformerBridge, cie: Mapping[str, Sequence[HeadScore]], mean_z: Mapping[str, Tensor],
+    ks: Sequence[int], key: ScoreKey = ScoreKey.LOGPROB,
+) -> dict[str, dict[int, Tensor]]:
+    """Per relation, its function vector from its top-k heads by CIE for every k in `ks` (k above the number of
+    scored heads is left out): the candidates `select` chooses k among."""
+    return {q: {k: function_vector(model, [s.as_head for s in top_k(scores, key, k)], mean_z[q])
+                for k in ks if k <= len(scores)} for q, scores in cie.items()}

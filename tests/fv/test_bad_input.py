@@ -20,6 +20,11 @@ CASES = {
     "unknown scope": (["--eval-scope", "everywhere"], r"unknown --eval-scope 'everywhere'; allowed: auto"),
     "eval q_ids without qid_list": (["--eval-qids", "antonym"], r"--eval-qids is required with --eval-scope qid_list"),
     "global FV in domain": (["--fv", "global", "--eval-scope", "in_domain"], r"in_domain needs relation FVs"),
+    "no selection trials": (["--n-select", "0"], r"--n-select must be ≥ 1, got 0"),
+    "split over the trials": (["--n-select", "3", "--n-eval", "2"],
+                              r"held-out split needs ≥ 1 selection and ≥ 1 evaluation trial within --n-trials 4; "
+                              r"got --n-select 3 and --n-eval 2"),
+    "negative split seed": (["--split-seed", "-1"], r"--split-seed must be ≥ 0, got -1"),
 }
 
 

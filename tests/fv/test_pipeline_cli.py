@@ -112,6 +112,24 @@ def test_two_runs_agree(runs):
     assert max(abs(x["mean_delta_logprob"] - y["mean_delta_logprob"]) for x, y in zip(*sums)) <= 1e-6
 
 
+def test_inject_holds_out_what_the_vectors_were_built_from(cli, runs, tmp_path):
+    import shutil
+
+    base = tmp_path / "copy"
+    shutil.copytree(runs[1], base)
+    run = cli("fv", "inject", "--out-base-dir", base, "--n-select", "1", "--n-eval", "3", "--inject-layers", "0")
+    assert run.code == 2 and "were used to build the function vectors" in run.stderr, run.stderr
+    assert cli("fv", "inject", "--out-base-dir", base, "--n-eval", "0").stderr.strip() == \
+        "rcid-tl: error: --n-eval must be ≥ 1, got 0"
+    run = cli("fv", "inject", "--out-base-dir", base, "--n-eval", "1", "--inject-layers", "0")
+    assert run.code == 0, run.stderr
+    held = json.loads((base / "artifacts/step6/eval_summary.json").read_text())["held_out"]
+    assert {len(r["evaluation"]["trials"]) for r in held} == {1}
+    (base / "artifacts/trial_split.json").unlink()  # a run whose vectors saw every trial
+    run = cli("fv", "inject", "--out-base-dir", base, "--inject-layers", "0")
+    assert run.code == 2 and "built from all of its trials" in run.stderr
+
+
 def test_other_subcommands_reuse_the_snapshot(cli, runs, tmp_path):
     base = runs[0]
     snapshot = (base / "artifacts/sampled_trials.json").read_bytes()
