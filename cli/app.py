@@ -32,6 +32,7 @@ from rcid_tl.cli.study import study
 from rcid_tl.cli.validate import validate
 from rcid_tl.errors import InputError
 from rcid_tl.checks import check_model_path
+from rcid_tl.out_lock import release_outs
 from rcid_tl.progress import announce_after
 
 app = typer.Typer(
@@ -75,6 +76,8 @@ def _interruptible(command: Callable) -> Callable:
                 return command(*args, **kwargs)
         except KeyboardInterrupt as err:
             raise Interrupted(str(err)) from None
+        finally:
+            release_outs()  # the --out this command claimed (rcid_tl.out_lock) is free for the next run
 
     return run
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from rcid_tl.errors import InputError
+from rcid_tl.out_lock import claim_out
 
 MAX_EXAMPLES = 100_000  # one run's examples: far above any sweep or training set here, far below a hang or OOM
 _DEVICE = re.compile(r"(cpu|cuda|mps)(:(\d+))?")
@@ -17,7 +18,9 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 def check_out(path: str | Path, option: str = "--out", *, kind: str = "directory") -> Path:
     """`path` can be created (or reused) as an output `kind` ("directory" or "file"): it is not the wrong kind of
     thing already, and its nearest existing ancestor is a directory we may create entries in (probed by making and
-    removing a temporary directory, which also catches read-only file systems and root-owned special trees)."""
+    removing a temporary directory, which also catches read-only file systems and root-owned special trees).
+
+    A directory is then claimed for this run (rcid_tl.out_lock): a second run on it is refused until this one ends."""
     path = Path(path).expanduser()
     if kind == "directory" and path.exists() and not path.is_dir():
         raise InputError(f"{option} {str(path)!r} is an existing file; give a directory to write into")
@@ -33,6 +36,8 @@ def check_out(path: str | Path, option: str = "--out", *, kind: str = "directory
     except OSError as err:
         raise InputError(f"{option} {str(path)!r} cannot be created: {str(ancestor)!r} is not writable "
                          f"({err.strerror or err})") from None
+    if kind == "directory":
+        claim_out(path, option)
     return path
 
 
