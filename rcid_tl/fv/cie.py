@@ -1,4 +1,4 @@
-"""StepD (seed 002 §2.2, §5): mean clean head outputs at the last token, and the causal indirect effect (CIE) of
+"""CIE engine (Todd et al.): mean clean head outputs at the last token, and the causal indirect effect (CIE) of
 patching each head's mean into the corrupted (shuffled-label) prompts — batched, relation prompts × heads as rows.
 Each row runs on the exact sweep engine (`interventions.engine.run_rows`): it resumes at its head's layer from the
 unpatched corrupted run and computes the last position only, reading earlier positions' keys/values from that run.
@@ -67,7 +67,7 @@ def mean_patch_hooks(
 
 @dataclass(frozen=True)
 class RelationCIE:
-    """One relation's StepD numbers: per-trial baselines and per-(trial, head) gains over the corrupted prompt."""
+    """One relation's CIE-sweep numbers: per-trial baselines and per-(trial, head) gains over the corrupted prompt."""
 
     q_id: str
     heads: tuple[Head, ...]
@@ -86,7 +86,7 @@ def relation_cie(
     model: TransformerBridge, trials: Sequence[Trial], heads: Sequence[Head], rows_per_forward: int = 128,
     engine: Engine = Engine.RESUME,
 ) -> RelationCIE:
-    """StepD for one relation: clean mean z, then every (head, trial) patch in batched forwards — resumed rows
+    """The CIE sweep for one relation: clean mean z, then every (head, trial) patch in batched forwards — resumed rows
     (`Engine.RESUME`), or whole forwards from token ids (`Engine.FULL`, the reference the fast path is tested
     against; also used when the model's logits do not come from its final norm and unembedding)."""
     layers = sorted({h.layer for h in heads})

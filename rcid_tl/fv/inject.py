@@ -1,4 +1,4 @@
-"""FV injection (seed 002 §5 Step6): h_ℓ[last] := h_ℓ[last] + α·FV at the block output (`resid_post`) of layer ℓ,
+"""FV injection (Todd et al.): h_ℓ[last] := h_ℓ[last] + α·FV at the block output (`resid_post`) of layer ℓ,
 batched: every row is one (vector, layer, α, prompt) combination, one hook per layer editing only its rows."""
 
 from collections.abc import Sequence
