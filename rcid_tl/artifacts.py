@@ -2,6 +2,7 @@
 open()/mkdir() gives, and torch state files read back without running any code they might name."""
 
 import csv
+import errno
 import io
 import json
 import os
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rcid_tl.errors import InputError
+from rcid_tl.errors import InputError, NoSpaceError
 
 # Temp files and dirs are created with mode 0o666 / 0o777 and the kernel applies the umask (and any default ACL) at
 # creation, exactly as for a plain open()/mkdir(). Reading the umask instead (os.umask(0), then restore) would
@@ -33,18 +34,46 @@ def _fresh(path: Path, make) -> Path:
             continue
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left on the device, or in the user's quota
+
+
+def _out_of_space(err: BaseException) -> bool:
+    """Whether `err`, or an error it was raised from, is a full disk or quota (also where a library such as
+    safetensors reports the OS error only in its message)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _FULL:
+            return True
+        if any(os.strerror(code) in str(err) or f"os error {code})" in str(err) for code in _FULL):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _no_space(path: Path, existed: bool) -> NoSpaceError:
+    kept = f"the previous {path.name} is intact" if existed else "nothing was left half-written"
+    return NoSpaceError(f"no space left on the device (or quota) to save {str(path)!r}; {kept}; free some space or "
+                        f"choose another --out")
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A new empty temp file next to `path` for the caller to write; it replaces `path` when the block ends and is
-    removed if the block raises (Ctrl-C included), so `path` is either the old file or the whole new one."""
+    removed if the block raises (Ctrl-C included), so `path` is either the old file or the whole new one. A full
+    disk or quota becomes a NoSpaceError saying so."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh(path, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+    existed, tmp = path.exists(), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _fresh(path, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if _out_of_space(err):
+            raise _no_space(path, existed) from None
         raise
 
 
@@ -52,23 +81,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def atomic_dir(path: Path) -> Iterator[Path]:
     """A new empty temp directory next to `path` for the caller to fill; when the block ends everything in it gets
     the plain open()/mkdir() mode and it takes `path`'s place (an old `path` is moved aside, then deleted); if the
-    block raises, it is deleted and `path` is left as it was."""
+    block raises, it is deleted and `path` is left as it was (a full disk or quota becomes a NoSpaceError)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh(path, lambda p: os.mkdir(p, 0o777))
-    old = None
+    existed, tmp, old = path.exists(), None, None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _fresh(path, lambda p: os.mkdir(p, 0o777))
         yield tmp
         _plain_modes(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
             os.rename(path, old)
         os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not path.exists():
             os.rename(old, path)  # interrupted between the two renames: put the previous directory back
             old = None
+        if _out_of_space(err):
+            raise _no_space(path, existed) from None
         raise
     finally:
         if old is not None:
@@ -128,8 +160,8 @@ def write_figure(path: Path, figure) -> list[Path]:
 
 def write_torch(path: Path, payload: Any) -> Path:
     """`payload` (tensors in plain dicts, lists, tuples, numbers and strings) via torch.save, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(payload, file)  # through a Python file, so a full disk is an OSError (a path gets RuntimeError)
     return path
 
 
