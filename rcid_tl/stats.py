@@ -1,5 +1,6 @@
-"""Statistics shared by the studies: bootstrap CIs of a mean and of a difference of means, Welch's t-test, and
-Spearman's rho with a bootstrap CI. Every function is seeded, so a study's numbers reproduce exactly.
+"""The package's one statistics module: percentile (bootstrap) CIs of a mean and of a difference of means, Welch's
+t-test, Pearson r row by row, Spearman's rho (average ranks for ties) and its bootstrap CI, and least-squares
+residuals. Every function is seeded, so a study's numbers reproduce exactly.
 
 Empty or too-small inputs give nan rather than raising: a study with one seed in an arm still tabulates.
 """
@@ -49,7 +50,12 @@ def _finite(values) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def _percentiles(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentile_ci(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of the finite samples (e.g. bootstrap replicates); (nan, nan) when there are none."""
+    samples = np.asarray(samples, dtype=float)
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return float("nan"), float("nan")
     tail = 50 * (1 - confidence)
     low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
@@ -63,7 +69,7 @@ def bootstrap_mean_ci(values, confidence: float = 0.95, n_boot: int = N_BOOT, se
     if len(v) < 2:
         return Interval(float(v.mean()), float("nan"), float("nan"), 1)
     idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
-    return Interval(float(v.mean()), *_percentiles(v[idx].mean(axis=1), confidence), len(v))
+    return Interval(float(v.mean()), *percentile_ci(v[idx].mean(axis=1), confidence), len(v))
 
 
 def bootstrap_diff_ci(a, b, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
@@ -78,7 +84,7 @@ def bootstrap_diff_ci(a, b, confidence: float = 0.95, n_boot: int = N_BOOT, seed
     rng = np.random.default_rng(seed)
     boot = (a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(axis=1)
             - b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(axis=1))
-    return Interval(diff, *_percentiles(boot, confidence), n)
+    return Interval(diff, *percentile_ci(boot, confidence), n)
 
 
 def welch_test(a, b) -> Welch:
@@ -104,15 +110,23 @@ def spearman_ci(x, y, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int 
         return Interval(float("nan"), float("nan"), float("nan"), len(x)), float("nan")
     rho, p = sps.spearmanr(x, y)
     idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
-    rx = sps.rankdata(x[idx], axis=1)
-    ry = sps.rankdata(y[idx], axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
+    boot = rowwise_pearson(sps.rankdata(x[idx], axis=1), sps.rankdata(y[idx], axis=1))  # nan: a constant resample
+    return Interval(float(rho), *percentile_ci(boot, confidence), len(x)), float(p)
+
+
+def rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r over the last axis for every leading index (nan where a side has zero variance)."""
+    x, y = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (rx * ry).sum(axis=1) / np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
-    boot = boot[np.isfinite(boot)]
-    low, high = _percentiles(boot, confidence) if len(boot) else (float("nan"), float("nan"))
-    return Interval(float(rho), low, high, len(x)), float(p)
+        return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson r of the ranks, tied values sharing their average rank (as
+    `scipy.stats.spearmanr`). Where scipy is undefined (a side constant) this is 0, so saved results stay finite."""
+    rx, ry = (sps.rankdata(np.asarray(v, dtype=float).ravel()) for v in (x, y))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / max(float(np.linalg.norm(rx) * np.linalg.norm(ry)), 1e-12))
 
 
 def residuals(y: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, np.ndarray | np.integer]:

@@ -20,8 +20,7 @@ from rcid_tl.artifacts import write_csv, write_figure, write_json
 from rcid_tl.consistency.checkpoints import Checkpoint, modified_positions, reaches_answer
 from rcid_tl.consistency.plots import consistency_figure
 from rcid_tl.consistency.saturation import (
-    SATURATED, bootstrap_partial, flat, mean_ci, partial_correlation, percentile_ci, rowwise_pearson,
-    saturation_ratio,
+    SATURATED, bootstrap_partial, flat, mean_ci, partial_correlation, saturation_ratio,
 )
 from rcid_tl.errors import InputError
 from rcid_tl.alignment.correspondence import Correspondence, site_label
@@ -32,6 +31,7 @@ from rcid_tl.interventions.write import Direction, PatchSite, patch_sites, patch
 from rcid_tl.metrics import RunMetrics, metric_for
 from rcid_tl.models.loading import model_label, namer
 from rcid_tl.plotting.titles import describe_run
+from rcid_tl.stats import percentile_ci, rowwise_pearson
 from rcid_tl.sweeps.common import result_header
 from rcid_tl.tasks.base import ContrastiveDataset
 

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from rcid_tl.stats import residuals
+from rcid_tl.stats import percentile_ci, residuals, rowwise_pearson
 
 SATURATED = 0.9  # teacher saturation ratio at or above which a checkpoint measures behaviour, not mechanism
 FLAT_TOL = 1e-5  # relative spread below which a vector is float noise (float32 patching noise is ~1e-7)
@@ -33,13 +33,6 @@ def flat(v: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray | np.bool
     """Whether `v` is constant over its last axis up to float noise, relative to the size of `scale` (default `v`):
     an inert patch's Δ, a resample of copies of one example, or a residual the outputs explain entirely."""
     return np.ptp(v, axis=-1) <= FLAT_TOL * (1.0 + np.abs(v if scale is None else scale).max(axis=-1))
-
-
-def rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r over the last axis for every leading index (nan where a side has zero variance)."""
-    x, y = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
 
 
 def partial_correlation(x: np.ndarray, y: np.ndarray, covariates: np.ndarray) -> tuple[float, float]:
@@ -76,13 +69,3 @@ def mean_ci(r: np.ndarray, confidence: float) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample where r is undefined at every checkpoint
         return percentile_ci(np.nanmean(np.where(np.isfinite(r), r, np.nan), axis=0), confidence)
-
-
-def percentile_ci(samples: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Percentile interval of the finite samples; (nan, nan) when there are none."""
-    samples = samples[np.isfinite(samples)]
-    if not len(samples):
-        return math.nan, math.nan
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(samples, [tail, 100 - tail])
-    return float(lo), float(hi)

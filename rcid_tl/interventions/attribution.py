@@ -19,6 +19,7 @@ from rcid_tl.interventions.read import answer_forward, cache_hooks, capture
 from rcid_tl.interventions.write import Direction, PatchSite
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
+from rcid_tl.stats import spearman  # also what sweeps.prefilter imports from here
 from rcid_tl.tasks.base import Batch
 
 
@@ -59,13 +60,6 @@ def attribution_patch(
     return torch.stack(estimates), metrics
 
 
-def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
-    """Spearman's rank correlation (Pearson on ranks; ties broken by order, fine for continuous effects)."""
-    ra, rb = (x.argsort().argsort().double() for x in (a, b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-12))
-
-
 def top_k_recall(estimate: Float[Tensor, " n"], exact: Float[Tensor, " n"], k: int) -> float:
     """Fraction of the k sites with the largest exact |Δ| that are also among the estimate's k largest |Δ|."""
     k = min(k, len(exact))
@@ -75,4 +69,4 @@ def top_k_recall(estimate: Float[Tensor, " n"], exact: Float[Tensor, " n"], k: i
 
 def agreement(estimate: Float[Tensor, " n"], exact: Float[Tensor, " n"], k: int = 10) -> dict[str, float]:
     """How well mean attribution scores rank sites like exact patching does (AtP as a prefilter needs the ranking)."""
-    return {"spearman": spearman(estimate, exact), f"top{k}_recall": top_k_recall(estimate, exact, k), "k": k}
+    return {"spearman": spearman(estimate.detach().cpu(), exact.detach().cpu()), f"top{k}_recall": top_k_recall(estimate, exact, k), "k": k}

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rcid_tl.hooks.names import Site
-from rcid_tl.interventions.attribution import agreement, attribution_patch, spearman, top_k_recall
+from rcid_tl.interventions.attribution import agreement, attribution_patch, top_k_recall
+from rcid_tl.stats import spearman
 from rcid_tl.interventions.write import PATCHABLE, Direction, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
 from rcid_tl.models import load_model
