@@ -101,7 +101,7 @@ def _refuse_kv_spellings(objective: str | None, teachers: str | None) -> None:
 
     if teachers is not None:
         raise InputError("--teachers is not an option of the method objective: several teachers' KV caches are "
-                         "`rcid-tl distill-multiteacher --teachers A,B`")
+                         "`rcid-tl distill-multiteacher` (--teachers A,B)")
     if objective == "kv":
         raise InputError("--objective kv is not an objective of `rcid-tl distill`: KV-cache distillation is "
                          "`rcid-tl distill-kv`")
