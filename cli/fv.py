@@ -33,7 +33,8 @@ FixedTrials = Annotated[Optional[Path], typer.Option("--fixed-trials", help="Rep
 Trials = Annotated[Optional[Path], typer.Option("--sampled-trials", help="Default: <base>/artifacts/"
                                                                          "sampled_trials.json.")]
 K = Annotated[int, typer.Option("--k", help="Top-k heads in a function vector (Todd et al.: 10).")]
-EditLayer = Annotated[Optional[int], typer.Option("--edit-layer", help="Quick-eval layer of `fv vectors` (default depth//3).")]
+EditLayer = Annotated[Optional[int], typer.Option("--edit-layer", help="Quick-eval layer of `fv vectors` "
+                                                                        "(default depth//3).")]
 Alpha = Annotated[float, typer.Option("--alpha", help="Injection scale for the quick eval of `fv vectors`.")]
 Alphas = Annotated[str, typer.Option("--alpha", help="Injection scale(s), comma list such as 1,2.")]
 NEval = Annotated[Optional[int], typer.Option("--n-eval", help="Held-out evaluation trials per relation, never used "
@@ -133,8 +134,8 @@ def sample(
     from rcid_tl.fv.cie_sweep import run_sampling
 
     base = _base(out_base_dir, run_id, model, relations, seed)
-    config = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos, allow_drop,
-                    "all", "mean_delta_logprob", 128, base, None, device, dtype)
+    config = _cie_config(model, relations, qids, input_col, output_col, n_trials, n_demos, seed, fmt, no_bos,
+                         allow_drop, "all", "mean_delta_logprob", 128, base, None, device, dtype)
     snapshot = run_sampling(config)
     _say(f"sampled {len(snapshot.trials)} trials of {len(snapshot.qids)} relations into {base}")
 
@@ -194,14 +195,15 @@ def vectors(
     out_base_dir: OutBase = None, run_id: RunId = None, sampled_trials: Trials = None, device: o.Device = "cpu",
     dtype: o.Dtype = "float32",
 ) -> None:
-    """Function-vector extraction: top-k heads → function vectors (per relation and global) and a quick injection eval."""
+    """Function-vector extraction: top-k heads → function vectors (per relation and global) and a quick injection
+    eval on the held-out trials."""
     from rcid_tl.fv.ranking import parse_score_key
     from rcid_tl.fv.extraction import ExtractionConfig, run_extraction
     from rcid_tl.sweeps.common import ModelSpec
 
     base = _base(out_base_dir, run_id, model, "", None)
-    top = run_extraction(ExtractionConfig(ModelSpec(model, device, dtype), base, k, parse_score_key(score_key), edit_layer,
-                                 alpha, n_eval, batch_size, sampled_trials))
+    top = run_extraction(ExtractionConfig(ModelSpec(model, device, dtype), base, k, parse_score_key(score_key),
+                                          edit_layer, alpha, n_eval, batch_size, sampled_trials))
     _say(f"global top-{k}: {' '.join(f'{s.layer}.{s.head}' for s in top['global'])}; wrote {base / 'artifacts'}")
 
 

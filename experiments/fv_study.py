@@ -127,7 +127,9 @@ def pooled(rows: list[dict]) -> dict:
     for a, b in (("fv", "zero_shot"), ("fv", "random")):
         diffs = [x - y for r in rows for x, y in zip(r["evaluation"]["per_trial"][a], r["evaluation"]["per_trial"][b])]
         out[f"{a}_minus_{b}"] = bootstrap_mean_ci(diffs)
-    return {k: v.to_dict() for k, v in out.items()}
+    # the in-sample maximum over the grid, on the selection trials: how much choosing on the scored trials would flatter
+    in_sample = sum(r["selection"]["injected_accuracy"] for r in rows) / len(rows)
+    return {**{k: v.to_dict() for k, v in out.items()}, "selection_fv_accuracy_in_sample": in_sample}
 
 
 def combine(figures: Path, names: list[str]) -> None:

@@ -1,5 +1,5 @@
-"""Injection evaluation shared by the extraction's quick eval and the injection sweep: baseline vs α·FV at layer ℓ on a trial prompt kind,
-per (FV source, evaluated relation, layer, α), with per-trial records and summaries."""
+"""Injection evaluation shared by the extraction's quick eval and the injection sweep: baseline vs α·FV at layer ℓ on
+a trial prompt kind, per (FV source, evaluated relation, layer, α), with per-trial records and summaries."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass

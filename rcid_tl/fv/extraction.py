@@ -1,5 +1,5 @@
-"""Function-vector extraction (Todd et al. 2024 §2.3): top-k heads per relation (CIE) and over all relations (AIE) → function vectors
-(`fv_by_layer.pt`, `fv_global_resid.pt` + meta) and a quick injection eval at one fixed layer on the held-out
+"""Function-vector extraction (Todd et al. 2024): top-k heads per relation (CIE) and over all relations (AIE) →
+function vectors (`fv_by_layer.pt`, `fv_global_resid.pt` + meta) and a quick injection eval at one fixed layer on the held-out
 evaluation trials (`stepE_eval.json`).
 Also the optional AIE package over a chosen relation subset."""
 
@@ -72,7 +72,8 @@ def load_cie_sweep(layout: RunLayout, model: TransformerBridge, sampled_trials: 
     cie = read_cie_csv(layout.cie_scores)
     missing = [q for q in snapshot.qids if q not in cie or not layout.qid_clean_mean(q).is_file()]
     if missing:
-        raise InputError(f"CIE sweep artifacts in {layout.artifacts} lack relation {missing[0]!r}; re-run `rcid-tl fv cie`")
+        raise InputError(f"CIE sweep artifacts in {layout.artifacts} lack relation {missing[0]!r}; "
+                         "re-run `rcid-tl fv cie`")
     mean_z = {q: read_torch(layout.qid_clean_mean(q), REMEDY)["clean_mean"] for q in snapshot.qids}
     split = SplitIndices.load(layout.trial_split) if layout.trial_split.is_file() else None
     return SweepInputs(snapshot, cie, mean_z, split)

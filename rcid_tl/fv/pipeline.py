@@ -1,4 +1,5 @@
-"""`rcid-tl fv run`: CIE sweep → FV extraction → injection sweep on one model load, every option validated before anything is written."""
+"""`rcid-tl fv run`: CIE sweep → FV extraction → injection sweep on one model load, every option validated before
+anything is written."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path

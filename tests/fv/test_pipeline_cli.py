@@ -17,7 +17,8 @@ LAYOUT = [
     "artifacts/fv_global_resid.pt", "artifacts/fv_global_resid_meta.json", "artifacts/stepE_eval.json",
     "artifacts/step6/step6.log", "artifacts/step6/eval_summary.json", "artifacts/step6/eval_trials.jsonl",
     "artifacts/step6/eval_meta.json", "artifacts/step6/step6_results_world-gpt2_layer1_n2.json",
-    "artifacts/step6/metadata_step6_world-gpt2_layer2_n2.json", "artifacts/trial_split.json", "logs/stepD_aie.log", "logs/stepE.log",
+    "artifacts/step6/metadata_step6_world-gpt2_layer2_n2.json", "artifacts/trial_split.json", "logs/stepD_aie.log",
+    "logs/stepE.log",
 ]
 
 
@@ -98,7 +99,8 @@ def test_injection_summary_and_meta(runs):
         chosen = summary["split"]["by_qid"][row["eval_qid"]]
         assert row["selection"]["trials"] == chosen["selection"] and row["evaluation"]["trials"] == chosen["evaluation"]
         assert not set(chosen["selection"]) & set(chosen["evaluation"])
-        assert {"fv_accuracy", "zero_shot_accuracy", "random_accuracy", "corrupted_icl_accuracy"} <= set(row["evaluation"])
+        assert {"fv_accuracy", "zero_shot_accuracy", "random_accuracy", "corrupted_icl_accuracy"} <= \
+            set(row["evaluation"])
         assert row["evaluation"]["fv_accuracy"]["n"] == 2 and row["k"] == 3
 
 
