@@ -2,7 +2,12 @@
 against the contract, and recorded Δs recomputed from the recorded token ids with a fresh plain-HF load."""
 
 import pytest
+import torch
 
+from rcid_tl.hooks.names import Site
+from rcid_tl.interventions.write import PatchSite, patch_sites
+from rcid_tl.metrics import metric_for
+from rcid_tl.tasks import build_task
 from tests.cli.contract import load_checked, recompute_patch_delta
 
 TOL = 1e-5  # Δ of O(1) logit differences; batched bridge rows vs a one-example HF forward: float32 rounding
@@ -35,10 +40,19 @@ def test_z_patch_denoising(cli, tiny_gpt2_dir, tmp_path):
     assert recompute_patch_delta(tiny_gpt2_dir, payload, effect, 1) == pytest.approx(effect["per_example"][1], abs=TOL)
 
 
-def test_pairs_file_without_n_uses_every_row(cli, stories_dir, stories_pairs, tmp_path):
-    run = cli("patch", "--model", stories_dir, "--task", f"pairs:{stories_pairs}", "--layers", "0",
-              "--out", tmp_path / "pairs")
+def test_pairs_file_without_n_uses_every_row(cli, stories, stories_dir, stories_pairs, tmp_path):
+    out = tmp_path / "pairs"
+    run = cli("patch", "--model", stories_dir, "--task", f"pairs:{stories_pairs}", "--layers", "0", "--out", out)
     assert run.code == 0, run.stderr
+    payload = load_checked(out, "patch")
+    n_rows = len(stories_pairs.read_text().splitlines())
+    assert len(payload["examples"]) == payload["task_config"]["n"] == n_rows  # every row of the file
+    assert {e["layer"] for e in payload["effects"]} == {0} and {e["site"] for e in payload["effects"]} == {"resid_post"}
+    dataset = build_task(stories, f"pairs:{stories_pairs}")
+    sites = [PatchSite(Site.RESID_POST, 0, e["position"]) for e in payload["effects"]]
+    delta, _ = patch_sites(stories, dataset.batch(), sites, metric_for(dataset))  # the same patch by library call
+    recorded = torch.tensor([e["per_example"] for e in payload["effects"]])
+    assert torch.allclose(recorded, delta.to(recorded.dtype), atol=TOL)
 
 
 def test_patch_on_a_pairs_file(cli, stories_dir, stories_pairs, tmp_path):
