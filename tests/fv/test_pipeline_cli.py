@@ -3,6 +3,7 @@ reusing the CIE sweep's snapshot, the AIE package, the other subcommands, and de
 
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -133,7 +134,7 @@ def test_inject_holds_out_what_the_vectors_were_built_from(cli, runs, tmp_path):
 
 
 def test_other_subcommands_reuse_the_snapshot(cli, runs, tmp_path):
-    base = runs[0]
+    base = shutil.copytree(runs[0], tmp_path / "base")  # the subcommands write into it; other tests read runs[0]
     snapshot = (base / "artifacts/sampled_trials.json").read_bytes()
     run = cli("fv", "inject", "--model", "world-gpt2", "--out-base-dir", base, "--fv", "global",
               "--inject-layers", "0", "--n-eval", "2")
