@@ -8,7 +8,9 @@ from pathlib import Path
 
 import rcid_tl
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+LIBRARY_PAGE = ROOT / "docs" / "library.md"  # shows the same example on the documentation site
 MAX_LINES = 250
 
 
@@ -28,6 +30,10 @@ def test_library_example_uses_only_the_top_level():
     assert len(code.splitlines()) <= 15
     imports = [line for line in code.splitlines() if re.match(r"\s*(import|from)\s", line)]
     assert imports == ["import rcid_tl as rt"]
+
+
+def test_library_page_shows_the_same_example():
+    assert library_example() in LIBRARY_PAGE.read_text(encoding="utf-8")
 
 
 def test_library_example_runs(tmp_path, monkeypatch, capsys):
