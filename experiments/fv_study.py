@@ -7,7 +7,7 @@ chart figures/fv_study.html from every per-model file).
     python experiments/fv_study.py --name world-gpt2 --model world-gpt2
     python experiments/fv_study.py --name stories260K --model ../shared/data/checkpoints/stories260K/hf \
         --relations ../shared/data/function_vectors/dataset_files/abstractive \
-        --qids antonym,present-past,singular-plural,country-capital --n-trials 32
+        --qids antonym,synonym,lowercase_first_letter,present-past --n-trials 32 --skip-blank-targets
     python experiments/fv_study.py --combine world-gpt2,world-qwen2,stories260K,llama2xs
 """
 
@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--layers", default="all", help="injection layers to choose among")
     parser.add_argument("--alphas", default="1,2,4", help="injection scales to choose among")
     parser.add_argument("--n-random", type=int, default=5)
+    parser.add_argument("--skip-blank-targets", action="store_true",
+                        help="leave out pairs whose answer starts with a whitespace-only token (small vocabularies)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--out-root", type=Path, default=Path("results_fv/relation"))
@@ -74,7 +76,8 @@ def study(args) -> dict:
     base = RunLayout.for_run(f"study_{args.name}", args.out_root).base
     sweep = run_cie_sweep(CIESweepConfig(
         spec, base, args.relations, tuple(qids) if qids else None,
-        sampling=SamplingConfig(args.n_trials, args.n_demos, args.seed, fmt),
+        sampling=SamplingConfig(args.n_trials, args.n_demos, args.seed, fmt,
+                                skip_blank_targets=args.skip_blank_targets),
         split=TrialSplit(args.n_select, None, args.split_seed)), model)
     ks = [int(k) for k in args.ks.split(",")]
     candidates = candidates_by_k(model, sweep.cie, {q: r.mean_z for q, r in sweep.results.items()}, ks)
@@ -86,6 +89,7 @@ def study(args) -> dict:
         "name": args.name, "model": args.model, "relations_source": args.relations,
         "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads,
         "n_trials": args.n_trials, "n_demos": args.n_demos, "seed": args.seed, "split_seed": args.split_seed,
+        "skip_blank_targets": args.skip_blank_targets,
         "grid": {"k": ks, "layers": list(config.layers), "alphas": list(config.alphas)}, "n_random": args.n_random,
         "selection_rule": "highest 0-shot accuracy with the FV on the selection trials (ties: mean delta log p, "
                           "then smaller k, layer, alpha); the evaluation trials are scored once, with that choice",

@@ -53,6 +53,9 @@ class SamplingConfig:
     prompt_format: PromptFormat = PromptFormat.QA
     prepend_bos: bool = True
     allow_drop: bool = False
+    # skip pairs whose answer's first token is whitespace only (a bare word-start piece such as "▁" on small
+    # SentencePiece vocabularies): predicting it says nothing about which word follows
+    skip_blank_targets: bool = False
 
     def __post_init__(self) -> None:
         if self.n_trials_per_q < 1:
@@ -167,6 +170,8 @@ def _trial(tokenizer, config: SamplingConfig, qid: str, index: int, query: Pair,
     for text in texts[1:]:
         if _first_answer_token(tokenizer, text, query[1], bos) != target:
             raise _Untokenisable(f"answer {query[1]!r} starts with a different token after another prompt")
+    if config.skip_blank_targets and not tokenizer.decode([target]).strip():
+        raise _Untokenisable(f"answer {query[1]!r} starts with a whitespace-only token")
     ids = [tuple(_encode(tokenizer, t, bos)) for t in texts]
     if max(map(len, ids)) > n_ctx:
         raise _Untokenisable(f"a prompt is {max(map(len, ids))} tokens, over the model's context of {n_ctx}")

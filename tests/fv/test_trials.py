@@ -4,8 +4,10 @@ and determinism per relation."""
 import pytest
 
 from rcid_tl.errors import InputError
-from rcid_tl.fv.relations import RelationSet, world_relation_set
+from rcid_tl.fv.relations import RelationSet, load_relations, world_relation_set
 from rcid_tl.fv.trials import PromptFormat, SamplingConfig, TrialSnapshot, sample_trials
+from tests.conftest import require
+from tests.fv.test_relations import TODD
 
 COLON = SamplingConfig(n_trials_per_q=5, n_demos=3, seed=7, prompt_format=PromptFormat.COLON)
 
@@ -56,3 +58,16 @@ def test_unknown_words_are_unusable(world):
 def test_snapshot_refuses_another_tokenizer(snapshot, gpt2_tokenizer):
     with pytest.raises(InputError, match="tokenised for model 'w'"):
         snapshot.check_tokenizer(gpt2_tokenizer)
+
+
+def test_blank_first_tokens_can_be_skipped(stories):
+    relation = load_relations(require(TODD), qids=["present-past"])
+
+    def blank(snapshot: TrialSnapshot) -> int:
+        return sum(not stories.tokenizer.decode([t.target_first_token_id]).strip() for t in snapshot.trials)
+
+    plain = SamplingConfig(12, 3, 7, PromptFormat.QA)
+    assert blank(sample_trials(relation, stories.tokenizer, plain, "s", 512)) > 0  # "▁" then "reflected"'s letters
+    skipped = sample_trials(relation, stories.tokenizer, SamplingConfig(12, 3, 7, PromptFormat.QA,
+                                                                        skip_blank_targets=True), "s", 512)
+    assert blank(skipped) == 0 and len(skipped.trials) == 12
