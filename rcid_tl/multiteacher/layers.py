@@ -12,7 +12,8 @@ from rcid_tl.alignment.layers import LayerMap, cka_matrix, ratio_layer_map, top_
 from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import namer
 
-__all__ = ["LayerMap", "cka_layer_map", "ratio_layer_map", "resid_by_layer"]  # the run reads all three here
+# LayerMap and ratio_layer_map are re-exported: the multi-teacher run imports its three layer-map names from here
+__all__ = ["LayerMap", "cka_layer_map", "ratio_layer_map", "resid_by_layer"]
 
 
 @torch.no_grad()
