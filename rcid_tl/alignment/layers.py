@@ -101,7 +101,9 @@ class LayerMap:
 
 def ratio_layer_map(n_teacher: int, n_student: int) -> LayerMap:
     """Student layer l reads teacher layer ⌈(l+1)·L_t/L_s⌉ − 1, the last teacher layer at the same relative depth
-    (6 → 2: layers 2 and 5), so the last layers correspond."""
+    (6 → 2: layers 2 and 5), so the last layers correspond. Not `deepest_teacher_layers(proportional_layer_map(..))`,
+    which rounds the other way (5 → 2: teacher layers 1 and 4, here 2 and 4) and skips student layers no teacher
+    layer is sent to; each keeps the numbers of the runs made with it."""
     if n_teacher < 1 or n_student < 1:
         raise InputError(f"layer counts must be ≥ 1, got teacher {n_teacher}, student {n_student}")
     rows = []
