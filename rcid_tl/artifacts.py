@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -14,14 +15,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rcid_tl.errors import InputError, NoSpaceError
 
 # Temp files and dirs are created with mode 0o666 / 0o777 and the kernel applies the umask (and any default ACL) at
 # creation, exactly as for a plain open()/mkdir(). Reading the umask instead (os.umask(0), then restore) would
 # briefly set it process-wide, a race with any other thread creating files, and tempfile's 0o600/0o700 would keep
 # result files from the people they are meant for.
+
+
+# what `_fresh` and `atomic_dir` name their temp files and the directories they move aside: `.NAME.1a2b3c4d.tmp`
+LEFTOVER = re.compile(r"\..+\.[0-9a-f]{8}\.(tmp|old)")
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete the temp files and directories that a killed writer (SIGKILL, SIGTERM, power loss) left anywhere
+    under `root`; the finished files beside them were never touched. Only safe while no other process writes under
+    `root` (rcid_tl.out_lock makes sure of that for an --out)."""
+    found = [Path(parent) / name for parent, dirs, files in os.walk(root) for name in (*dirs, *files)
+             if LEFTOVER.fullmatch(name)]
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def _fresh(path: Path, make) -> Path:
@@ -160,6 +177,8 @@ def write_figure(path: Path, figure) -> list[Path]:
 
 def write_torch(path: Path, payload: Any) -> Path:
     """`payload` (tensors in plain dicts, lists, tuples, numbers and strings) via torch.save, atomically."""
+    import torch  # deferred, here and in read_torch: the CLI's option checks use this module before torch loads
+
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
         torch.save(payload, file)  # through a Python file, so a full disk is an OSError (a path gets RuntimeError)
     return path
@@ -168,6 +187,8 @@ def write_torch(path: Path, payload: Any) -> Path:
 def read_torch(path: Path, remedy: str = "delete it or choose another --out") -> Any:
     """A file written by `write_torch`, loaded on the CPU by torch's weights-only unpickler, which builds only
     tensors and plain containers and never calls what a file names; any unreadable file is an InputError."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # truncated, empty, not torch's format, or a pickle naming disallowed globals

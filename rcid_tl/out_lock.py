@@ -1,11 +1,13 @@
 """One run at a time per output directory: a run claims its `--out` with an exclusive `flock` on `<out>/.lock` (the
-file holds its pid, for the message a second run gets), which the kernel drops when the process ends, however it ends."""
+file holds its pid, for the message a second run gets), which the kernel drops when the process ends, however it ends.
+Holding the claim, a run clears the temp files a killed run left there."""
 
 import atexit
 import fcntl
 import os
 from pathlib import Path
 
+from rcid_tl.artifacts import remove_leftovers
 from rcid_tl.errors import InputError
 
 LOCK_NAME = ".lock"
@@ -35,6 +37,7 @@ def claim_out(path: str | Path, option: str = "--out") -> None:
             _remove_empty(created)
             raise
     _CLAIMED[key] = (fd, created)
+    remove_leftovers(key)  # no other run writes here now: any temp file is a killed run's
 
 
 def release_outs() -> None:

@@ -70,3 +70,15 @@ def test_claims_are_per_process_and_released(tmp_path):
     assert (out / LOCK_NAME).read_text().strip() == str(os.getpid())
     release_outs()
     assert not (tmp_path / "a").exists()  # nothing was written: the directories the claim made are gone again
+
+
+def test_a_claim_clears_what_killed_runs_left(tmp_path):
+    out = tmp_path / "out"
+    (out / "student" / ".model.safetensors.0a1b2c3d.tmp").parent.mkdir(parents=True)
+    (out / "student" / ".model.safetensors.0a1b2c3d.tmp").write_bytes(b"half")
+    (out / ".student.0a1b2c3d.old").mkdir()
+    (out / ".patch.json.deadbeef.tmp").write_text("{")
+    (out / ".keep").write_text("a user's own hidden file")
+    claim_out(out)
+    release_outs()
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [".keep", "student"]
