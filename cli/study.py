@@ -1,4 +1,4 @@
-"""`rcid-tl study`: the seed 000 mini-study (four methods' students, experiments 1–5, summary.md)."""
+"""`rcid-tl study`: the mini-study (four methods' students, the study's five experiments, summary.md)."""
 
 from typing import Annotated
 
@@ -25,7 +25,9 @@ def study(
     """Train four methods' students and run the RCID study.
 
     Train StandardKD, FitNets, Informed FitNets and RCID students of the teacher (one seed, fewer steps than the
-    full study), run experiments 1-5 on them and write summary.md with each experiment's table, and its JSON and figures.
+    full study), run the five experiments on them (circuit preservation, method comparison, consistency vs
+    robustness, component retention, information purity) and write summary.md with each experiment's table, and its
+    JSON and figures.
 
     Example: rcid-tl study --teacher world-gpt2 --out runs/study
     """
@@ -42,15 +44,13 @@ def study(
     import dataclasses
 
     from rcid_tl.study.mini import MINI_SIZES, StudyConfig, run_study
-    from rcid_tl.study.train import MINI_ARGS
+    from rcid_tl.study.train import MINI
 
-    args = list(MINI_ARGS)
-    for flag, value in (("--steps", steps), ("--pretrain-steps", pretrain_steps), ("--n", n),
-                        ("--batch-size", min(32, n)), ("--eval-n", max(6, round(100 * scale)))):
-        args[args.index(flag) + 1] = str(value)
+    recipe = dataclasses.replace(MINI, steps=steps, pretrain_steps=pretrain_steps, n=n, batch_size=min(32, n),
+                                 eval_n=max(6, round(100 * scale)))
     smallest = {"consistency": 12, "robustness": 6, "retention": 6, "probes": 40}  # probes: 5 folds of 8
     sizes = dataclasses.replace(MINI_SIZES, **{k: max(low, round(getattr(MINI_SIZES, k) * scale))
                                                for k, low in smallest.items()})
-    config = StudyConfig(teacher=teacher, seed=seed, run_args=tuple(args), sizes=sizes, jobs=jobs)
+    config = StudyConfig(teacher=teacher, seed=seed, recipe=recipe, sizes=sizes, jobs=jobs)
     summary = run_study(config, out)
     Console(stderr=True, soft_wrap=True).print(f"wrote {summary} and the experiments' JSON and figures beside it")

@@ -10,11 +10,13 @@ consistency.
 The consistency report re-measures every student at the old default checkpoints (the top 8 by imprint norm,
 saturated ones included) and tabulates mean r, r_out and mechanistic r side by side (RESULTS_consistency.md/.json).
 
-Runs are separate processes on one thread each (`--jobs` at a time); a finished run (metrics.json present) is
-skipped and an interrupted one resumes from its own training state, so re-running the command completes a study.
+Each run is a `run_distill` in a process of its own on one thread (`--jobs` at a time); a finished run (metrics.json
+present) is skipped and an interrupted one resumes from its own training state, so re-running the command completes a
+study.
 """
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -22,11 +24,10 @@ import sys
 from pathlib import Path
 
 from rcid_tl.artifacts import write_csv, write_json, write_text
-from rcid_tl.study.train import FULL_ARGS, train_students
+from rcid_tl.study.train import FULL, train_students
 
 METHODS = ("standard-kd", "fitnets", "informed-fitnets", "rcid")
 SEEDS = (42, 123, 456)
-RUN_ARGS = list(FULL_ARGS)  # see rcid_tl.study.train
 
 
 def collect(out: Path) -> list[dict]:
@@ -189,8 +190,10 @@ def main() -> None:
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from RESULTS.json")
     parser.add_argument("--consistency-report", action="store_true",
                         help="only re-measure the finished students at the top-8 checkpoints (saturated kept)")
-    args, extra = parser.parse_known_args()
-    args.extra = extra  # anything else goes to every `rcid-tl distill` (e.g. --mix-weight 0.5)
+    parser.add_argument("--mix-weight", type=float, default=FULL.mix_weight,
+                        help="weight of a KL on general text mixed into every step (0: off)")
+    args = parser.parse_args()
+    recipe = dataclasses.replace(FULL, mix_weight=args.mix_weight)  # see rcid_tl.study.train
     if args.replot:
         print(", ".join(map(str, replot(args.results))))
         return
@@ -202,13 +205,13 @@ def main() -> None:
         print(report_markdown(rows))
         return
     if not args.collect_only:
-        train_students(METHODS, SEEDS, args.teacher, args.out, RUN_ARGS, args.extra, jobs=args.jobs,
+        train_students(METHODS, SEEDS, args.teacher, args.out, recipe, jobs=args.jobs,
                        progress=lambda run: print(f"{run.label}: done", flush=True))
     rows = collect(args.out)
     summary = summarise(rows)
     table = markdown(rows, summary)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.results.with_suffix(".json"), {"runs": rows, "summary": summary, "run_args": RUN_ARGS + args.extra})
+    write_json(args.results.with_suffix(".json"), {"runs": rows, "summary": summary, "run_args": list(recipe.args())})
     header = ["method", "seed", "accuracy", "logit_diff", "perplexity", "mean_r", "ci_low", "ci_high", "mechanistic_r",
               "mech_ci_low", "mech_ci_high", "n_mechanistic", "r_out", "wall_s"]
     write_csv(args.results.with_suffix(".csv"), header, [[r[k] for k in header] for r in rows])

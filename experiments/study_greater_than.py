@@ -1,16 +1,17 @@
 """Seed 000 experiment 2's generalisation runs: the four methods × seed 42 on Greater-Than with the study's settings
-(rcid_tl.study.train.FULL_ARGS with `--task greater-than`), one run at a time on one thread.
+(rcid_tl.study.train.FULL with task greater-than), one run at a time.
 
     python experiments/study_greater_than.py --out runs/study_gt
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from rcid_tl.study.runs import METHODS
-from rcid_tl.study.train import FULL_ARGS, train_students
+from rcid_tl.study.train import FULL, train_students
 
-GT_ARGS = tuple("greater-than" if a == "ioi" else a for a in FULL_ARGS)
+GT_RECIPE = dataclasses.replace(FULL, task="greater-than")
 
 
 def main() -> None:
@@ -20,7 +21,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each on one thread)")
     args = parser.parse_args()
-    train_students(METHODS, (args.seed,), args.teacher, args.out, GT_ARGS, jobs=args.jobs,
+    train_students(METHODS, (args.seed,), args.teacher, args.out, GT_RECIPE, jobs=args.jobs,
                    progress=lambda run: print(f"{run.label}: done", flush=True))
 
 

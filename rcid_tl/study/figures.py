@@ -22,7 +22,7 @@ def _error(points: list[tuple[float, float, float]]) -> dict:
                 arrayminus=[e - lo if ok(lo) else 0 for e, lo, _ in points])
 
 
-def exp1_figure(result: dict[str, Any]) -> go.Figure:
+def preservation_figure(result: dict[str, Any]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("mechanistic r (partial r, unsaturated heads)", "mean r"))
     for col, key in ((1, "mechanistic_r"), (2, "mean_r")):
         for method in dict.fromkeys(r["method"] for r in result["rows"]):
@@ -40,7 +40,7 @@ def exp1_figure(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def exp2_figure(result: dict[str, Any]) -> go.Figure:
+def comparison_figure(result: dict[str, Any]) -> go.Figure:
     keys = ("accuracy", "logit_diff", "mean_r", "mechanistic_r")
     fig = make_subplots(rows=1, cols=len(keys), subplot_titles=keys)
     per_method = result["ioi"]["per_method"]
@@ -59,7 +59,7 @@ def exp2_figure(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def exp3_figure(result: dict[str, Any]) -> go.Figure:
+def robustness_figure(result: dict[str, Any]) -> go.Figure:
     splits = list(result["teacher"]["relative"])
     fig = make_subplots(rows=1, cols=len(splits), subplot_titles=[f"{s}: accuracy ratio OOD / ID" for s in splits])
     for col, split in enumerate(splits, start=1):
@@ -80,7 +80,7 @@ def exp3_figure(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def exp4_figure(result: dict[str, Any]) -> go.Figure:
+def retention_figure(result: dict[str, Any]) -> go.Figure:
     rows = result["rows"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], subplot_titles=(
         "IOI classes: retention (blank: undefined)",
@@ -101,7 +101,7 @@ def exp4_figure(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def exp5_figure(result: dict[str, Any]) -> go.Figure:
+def purity_figure(result: dict[str, Any]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("h (residual stream)", "d = h_clean − h_corrupt"))
     curves = [("teacher", result["per_model"]["teacher"]["layers"])] + list(result["per_method"].items())
     for col, rep in ((1, "h"), (2, "d")):

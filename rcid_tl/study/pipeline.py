@@ -1,28 +1,33 @@
-"""Experiments 1–5 over a folder of trained students, each composed from this package's analyses with its sizes as
-parameters: the full study (experiments/study.py, experiments/run_all.py) and the mini-study (`rcid-tl study`)
-run the same code and differ only in `Sizes`."""
+"""The study's experiments (`Experiment`) over a folder of trained students, each composed from this package's
+analyses with its sizes as parameters: the full study (experiments/study.py, experiments/run_all.py) and the
+mini-study (`rcid-tl study`) run the same code and differ only in `Sizes`."""
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rcid_tl.models.loading import load_model
 from rcid_tl.study import comparison, preservation, probes, retention, robustness
+from rcid_tl.study.experiments import Experiment
+from rcid_tl.study.report import save_experiment
 from rcid_tl.study.runs import StudentRun
+from rcid_tl.tasks.registry import TaskSpec, build_task
 
-EXP1_METHODS = ("standard-kd", "fitnets", "informed-fitnets")  # the seed's "StandardKD, FitNets and a third"
+PRESERVATION_METHODS = ("standard-kd", "fitnets", "informed-fitnets")  # the seed's "StandardKD, FitNets and a third"
 
 
 @dataclass(frozen=True)
 class Sizes:
     """Examples per measurement; the defaults are the full study's."""
 
-    consistency: int = 200  # IOI examples of the head-checkpoint consistency (experiments 1–3)
+    consistency: int = 200  # IOI examples of the head-checkpoint consistency (preservation, comparison, robustness)
     consistency_seed: int = 999
     top_k: int = 8
     n_bootstrap: int = 1000
-    robustness: int = 400  # examples per OOD split (experiment 3)
-    retention: int = 100  # knockout examples (experiment 4)
-    probes: int = 400  # probe examples (experiment 5)
+    robustness: int = 400  # examples per OOD split
+    retention: int = 100  # knockout examples (retention)
+    probes: int = 400  # probe examples (purity)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -35,13 +40,14 @@ def measure_consistency(runs: list[StudentRun], teacher: str, sizes: Sizes) -> N
                                       top_k=sizes.top_k, n_bootstrap=sizes.n_bootstrap)
 
 
-def experiment_1(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
-    chosen = [r for r in runs if r.method in EXP1_METHODS]
+def circuit_preservation(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
+    chosen = [r for r in runs if r.method in PRESERVATION_METHODS]
     return preservation.circuit_preservation(chosen, teacher, n=sizes.consistency, seed=sizes.consistency_seed,
                                              top_k=sizes.top_k, n_bootstrap=sizes.n_bootstrap)
 
 
-def experiment_2(runs: list[StudentRun], gt_runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
+def method_comparison(runs: list[StudentRun], gt_runs: list[StudentRun], teacher: str, sizes: Sizes
+                      ) -> dict[str, Any]:
     measure_consistency(runs, teacher, sizes)
     rows = [comparison.run_row(r, r.consistency()) for r in runs]
     return {"ioi": {"rows": rows, **comparison.compare_methods(rows)},
@@ -60,7 +66,8 @@ def _students(runs: list[StudentRun]) -> list[dict[str, Any]]:
     return out
 
 
-def experiment_3(runs: list[StudentRun], gt_runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
+def consistency_vs_robustness(runs: list[StudentRun], gt_runs: list[StudentRun], teacher: str, sizes: Sizes
+                              ) -> dict[str, Any]:
     measure_consistency(runs, teacher, sizes)
     result = robustness.consistency_vs_robustness(_students(runs), teacher, n=sizes.robustness)
     gt_runs = [r for r in gt_runs if (r.path / "metrics.json").is_file()]
@@ -70,17 +77,12 @@ def experiment_3(runs: list[StudentRun], gt_runs: list[StudentRun], teacher: str
     return result
 
 
-def experiment_4(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
-    from rcid_tl.models.loading import load_model
-
+def component_retention(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
     students = [(r.label, load_model(str(r.model_dir))) for r in runs]
     return retention.component_retention(load_model(teacher), teacher, students, n=sizes.retention)
 
 
-def experiment_5(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
-    from rcid_tl.models.loading import load_model
-    from rcid_tl.tasks.registry import TaskSpec, build_task
-
+def information_purity(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str, Any]:
     model = load_model(teacher)
     dataset = build_task(TaskSpec("ioi", n=sizes.probes, seed=7), model.tokenizer, model.cfg.n_ctx)
     students = [(r.method, r.label, load_model(str(r.model_dir))) for r in runs]
@@ -88,19 +90,20 @@ def experiment_5(runs: list[StudentRun], teacher: str, sizes: Sizes) -> dict[str
 
 
 def run_experiments(runs: list[StudentRun], teacher: str, sizes: Sizes, results: Path,
-                    gt_runs: list[StudentRun] = (), prefix: str = "study_exp", only=(1, 2, 3, 4, 5),
-                    progress=None) -> dict[int, Path]:
-    """Experiments `only` over `runs`, each saved as `results/<prefix>N.{json,md,html}`; returns N -> JSON path.
-    `progress(N)` is called after each."""
-    from rcid_tl.study.report import save_experiment
-
-    jobs = {1: lambda: experiment_1(runs, teacher, sizes), 2: lambda: experiment_2(runs, list(gt_runs), teacher, sizes),
-            3: lambda: experiment_3(runs, list(gt_runs), teacher, sizes), 4: lambda: experiment_4(runs, teacher, sizes),
-            5: lambda: experiment_5(runs, teacher, sizes)}
+                    gt_runs: list[StudentRun] = (), prefix: str = "study_exp",
+                    only: Sequence[Experiment | int] = tuple(Experiment),
+                    progress: Callable[[Experiment], None] | None = None) -> dict[Experiment, Path]:
+    """The experiments `only` over `runs`, each saved as `results/<prefix>N.{json,md,html}` (N: its number);
+    returns experiment -> JSON path. `progress(experiment)` is called after each."""
+    gt_runs = list(gt_runs)
+    jobs = {Experiment.PRESERVATION: lambda: circuit_preservation(runs, teacher, sizes),
+            Experiment.COMPARISON: lambda: method_comparison(runs, gt_runs, teacher, sizes),
+            Experiment.ROBUSTNESS: lambda: consistency_vs_robustness(runs, gt_runs, teacher, sizes),
+            Experiment.RETENTION: lambda: component_retention(runs, teacher, sizes),
+            Experiment.PURITY: lambda: information_purity(runs, teacher, sizes)}
     saved = {}
-    for number in only:
-        job = jobs[number]
-        saved[number] = save_experiment(results / f"{prefix}{number}", number, job())[0]
+    for experiment in map(Experiment, only):
+        saved[experiment] = save_experiment(results / f"{prefix}{int(experiment)}", experiment, jobs[experiment]())[0]
         if progress is not None:
-            progress(number)
+            progress(experiment)
     return saved

@@ -28,7 +28,7 @@ def _index(index_map: dict[str, Any] | None) -> str:
     return f"{_f(index_map['mechanistic_r'])} {_pair(index_map['mechanistic_r_ci'])}"
 
 
-def exp1_markdown(result: dict[str, Any]) -> str:
+def preservation_markdown(result: dict[str, Any]) -> str:
     lines = ["| student | accuracy (teacher) | logit diff (teacher) | r_out | mean r [95% CI] | mechanistic r [95% CI] "
              "(k) | weighted by share | share carried | index map: mechanistic r |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['method']}-{r['seed']} | {r['accuracy']:.3f} ({r['teacher_accuracy']:.3f}) | "
@@ -51,7 +51,7 @@ def exp1_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exp2_markdown(result: dict[str, Any]) -> str:
+def comparison_markdown(result: dict[str, Any]) -> str:
     measures = list(next(iter(result["ioi"]["per_method"].values())))
     lines = [f"| method | {' | '.join(measures)} |", "|---|" + "---|" * len(measures)]
     lines += [f"| {m} | " + " | ".join(_ci(v[k], 2) for k in measures) + " |"
@@ -76,7 +76,7 @@ def exp2_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exp3_markdown(result: dict[str, Any]) -> str:
+def robustness_markdown(result: dict[str, Any]) -> str:
     text = "IOI students (metric: logit difference):\n\n" + _robustness_table(result)
     if result.get("greater_than"):
         text += ("\nGreater-Than students (metric: probability difference; accuracy: share with a positive one):\n\n"
@@ -99,7 +99,7 @@ def _robustness_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exp4_markdown(result: dict[str, Any]) -> str:
+def retention_markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     t = result["teacher"]
     lines = ["Head classes found by the discovery tool (default thresholds):", "",
@@ -154,7 +154,7 @@ def _functional_table(t: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def exp5_markdown(result: dict[str, Any]) -> str:
+def purity_markdown(result: dict[str, Any]) -> str:
     lines = [f"Group A: {', '.join(result['group_a'])}.", f"Group B: {', '.join(result['group_b'])}.", "",
              "| model | layer | h: task / control / shuffled | h selectivity [95% CI] | d: task / control / shuffled | "
              "d selectivity [95% CI] |", "|---|---|---|---|---|---|"]
