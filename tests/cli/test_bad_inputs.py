@@ -266,7 +266,7 @@ CASES = {
                             r"layer 3 is out of range; the student has layers 0..0"),
     # multi-teacher KV distillation: distill-multiteacher --teachers A,B
     "teachers on distill": (["distill", "--teachers", "world-gpt2,world-qwen2"], [],
-                            r"--teachers .* `rcid-tl distill-multiteacher --teachers A,B`"),
+                            r"--teachers .* `rcid-tl distill-multiteacher` \(--teachers A,B\)"),
     "unknown fusion": (["distill-multiteacher", "--teachers", "world-gpt2,world-qwen2", "--fusion", "mean"],
                        [], r"unknown fusion 'mean'; allowed: fixed, similarity, learned"),
     "negative teacher weight": (["distill-multiteacher", "--teachers", "world-gpt2,world-qwen2",
