@@ -25,7 +25,7 @@ from rcid_tl.fv.heldout import HeldOutConfig, candidates_by_k, select_and_evalua
 from rcid_tl.fv.layout import RunLayout
 from rcid_tl.fv.ranking import ScoreKey, heads_json, top_k
 from rcid_tl.fv.relations import WORLD, parse_qids
-from rcid_tl.fv.split import TrialSplit
+from rcid_tl.fv.split import TrialSplit, demo_overlap
 from rcid_tl.fv.trials import PromptFormat, SamplingConfig
 from rcid_tl.progress import set_progress
 from rcid_tl.stats import bootstrap_mean_ci
@@ -85,6 +85,8 @@ def study(args) -> dict:
                            tuple(float(a) for a in args.alphas.split(",")), args.n_random, args.split_seed)
     held = select_and_evaluate(model, sweep.snapshot, sweep.split, candidates, [(q, q) for q in candidates], config)
     relations = {row["eval_qid"]: relation_row(row, sweep, model) for row in held.rows}
+    for q, n in demo_overlap(sweep.snapshot, sweep.split).items():
+        relations[q]["evaluation_pairs_shown_as_selection_demos"] = n
     return {
         "name": args.name, "model": args.model, "relations_source": args.relations,
         "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads,

@@ -15,7 +15,7 @@ from rcid_tl.fv import cie_sweep
 from rcid_tl.fv.cie_sweep import CIESweepConfig, run_cie_sweep
 from rcid_tl.fv.heldout import HeldOutConfig, evaluate_choice, random_like, select
 from rcid_tl.fv.relations import world_relation_set
-from rcid_tl.fv.split import SplitIndices, TrialSplit, check_held_out, subset
+from rcid_tl.fv.split import SplitIndices, TrialSplit, check_held_out, demo_overlap, subset
 from rcid_tl.fv.trials import PromptFormat, SamplingConfig, TrialSnapshot, sample_trials
 from rcid_tl.sweeps.common import ModelSpec
 
@@ -91,6 +91,20 @@ def test_random_control_keeps_the_norm():
     draws = random_like(v, 4, seed=0)
     assert torch.allclose(draws.norm(dim=-1), torch.full((4,), 5.0))  # float32 normalisation: exact to ~1e-6
     assert not torch.allclose(draws[0], draws[1]) and torch.equal(draws, random_like(v, 4, seed=0))
+
+
+def test_demo_overlap_counts_evaluation_pairs_seen_as_demos(snapshot):
+    split = TrialSplit(3, 3).resolve(snapshot)
+    before = demo_overlap(snapshot, split)["antonym"]
+    s0 = split.by_qid["antonym"][0][0]
+    unseen = [t for t in split.evaluation(snapshot).of("antonym")
+              if (t.query, t.target_str) not in {p for u in split.selection(snapshot).of("antonym") for p in u.demos}]
+    assert before + len(unseen) == 3
+    if unseen:  # show one more evaluation pair as a demonstration of a selection trial: the count goes up by one
+        pair = (unseen[0].query, unseen[0].target_str)
+        trials = tuple(replace(t, demos=(*t.demos, pair)) if (t.q_id, t.index) == ("antonym", s0) else t
+                       for t in snapshot.trials)
+        assert demo_overlap(TrialSnapshot(snapshot.config, snapshot.meta, trials), split)["antonym"] == before + 1
 
 
 def test_subset_keeps_indices(snapshot):
