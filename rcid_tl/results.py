@@ -17,6 +17,7 @@ from rcid_tl.consistency.checkpoints import Checkpoint
 from rcid_tl.consistency.run import CheckpointsResult
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head
+from rcid_tl.result_schema import check_result
 from rcid_tl.plotting.heatmaps import bar_chart
 from rcid_tl.sweeps.knockout import KnockoutResult
 from rcid_tl.sweeps.patch import PatchResult
@@ -32,14 +33,20 @@ def load_result(path: str | Path) -> Any:
     if not path.is_file():
         raise InputError(f"result file {str(path)!r} not found")
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"result file {str(path)!r} is not valid JSON: {err}") from None
+    except RecursionError:  # nested deeper than Python's parser goes: no result is
+        raise InputError(f"result file {str(path)!r} is not an rcid-tl result (nested too deeply)") from None
+    except OSError as err:
+        raise InputError(f"result file {str(path)!r} cannot be read ({err.strerror or err})") from None
     if not isinstance(payload, dict):
         raise InputError(f"result file {str(path)!r} is not an rcid-tl result (a JSON object)")
     kind = payload.get("kind") or _infer_kind(payload, path)
-    if kind not in KINDS:
-        raise InputError(f"result file {str(path)!r} has unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise InputError(f"result file {str(path)!r} has unknown kind {kind!r} (field kind); allowed: "
+                         f"{', '.join(KINDS)}")
+    check_result(kind, payload, path)  # every field the reader and the frame use, so neither fails on a bad file
     return _READERS[kind](payload)
 
 
