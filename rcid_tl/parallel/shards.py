@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from rcid_tl.errors import InputError
@@ -28,8 +29,6 @@ def map_shards(chunks: Sequence[C], work: Callable[[C], R], description: str) ->
     results = [work(chunks[i]) for i in track(mine, description)]
     if not w.distributed:
         return results
-    import torch.distributed as dist
-
     gathered: list[list[R] | None] = [None] * w.size
     dist.all_gather_object(gathered, results)
     merged: list = [None] * len(chunks)
@@ -55,8 +54,6 @@ def mean_across(values: dict[str, float]) -> dict[str, float]:
     w = world()
     if not w.distributed or not values:
         return values
-    import torch.distributed as dist
-
     total = torch.tensor(list(values.values()), dtype=torch.float64)
     dist.all_reduce(total)
     return dict(zip(values, (total / w.size).tolist()))
@@ -68,8 +65,6 @@ def from_main(compute: Callable[[], R]) -> R:
     w = world()
     if not w.distributed:
         return compute()
-    import torch.distributed as dist
-
     box = [compute() if w.main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]

@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+import torch
+import torch.distributed as dist
+
 from rcid_tl import progress
 from rcid_tl.errors import InputError
 
@@ -40,8 +43,6 @@ class World:
 
 def world() -> World:
     """The current group (set up by `joined`, or by the caller's own `init_process_group`), or a single process."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return World()
@@ -64,9 +65,6 @@ def joined() -> Iterator[World]:
     if not launched():
         yield World()
         return
-    import torch
-    import torch.distributed as dist
-
     if not dist.is_available():
         raise InputError("this PyTorch build has no torch.distributed; run in one process (without torchrun)")
     for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -112,8 +110,6 @@ def check_rank_device(device: str) -> None:
     w = world()
     if not w.distributed or device.strip() != "cuda":
         return
-    import torch
-
     if w.local_rank >= torch.cuda.device_count():
         raise InputError(f"--device cuda with {os.environ.get('LOCAL_WORLD_SIZE', '?')} processes on this machine "
                          f"needs a GPU each, but it has {torch.cuda.device_count()}; start fewer processes per "
@@ -127,6 +123,7 @@ def report_failure(message: str) -> bool:
     if not w.distributed:
         return True
     try:
+        # inside the try: a private module, absent from torch builds without distributed support
         from torch.distributed import distributed_c10d
 
         store = distributed_c10d._get_default_store()  # the launcher's key-value store, reachable without collectives
