@@ -35,7 +35,7 @@ class HeldOutConfig:
     def __post_init__(self) -> None:
         if not self.layers or not self.alphas:
             raise InputError("the selection grid needs at least one layer and one α")
-        check_count(self.n_random, "--n-random")
+        check_count(self.n_random, "n_random")
 
 
 @dataclass(frozen=True)

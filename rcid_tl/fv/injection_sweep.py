@@ -66,9 +66,9 @@ class InjectionSweepConfig:
         check_count(self.n_eval, "--n-eval")
         check_count(self.n_select, "--n-select")
         check_count(self.split_seed, "--split-seed", minimum=0)
-        check_count(self.n_random, "--n-random")
+        check_count(self.n_random, "n_random")
 
-    def split(self, snapshot: TrialSnapshot, built_from: SplitIndices | None) -> SplitIndices:
+    def resolve_split(self, snapshot: TrialSnapshot, built_from: SplitIndices | None) -> SplitIndices:
         """The held-out split to use, checked against the trials the vectors were built from."""
         if built_from is None:
             raise InputError(NOTHING_HELD_OUT)
@@ -115,7 +115,7 @@ def run_injection_sweep(config: InjectionSweepConfig, model: TransformerBridge |
     pairs = [(s, s) for s in sources] if scope is EvalScope.IN_DOMAIN else [(s, e) for s in sources for e in evals]
     eval_qids = list(dict.fromkeys(e for _, e in pairs))
     built_from = SplitIndices.load(layout.trial_split) if layout.trial_split.is_file() else None
-    split = config.split(snapshot, built_from)
+    split = config.resolve_split(snapshot, built_from)
     check_held_out(split, built_from, eval_qids)
     seed_everything(snapshot.config["seed"])
     with step_log(layout.injection_log) as log:
