@@ -12,6 +12,7 @@ from torch import Tensor
 from rcid_tl.causalqwen.bridge import inference_mode, is_causal_qwen
 from rcid_tl.causalqwen.config import InferenceMode
 from rcid_tl.errors import InputError
+from rcid_tl.scores import logit_diff_of, prob_diff_of, sharpness_of, year_probs
 from rcid_tl.tasks.base import Batch, ContrastiveDataset
 
 AnswerLogits = Float[Tensor, "batch d_vocab"]
@@ -33,26 +34,19 @@ def answer_logits(logits: Float[Tensor, "batch pos d_vocab"], answer_pos: Int[Te
 
 def logit_diff(logits: AnswerLogits, batch: Batch) -> Float[Tensor, " batch"]:
     """logit(correct) − logit(wrong) (Wang et al. 2023: logit(IO) − logit(S))."""
-    rows = torch.arange(logits.shape[0], device=logits.device)
-    return logits[rows, batch.correct.to(logits.device)] - logits[rows, batch.wrong.to(logits.device)]
+    return logit_diff_of(logits, batch.correct, batch.wrong)
 
 
 def prob_diff(logits: AnswerLogits, batch: Batch, year_ids: Int[Tensor, " 100"]) -> Float[Tensor, " batch"]:
     """Hanna et al. 2023: Σ_{y>YY} p(y) − Σ_{y≤YY} p(y) over the 100 two-digit tokens, p a full-vocabulary softmax."""
     if batch.threshold is None:
         raise ValueError("prob_diff needs Greater-Than examples (a YY threshold per example)")
-    probs = logits.float().softmax(-1)[:, year_ids.to(logits.device)]  # (batch, 100)
-    years = torch.arange(100, device=logits.device)
-    greater = years[None, :] > batch.threshold.to(logits.device)[:, None]  # (batch, 100)
-    return (probs * greater).sum(-1) - (probs * ~greater).sum(-1)
+    return prob_diff_of(year_probs(logits, year_ids), batch.threshold)
 
 
 def cutoff_sharpness(logits: AnswerLogits, batch: Batch, year_ids: Int[Tensor, " 100"]) -> Float[Tensor, " batch"]:
     """Hanna et al. 2023: p(YY+1) − p(YY−1)."""
-    probs = logits.float().softmax(-1)[:, year_ids.to(logits.device)]
-    rows = torch.arange(logits.shape[0], device=logits.device)
-    yy = batch.threshold.to(logits.device)
-    return probs[rows, (yy + 1).clamp(max=99)] - probs[rows, (yy - 1).clamp(min=0)]
+    return sharpness_of(year_probs(logits, year_ids), batch.threshold)
 
 
 def metric_for(dataset: ContrastiveDataset) -> Metric:

@@ -14,6 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rcid_tl.scores import logit_diff_of, prob_diff_of, sharpness_of, year_probs
 from rcid_tl.world.corpus import WorldConfig
 from rcid_tl.world.fewshot import relation_prompt
 from rcid_tl.world.ioi import IOI_HELD_OUT_TEMPLATES, IOI_TRAIN_TEMPLATES, IOIPrompt, sample_ioi
@@ -78,23 +79,17 @@ def ioi_scores(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
     logits = last_logits(model, tokenizer, [p.text for p in prompts])
     io = torch.tensor([_token_id(tokenizer, p.io) for p in prompts])
     s = torch.tensor([_token_id(tokenizer, p.s) for p in prompts])
-    rows = torch.arange(len(prompts))
-    return logits[rows, io] - logits[rows, s]
+    return logit_diff_of(logits, io, s)
 
 
 def greater_than_scores(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[YearSpanPrompt]
 ) -> tuple[Tensor, Tensor]:
     """Per-prompt probability difference and cutoff sharpness (softmax over the full vocabulary)."""
-    probs = last_logits(model, tokenizer, [p.text for p in prompts]).softmax(-1)
     yy_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(TWO_DIGITS)))
-    years = probs[:, yy_ids]  # (batch, 100)
-    start = torch.tensor([p.start_yy for p in prompts])
-    later = torch.arange(100)[None, :] > start[:, None]
-    prob_diff = (years * later).sum(-1) - (years * ~later).sum(-1)
-    rows = torch.arange(len(prompts))
-    sharpness = years[rows, start + 1] - years[rows, start - 1]
-    return prob_diff, sharpness
+    years = year_probs(last_logits(model, tokenizer, [p.text for p in prompts]), yy_ids)  # (batch, 100)
+    start = torch.tensor([p.start_yy for p in prompts])  # 02..97: YY−1 and YY+1 exist
+    return prob_diff_of(years, start), sharpness_of(years, start)
 
 
 def relation_accuracy(
