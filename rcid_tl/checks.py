@@ -16,6 +16,18 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
 
 def check_out(path: str | Path, option: str = "--out", *, kind: str = "directory") -> Path:
+    """See `_check_out`; a path the operating system refuses outright (a name too long, a NUL byte, ~user of no
+    user) is an InputError too."""
+    try:
+        return _check_out(path, option, kind)
+    except InputError:
+        raise
+    except (OSError, ValueError, RuntimeError) as err:  # a NUL byte (ValueError), ~user of no user (RuntimeError)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise InputError(f"{option} {str(path)!r} cannot be used: {reason}") from None
+
+
+def _check_out(path: str | Path, option: str, kind: str) -> Path:
     """`path` can be created (or reused) as an output `kind` ("directory" or "file"): it is not the wrong kind of
     thing already, and its nearest existing ancestor is a directory we may create entries in (probed by making and
     removing a temporary directory, which also catches read-only file systems and root-owned special trees).
@@ -94,10 +106,14 @@ def check_plain_name(value: str, option: str) -> str:
 def check_model_path(spec: str) -> None:
     """InputError when `spec` names a local path (it exists, starts with . / ~, or has a separator and is not an
     `org/name` hub id) that is not a directory. Cheap and import-free, so the CLI checks it before loading torch."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(spec).expanduser()
+        is_dir, exists = path.is_dir(), path.exists()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: ~user of no user  # a name too long for the file system, or a NUL byte: no model directory
+        is_dir, exists = False, True
+    if is_dir:
         return
     parts = spec.split("/")
     hub_id = len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
-    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not hub_id:
+    if exists or spec.startswith((".", "/", "~")) or os.sep in spec and not hub_id:
         raise InputError(f"model path {spec!r} is not a directory with a Hugging Face model")

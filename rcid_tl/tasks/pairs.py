@@ -41,7 +41,10 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         raise InputError(f"pairs file {path.name} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
                          f"{err.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as err:  # e.g. a field over csv's size limit (128 KiB): no pair is that long
+            raise InputError(f"pairs file {path.name} is not a CSV file rcid-tl reads ({err})") from None
     else:
         rows = []
         for i, line in enumerate(text.splitlines(), start=1):
@@ -49,7 +52,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                 continue
             try:
                 rows.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than the parser goes
                 raise InputError(f"pairs file {path.name}, line {i}: not valid JSON") from None
     for i, row in enumerate(rows, start=1):
         missing = [f for f in FIELDS if not isinstance(row, dict) or not isinstance(row.get(f), str)]
