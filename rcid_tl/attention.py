@@ -43,7 +43,7 @@ def show_attention(
     labels, pattern = attention_pattern(model, prompt, layer, head, prepend_bos)
     if renderer != "plotly":
         try:
-            import circuitsvis as cv
+            import circuitsvis as cv  # optional, not a dependency: plotly draws the pattern without it
         except ImportError:
             if renderer == "circuitsvis":
                 raise InputError("renderer 'circuitsvis' needs the circuitsvis package (pip install circuitsvis)") from None

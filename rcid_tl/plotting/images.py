@@ -36,7 +36,7 @@ def png_bytes(figure) -> bytes | None:
 def _engine_ready() -> bool:
     if _ENGINE["state"] is None:
         try:
-            import kaleido
+            import kaleido  # optional (the png extra), and slow to import: only when a PNG is wanted
         except ImportError:
             _skip("kaleido is not installed")
             return False
