@@ -151,42 +151,25 @@ def train(loss_at: LossFn, modules: nn.Module, opt: torch.optim.Optimizer, sched
     trained = _Trained(modules, opt, sched, scaler(device_type) if scaler else torch.amp.GradScaler(
         device_type, enabled=False))
     phase = checkpoint.phase if checkpoint else None
-    step = 0
-    if resume is not None and checkpoint is not None:
-        step = checkpoint.restore(resume, trained)
-        if step and phase is not None:
-            logger.info("%s: resuming from step %d of %d", phase, step, steps)
-        elif step:
-            logger.info("resuming from step %d", step)
+    step = _resume(checkpoint, resume, trained, steps)
     main = world().main
     if main and log is not None and log.path is not None:
         trim_log(log.path, step, phase)
     end = steps if stop_after is None else min(steps, stop_after)
-    start, saved, t0, running = step, step, time.perf_counter() if clock is None else clock, []
+    start, saved, t0 = step, step, time.perf_counter() if clock is None else clock
     forward = _Step(modules, loss_at, (lambda: autocast(device_type)) if autocast else nullcontext)
     if world().distributed:
         # Some trained parameters get no gradient from some objectives (as in one process, where their grad stays
         # None and AdamW skips them), the same ones every step: a static graph lets DDP learn them once instead of
         # searching the graph each step. Buffers never change in training (eval mode), so none are re-broadcast.
         forward = DistributedDataParallel(forward, static_graph=True, broadcast_buffers=False)
-    writes = main and log is not None and log.path is not None
     try:
-        with log.path.open("a") if writes else nullcontext() as log_file:
+        with _Reporter(log, main, t0, end) as report:
             for step in track(range(step, end), desc, total=end - step):
                 loss, parts = forward(step)
                 _update(loss, trained, params, grad_clip)
                 done = step + 1
-                if log is not None:
-                    running.append({"loss": loss.item(), **parts})
-                    window = None
-                    if done % log.every == 0 or (log.at_end and done == end):
-                        window = mean_across({k: sum(r[k] for r in running) / len(running) for k in running[0]})
-                        running = []
-                    lr = sched.get_last_lr()[0] if sched is not None else opt.param_groups[0]["lr"]
-                    record = log.record(done, window, lr, time.perf_counter() - t0)
-                    if record is not None and writes:
-                        log_file.write(json.dumps(record) + "\n")
-                        log_file.flush()
+                report(done, loss, parts, sched.get_last_lr()[0] if sched is not None else opt.param_groups[0]["lr"])
                 if checkpoint is not None and (done % checkpoint.every == 0 or done == end) and main:
                     checkpoint.save(done, trained, time.perf_counter() - t0)
                     saved = done
@@ -195,6 +178,50 @@ def train(loss_at: LossFn, modules: nn.Module, opt: torch.optim.Optimizer, sched
             raise
         raise KeyboardInterrupt(f"re-run the same command to resume from {phase} step {saved}") from None
     return max(start, end)
+
+
+def _resume(checkpoint: Checkpoint | None, state: dict | None, trained: _Trained, steps: int) -> int:
+    """The step training continues from: `state`'s, once restored, or 0."""
+    if state is None or checkpoint is None:
+        return 0
+    step = checkpoint.restore(state, trained)
+    if step and checkpoint.phase is not None:
+        logger.info("%s: resuming from step %d of %d", checkpoint.phase, step, steps)
+    elif step:
+        logger.info("resuming from step %d", step)
+    return step
+
+
+class _Reporter:
+    """The loop's log: the losses and parts of the steps since the last window, their means at each window's end
+    (averaged over processes), and the records `log.record` makes of them, appended to `log.path` by rank 0."""
+
+    def __init__(self, log: TrainLog | None, main: bool, t0: float, end: int):
+        self.log, self.t0, self.end, self.running = log, t0, end, []
+        self.writes = main and log is not None and log.path is not None
+        self.file = None
+
+    def __enter__(self) -> "_Reporter":
+        if self.writes:
+            self.file = self.log.path.open("a")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def __call__(self, done: int, loss: Tensor, parts: dict[str, float], lr: float) -> None:
+        if self.log is None:
+            return
+        self.running.append({"loss": loss.item(), **parts})
+        window = None
+        if done % self.log.every == 0 or (self.log.at_end and done == self.end):
+            running, self.running = self.running, []
+            window = mean_across({k: sum(r[k] for r in running) / len(running) for k in running[0]})
+        record = self.log.record(done, window, lr, time.perf_counter() - self.t0)
+        if record is not None and self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
 
 
 def _update(loss: Tensor, trained: _Trained, params: list[nn.Parameter], grad_clip: float) -> None:

@@ -1,8 +1,9 @@
 """Fine-tune a world teacher on chain-of-thought arithmetic mixed with the world corpus, seeded and resumable.
 
 The parent's embeddings grow by the CoT tokens (new rows start at the mean embedding; world ids keep their rows), and
-training uses the world trainer's optimizer, schedule and checkpoint format (`rcid_tl.world.training`). Given the
-same config and thread count, an interrupted and resumed run ends with the same weights as an uninterrupted one.
+training uses the world trainer's optimizer, schedule and checkpoint format (`rcid_tl.world.training`, through the
+shared loop of `rcid_tl.training`). Given the same config and thread count, an interrupted and resumed run ends with
+the same weights as an uninterrupted one.
 """
 
 import json
@@ -32,9 +33,9 @@ from rcid_tl.world.training import RESUMABLE_WITH_NEW, TrainConfig, run_training
 log = logging.getLogger(__name__)
 
 EVAL_SPLITS = (CoTSplit.ID, CoTSplit.OOD_LONGER, CoTSplit.OOD_PAIRS)
-EVAL_SEED = 12345
+EVAL_SEED = 12345  # as evaluate_teacher's default: never a training stream
 _CHUNK_DOCS = 4096
-WORLD_SPACE_NUMBERS = range(11, 20)  # the only " N" tokens the world corpus emits (counting lists)  # as evaluate_teacher's default: never a training stream
+WORLD_SPACE_NUMBERS = range(11, 20)  # the only " N" tokens the world corpus emits (counting lists)
 
 
 @dataclass(frozen=True)

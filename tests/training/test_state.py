@@ -36,7 +36,8 @@ def test_read_state_checks_fields_and_settings(tmp_path):
     path.parent.mkdir()
     torch.save(_state('{"lam": 1.0}'), path)
     assert read_state(path, '{"lam": 1.0}')["step"] == 2
-    with pytest.raises(InputError, match=rf"--out {path.parent} holds a run with different settings \(lam: 1.0 → 2.0\)"):
+    other = rf"--out {path.parent} holds a run with different settings \(lam: 1.0 → 2.0\)"
+    with pytest.raises(InputError, match=other):
         read_state(path, '{"lam": 2.0}')
     torch.save({"step": 2}, path)
     with pytest.raises(InputError, match="is not a training state this rcid-tl can resume; delete it"):
@@ -49,7 +50,7 @@ def _write(path, records, tail=""):
 
 def test_trim_log_keeps_earlier_phases_and_steps_up_to_the_state(tmp_path):
     path = tmp_path / "train_log.jsonl"
-    records = [{"phase": "pretrain", "step": s} for s in (1, 2, 3)] + [{"phase": "distill", "step": s} for s in (1, 2, 3)]
+    records = [{"phase": phase, "step": s} for phase in ("pretrain", "distill") for s in (1, 2, 3)]
     _write(path, records, '{"phase": "distill", "st')  # a line cut short by a kill
     trim_log(path, 2, "distill")
     assert [json.loads(x) for x in path.read_text().splitlines()] == records[:5]
