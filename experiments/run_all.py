@@ -23,7 +23,7 @@ STEPS = [
     [PY, "experiments/distill_study.py", "--out", "runs/distill_study", "--results", "figures/distill_study",
      "--consistency-report"],
     [PY, "experiments/study_greater_than.py", "--out", "runs/study_gt"],  # the Greater-Than generalisation runs
-    [PY, "experiments/study.py", "all"],  # experiments 1–5
+    [PY, "experiments/study.py", "all"],  # the five experiments: preservation ... purity
     [PY, "experiments/rcid_diagnosis.py", "--seed", "123"],
     *([PY, "experiments/rcid_investigation.py", "--run", name, "--seed", str(seed)]
       for name in RCID_VARIANTS for seed in (42, 123, 456)),

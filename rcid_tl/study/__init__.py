@@ -1,1 +1,2 @@
-"""The RCID study (seed 000 experiments 1-5): analyses over trained students, from saved results to figures."""
+"""The RCID study: five experiments (`experiments.Experiment`: circuit preservation, method comparison, consistency vs
+robustness, component retention, information purity) over trained students, from saved results to figures."""
