@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 STATE = "train_state.pt"
 TEST_SPLITS = (CoTSplit.ID, CoTSplit.OOD_LONGER, CoTSplit.OOD_PAIRS)
 EVAL_SEED = 1  # test problems come from their splits' own streams; seed 1 keeps them apart from any seed-0 pilot
+# Settings that cannot change the trained weights, so a run may resume with new values: how often states are saved,
+# the device, and the size of the final evaluation (the multi-teacher run has the same ones).
 RESUMABLE_WITH_NEW = ("checkpoint_every", "device", "eval_n")
 
 

@@ -19,7 +19,7 @@ from rcid_tl.distill.data import data_order
 from rcid_tl.errors import InputError, parse_choice
 from rcid_tl.kv.curves import read_log, write_learning_curves
 from rcid_tl.kv.objective import SegmentBatch
-from rcid_tl.kv.run import EVAL_SEED, TEST_SPLITS
+from rcid_tl.kv.run import EVAL_SEED, RESUMABLE_WITH_NEW, TEST_SPLITS
 from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
@@ -37,7 +37,6 @@ from rcid_tl.world.cot_eval import evaluate_cot
 
 log = logging.getLogger(__name__)
 STATE = "train_state.pt"
-RESUMABLE_WITH_NEW = ("checkpoint_every", "device", "eval_n")
 
 
 @dataclass(frozen=True)
