@@ -25,7 +25,7 @@ from rcid_tl.fv.heldout import HeldOutConfig, candidates_by_k, select_and_evalua
 from rcid_tl.fv.layout import RunLayout
 from rcid_tl.fv.ranking import ScoreKey, heads_json, top_k
 from rcid_tl.fv.relations import WORLD, parse_qids
-from rcid_tl.fv.split import TrialSplit, demo_overlap
+from rcid_tl.fv.split import TrialSplit, shown_as_demos
 from rcid_tl.fv.trials import PromptFormat, SamplingConfig
 from rcid_tl.progress import set_progress
 from rcid_tl.stats import bootstrap_mean_ci
@@ -84,9 +84,11 @@ def study(args) -> dict:
     config = HeldOutConfig(parse_layers(args.layers, model.cfg.n_layers),
                            tuple(float(a) for a in args.alphas.split(",")), args.n_random, args.split_seed)
     held = select_and_evaluate(model, sweep.snapshot, sweep.split, candidates, [(q, q) for q in candidates], config)
+    shown = shown_as_demos(sweep.snapshot, sweep.split)
     relations = {row["eval_qid"]: relation_row(row, sweep, model) for row in held.rows}
-    for q, n in demo_overlap(sweep.snapshot, sweep.split).items():
-        relations[q]["evaluation_pairs_shown_as_selection_demos"] = n
+    for q, ix in shown.items():
+        relations[q]["evaluation_pairs_shown_as_selection_demos"] = len(ix)
+        relations[q]["evaluation_trials_shown_as_selection_demos"] = list(ix)
     return {
         "name": args.name, "model": args.model, "relations_source": args.relations,
         "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads,
@@ -96,6 +98,7 @@ def study(args) -> dict:
         "selection_rule": "highest 0-shot accuracy with the FV on the selection trials (ties: mean delta log p, "
                           "then smaller k, layer, alpha); the evaluation trials are scored once, with that choice",
         "dropped": sweep.snapshot.meta["dropped"], "pooled": pooled(held.rows),
+        "pooled_by_demo_exposure": by_exposure(held.rows, shown),
         "relations": relations, "wall_s": round(time.perf_counter() - start, 1), "run_base": str(base),
     }
 
@@ -136,6 +139,17 @@ def pooled(rows: list[dict]) -> dict:
     # the in-sample maximum over the grid, on the selection trials: how much choosing on the scored trials would flatter
     in_sample = sum(r["selection"]["injected_accuracy"] for r in rows) / len(rows)
     return {**{k: v.to_dict() for k, v in out.items()}, "selection_fv_accuracy_in_sample": in_sample}
+
+
+def by_exposure(rows: list[dict], shown: dict[str, tuple[int, ...]]) -> dict:
+    """FV − 0-shot on the evaluation trials whose pair was, and was not, a demonstration in a selection prompt: if
+    that exposure drove the effect, the gain would sit on the shown trials."""
+    groups: dict[str, list[float]] = {"shown": [], "not_shown": []}
+    for r in rows:
+        ev = r["evaluation"]
+        for t, fv, zero in zip(ev["trials"], ev["per_trial"]["fv"], ev["per_trial"]["zero_shot"]):
+            groups["shown" if t in shown[r["eval_qid"]] else "not_shown"].append(fv - zero)
+    return {f"fv_minus_zero_shot_{g}": bootstrap_mean_ci(v).to_dict() for g, v in groups.items()}
 
 
 def combine(figures: Path, names: list[str]) -> None:

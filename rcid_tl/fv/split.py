@@ -105,13 +105,18 @@ def check_held_out(split: SplitIndices, built_from: SplitIndices | None, qids: S
                              "choose --n-select/--n-eval/--split-seed that keep them out")
 
 
-def demo_overlap(snapshot: TrialSnapshot, split: SplitIndices) -> dict[str, int]:
-    """Per relation, how many evaluation trials' (query, answer) pairs appear as a demonstration in some selection
+def shown_as_demos(snapshot: TrialSnapshot, split: SplitIndices) -> dict[str, tuple[int, ...]]:
+    """Per relation, the evaluation trials whose (query, answer) pair appears as a demonstration in some selection
     trial's prompt. The evaluation prompts are never run while choosing, but such a pair did shape the mean
     activations the FV is built from (Todd et al. avoid this by splitting the word pairs instead of the trials)."""
     out = {}
     for qid, (select_ix, eval_ix) in split.by_qid.items():
         trials = {t.index: t for t in snapshot.of(qid)}
         shown = {pair for i in select_ix for pair in trials[i].demos}
-        out[qid] = sum((trials[i].query, trials[i].target_str) in shown for i in eval_ix)
+        out[qid] = tuple(i for i in eval_ix if (trials[i].query, trials[i].target_str) in shown)
     return out
+
+
+def demo_overlap(snapshot: TrialSnapshot, split: SplitIndices) -> dict[str, int]:
+    """How many evaluation trials per relation `shown_as_demos` finds."""
+    return {q: len(ix) for q, ix in shown_as_demos(snapshot, split).items()}
