@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--layers", default="all", help="injection layers to choose among")
     parser.add_argument("--alphas", default="1,2,4", help="injection scales to choose among")
     parser.add_argument("--n-random", type=int, default=5)
+    parser.add_argument("--demos-exclude-queries", action="store_true",
+                        help="demonstrations only from pairs that are no trial's query (a pair-level split)")
     parser.add_argument("--skip-blank-targets", action="store_true",
                         help="leave out pairs whose answer starts with a whitespace-only token (small vocabularies)")
     parser.add_argument("--seed", type=int, default=42)
@@ -77,7 +79,8 @@ def study(args) -> dict:
     sweep = run_cie_sweep(CIESweepConfig(
         spec, base, args.relations, tuple(qids) if qids else None,
         sampling=SamplingConfig(args.n_trials, args.n_demos, args.seed, fmt,
-                                skip_blank_targets=args.skip_blank_targets),
+                                skip_blank_targets=args.skip_blank_targets,
+                                demos_exclude_queries=args.demos_exclude_queries),
         split=TrialSplit(args.n_select, None, args.split_seed)), model)
     ks = [int(k) for k in args.ks.split(",")]
     candidates = candidates_by_k(model, sweep.cie, {q: r.mean_z for q, r in sweep.results.items()}, ks)
@@ -93,7 +96,7 @@ def study(args) -> dict:
         "name": args.name, "model": args.model, "relations_source": args.relations,
         "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads,
         "n_trials": args.n_trials, "n_demos": args.n_demos, "seed": args.seed, "split_seed": args.split_seed,
-        "skip_blank_targets": args.skip_blank_targets,
+        "skip_blank_targets": args.skip_blank_targets, "demos_exclude_queries": args.demos_exclude_queries,
         "grid": {"k": ks, "layers": list(config.layers), "alphas": list(config.alphas)}, "n_random": args.n_random,
         "selection_rule": "highest 0-shot accuracy with the FV on the selection trials (ties: mean delta log p, "
                           "then smaller k, layer, alpha); the evaluation trials are scored once, with that choice",

@@ -56,6 +56,9 @@ class SamplingConfig:
     # skip pairs whose answer's first token is whitespace only (a bare word-start piece such as "▁" on small
     # SentencePiece vocabularies): predicting it says nothing about which word follows
     skip_blank_targets: bool = False
+    # draw demonstrations only from pairs that are no trial's query, so that no query — held-out ones included — is
+    # ever shown as a demonstration (Todd et al. split the word pairs the same way); needs n_trials + n_demos pairs
+    demos_exclude_queries: bool = False
 
     def __post_init__(self) -> None:
         if self.n_trials_per_q < 1:
@@ -186,24 +189,29 @@ def sample_relation(
     if config.prepend_bos and tokenizer.bos_token_id is None:
         raise InputError("this tokenizer has no BOS token; sample with --no-bos")
     usable = [p for p in dict.fromkeys(pairs) if _usable(tokenizer, p)]
-    need = max(config.n_trials_per_q, config.n_demos + 1)
+    n_trials, n_demos = config.n_trials_per_q, config.n_demos
+    need = n_trials + n_demos if config.demos_exclude_queries else max(n_trials, n_demos + 1)
     if len(usable) < need:
         return [], f"{len(usable)} usable pairs of {len(pairs)}; {need} needed"
     # a per-relation stream: the same relation gets the same trials whatever else is sampled with it
     rng = random.Random(f"fv-trials:{config.seed}:{qid}")
     order = rng.sample(range(len(usable)), len(usable))
+    demo_pool = None
+    if config.demos_exclude_queries:  # the last pairs of the permutation are demonstrations only, never queries
+        n_pool = max(n_demos, (len(usable) - n_trials) // 2)
+        demo_pool, order = [usable[i] for i in sorted(order[-n_pool:])], order[:-n_pool]
     trials, failures = [], []
     for q in order:
-        if len(trials) == config.n_trials_per_q:
+        if len(trials) == n_trials:
             break
-        pool = [p for i, p in enumerate(usable) if i != q]
+        pool = demo_pool if demo_pool is not None else [p for i, p in enumerate(usable) if i != q]
         try:
-            trials.append(_trial(tokenizer, config, qid, len(trials), usable[q], rng.sample(pool, config.n_demos),
-                                 rng, n_ctx))
+            trials.append(_trial(tokenizer, config, qid, len(trials), usable[q], rng.sample(pool, n_demos), rng,
+                                 n_ctx))
         except _Untokenisable as why:
             failures.append(str(why))
-    if len(trials) < config.n_trials_per_q:
-        return [], f"only {len(trials)} of {config.n_trials_per_q} trials ({failures[0] if failures else ''})"
+    if len(trials) < n_trials:
+        return [], f"only {len(trials)} of {n_trials} trials ({failures[0] if failures else ''})"
     return trials, None
 
 

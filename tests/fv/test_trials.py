@@ -71,3 +71,14 @@ def test_blank_first_tokens_can_be_skipped(stories):
     skipped = sample_trials(relation, stories.tokenizer, SamplingConfig(12, 3, 7, PromptFormat.QA,
                                                                         skip_blank_targets=True), "s", 512)
     assert blank(skipped) == 0 and len(skipped.trials) == 12
+
+
+def test_demos_can_exclude_every_query(world):
+    config = SamplingConfig(14, 5, 7, PromptFormat.COLON, demos_exclude_queries=True)
+    snap = sample_trials(world_relation_set().select(["successor", "antonym"]), world.tokenizer, config, "w", 256)
+    for qid in snap.qids:
+        queries = {(t.query, t.target_str) for t in snap.of(qid)}
+        assert len(queries) == 14 and not queries & {p for t in snap.of(qid) for p in t.demos}
+    with pytest.raises(InputError, match="19 usable pairs of 19; 20 needed"):  # successor has 19 pairs
+        sample_trials(world_relation_set().select(["successor"]), world.tokenizer,
+                      SamplingConfig(15, 5, 7, PromptFormat.COLON, demos_exclude_queries=True), "w", 256)
