@@ -45,11 +45,11 @@ def HEAD(value: Any, where: str, path: Path) -> None:  # noqa: N802  (a check, n
         raise InputError(f"result file {str(path)!r}: field {where} must be a head as LAYER.HEAD, got {value!r}")
 
 
-def list_of(item: Check, length: int | None = None) -> Check:
-    wanted = f"a list of {length}" if length is not None else "a list"
+def list_of(item: Check, length: int | None = None, *, nonempty: bool = False) -> Check:
+    wanted = f"a list of {length}" if length is not None else "a non-empty list" if nonempty else "a list"
 
     def check(value: Any, where: str, path: Path) -> None:
-        if not isinstance(value, list) or length is not None and len(value) != length:
+        if not isinstance(value, list) or length is not None and len(value) != length or nonempty and not value:
             raise _fail(path, where, wanted, value)
         for i, x in enumerate(value):
             item(x, f"{where}[{i}]", path)
@@ -95,15 +95,18 @@ HEADER = {"examples": list_of(ANY), "task_config": OBJECT}
 
 SCHEMAS: dict[str, Check] = {
     "patch": record({"direction": TEXT, "effects": list_of(record(
-        {"site": TEXT, "layer": INDEX, "position": TEXT, "per_example": NUMBERS}, {"head": INDEX, "mean": MAYBE_NUMBER}))},
+        {"site": TEXT, "layer": INDEX, "position": TEXT, "per_example": NUMBERS}, {"head": INDEX, "mean": MAYBE_NUMBER}),
+        nonempty=True)},
         HEADER),
     "knockout": record({"method": TEXT, "ablations": list_of(record(
-        {"heads": list_of(HEAD), "positions": either(TEXT, list_of(TEXT), wanted="'all' or a list of positions"),
-         "metric": NUMBERS, "delta": NUMBERS}, {"mean": MAYBE_NUMBER}))},
+        {"heads": list_of(HEAD, nonempty=True),
+         "positions": either(TEXT, list_of(TEXT), wanted="'all' or a list of positions"),
+         "metric": NUMBERS, "delta": NUMBERS}, {"mean": MAYBE_NUMBER}), nonempty=True)},
         {"n_layers": INDEX, "n_heads": INDEX, **HEADER}),
     "consistency": record({"checkpoints": list_of(record(
-        {"teacher_layer": INDEX, "student_layer": INDEX, "site": TEXT, "position": TEXT, "pearson_r": MAYBE_NUMBER,
-         "delta_teacher": NUMBERS, "delta_student": NUMBERS})), "mean_r": MAYBE_NUMBER, "mean_r_ci": PAIR},
+        {"teacher_layer": INDEX, "student_layer": INDEX, "site": TEXT, "position": TEXT, "modified": FLAG,
+         "pearson_r": MAYBE_NUMBER, "delta_teacher": NUMBERS, "delta_student": NUMBERS})), "mean_r": MAYBE_NUMBER,
+        "mean_r_ci": PAIR},
         {"r_out": MAYBE_NUMBER, "mechanistic_r": MAYBE_NUMBER, "mechanistic_r_ci": PAIR,
          "mechanistic_r_weighted": MAYBE_NUMBER, **HEADER}),
     "checkpoints": record({"checkpoints": list_of(record(

@@ -21,7 +21,8 @@ from rcid_tl.tasks.pairs import FIELDS, PairsConfig, build_pairs
 from tests.faults.test_load_result import CHECKPOINT, PATCH
 
 FUZZ = settings(max_examples=150, deadline=None, database=None,  # nothing written into the checkout
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                       HealthCheck.data_too_large])  # slow: a machine shared with other jobs
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

@@ -19,7 +19,10 @@ CASES = {
                          "field effects[0].per_example[1] must be a number or null, got str"),
     "a layer as text": ({**PATCH, "effects": [{**EFFECT, "layer": "0"}]}, "field effects[0].layer must be a layer"),
     "a negative layer": ({**PATCH, "effects": [{**EFFECT, "layer": -1}]}, "field effects[0].layer must be a layer"),
-    "effects not a list": ({**PATCH, "effects": {"0": EFFECT}}, "field effects must be a list, got dict"),
+    "effects not a list": ({**PATCH, "effects": {"0": EFFECT}}, "field effects must be a non-empty list, got dict"),
+    "no effects at all": ({**PATCH, "effects": []}, "field effects must be a non-empty list, got list"),
+    "modified missing": ({"kind": "consistency", "checkpoints": [{k: v for k, v in CHECKPOINT.items() if k != "modified"}],
+                          "mean_r": 0.9, "mean_r_ci": [0, 1]}, "field checkpoints[0].modified is missing"),
     "a bad head": ({"kind": "knockout", "method": "zero", "ablations": [
         {"heads": ["9x9"], "positions": "all", "metric": [1.0], "delta": [0.0]}]},
         "field ablations[0].heads[0] must be a head as LAYER.HEAD, got '9x9'"),
