@@ -1,4 +1,4 @@
-"""Seed 000 experiment 2 on the embedded teacher: the four methods × seeds 42, 123, 456, each a `rcid-tl distill`
+"""The method comparison on the embedded teacher: the four methods × seeds 42, 123, 456, each a `rcid-tl distill`
 run, then one table (JSON, CSV, Markdown) and a figure of accuracy, logit difference, perplexity and causal
 consistency.
 

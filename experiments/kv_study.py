@@ -28,7 +28,7 @@ from rcid_tl.kv.run import TEST_SPLITS, load_pair, run_kv_distill, teacher_score
 from rcid_tl.stats import bootstrap_diff_ci, bootstrap_mean_ci
 
 NO_AUX = {"cka_weight": 0.0}
-ARMS: dict[str, dict] = {  # cumulative on the MSE KV loss after the MSE-vs-cosine pair, as in seed 001's upgrades
+ARMS: dict[str, dict] = {  # cumulative on the MSE KV loss after the MSE-vs-cosine pair, as in the KV recipe's upgrades
     "ce": {"kv_weight": 0.0, **NO_AUX},
     "kv-mse": {"kv_loss": "mse", **NO_AUX},
     "kv-cosine": {"kv_loss": "cosine", **NO_AUX},

@@ -1,4 +1,4 @@
-"""The whole study, from trained students to every figure in figures/: seed 000 experiments 1–5 and the RCID
+"""The whole study, from trained students to every figure in figures/: the RCID study's five experiments and the RCID
 investigation, the KV-distillation study and the multi-teacher study. Each step is one of the experiment scripts;
 every one of them reuses finished runs and resumes interrupted ones, so running this again continues where it
 stopped, and `--replot` only redraws the tables and figures from the saved JSON.
@@ -18,7 +18,7 @@ PY = sys.executable
 RCID_VARIANTS = ("lam0.1", "lam0.01", "saturated", "per-layer", "refit100", "pretrain1000", "kd-pretrain1000",
                  "width128")  # experiments/rcid_investigation.py --run NAME, each on seeds 42, 123 and 456
 STEPS = [
-    # seed 000 experiment 2's students (4 methods × 3 seeds on IOI), their table, and the consistency report
+    # the method comparison's students (4 methods × 3 seeds on IOI), their table, and the consistency report
     [PY, "experiments/distill_study.py", "--out", "runs/distill_study", "--results", "figures/distill_study"],
     [PY, "experiments/distill_study.py", "--out", "runs/distill_study", "--results", "figures/distill_study",
      "--consistency-report"],

@@ -1,4 +1,4 @@
-"""Seed 000 experiment 2's generalisation runs: the four methods × seed 42 on Greater-Than with the study's settings
+"""The method comparison's generalisation runs: the four methods × seed 42 on Greater-Than with the study's settings
 (rcid_tl.study.train.FULL with task greater-than), one run at a time.
 
     python experiments/study_greater_than.py --out runs/study_gt

@@ -57,7 +57,7 @@ def metric_for(dataset: ContrastiveDataset) -> Metric:
     return logit_diff
 
 
-# CausalQwen (seed 003): one-vs-rest probabilities. They read the model's standard-mode logits, which are
+# CausalQwen: one-vs-rest probabilities. They read the model's standard-mode logits, which are
 # log P_OvR(y_k) (sweeps switch a CausalQwen model to standard mode for these, see `metric_readout` below).
 # Each P_OvR is its own yes/no probability; they need not sum to one.
 TASK_METRIC = "task"

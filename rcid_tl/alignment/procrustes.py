@@ -1,4 +1,4 @@
-"""Orthogonal Procrustes alignment of student to teacher representations (seed 000 §5.3), frozen for training."""
+"""Orthogonal Procrustes alignment of student to teacher representations, frozen for training."""
 
 import torch
 from jaxtyping import Float
@@ -10,7 +10,7 @@ EPS = 1e-8  # row norms below this are treated as zero rows (seed §5.3)
 def fit_procrustes(student: Float[Tensor, "n d_s"], teacher: Float[Tensor, "n d_t"]) -> Float[Tensor, "d_t d_s"]:
     """W* = argmax tr(Wᵀ M) over W with orthonormal rows or columns, M = T̂ᵀ Ŝ, so `student @ W.T ≈ teacher`.
 
-    Seed 000 §5.3: both sides are column-centred, then each row is scaled to unit norm (so a few large-norm rows do
+    Both sides are column-centred, then each row is scaled to unit norm (so a few large-norm rows do
     not dominate), then W* = U Vᴴ from the thin SVD M = U Σ Vᴴ. With d_s ≤ d_t, W* has orthonormal columns (an
     isometric embedding of student space into teacher space); with d_s > d_t, orthonormal rows."""
     if student.dim() != 2 or teacher.dim() != 2 or student.shape[0] != teacher.shape[0]:

@@ -1,4 +1,4 @@
-"""CausalQwen (seed 003): a Qwen2 subclass with a Cauchy abduction/action head and a one-vs-rest classifier.
+"""CausalQwen: a Qwen2 subclass with a Cauchy abduction/action head and a one-vs-rest classifier.
 
 Importing this package registers `causal_qwen2` with `AutoConfig` and `AutoModelForCausalLM`.
 """

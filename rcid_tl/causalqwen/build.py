@@ -1,4 +1,4 @@
-"""Build CausalQwen from any Qwen2 checkpoint (seed 003 §2.3): copy the transformer and the unembedding, initialise
+"""Build CausalQwen from any Qwen2 checkpoint: copy the transformer and the unembedding, initialise
 the causal head as the seed says, so that compatible mode starts out as the very same language model."""
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Cauchy arithmetic the causal head is built on (seed 003 §3.1): linear stability, the CDF, sampling.
+"""Cauchy arithmetic the causal head is built on: linear stability, the CDF, sampling.
 
 If U_j ~ Cauchy(μ_j, γ_j) independently, then Σ_j W_kj U_j + b_k ~ Cauchy(Σ_j W_kj μ_j + b_k, Σ_j |W_kj| γ_j):
 locations map linearly, scales through |W|. This is what lets the action network carry a whole distribution

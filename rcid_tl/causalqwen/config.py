@@ -1,4 +1,4 @@
-"""`CausalQwen2Config`: Qwen2's configuration plus the causal head's fields (seed 003 §8.3, CausalQwen defaults)."""
+"""`CausalQwen2Config`: Qwen2's configuration plus the causal head's fields."""
 
 from enum import Enum
 
@@ -9,7 +9,7 @@ from rcid_tl.errors import InputError, parse_choice
 
 
 class InferenceMode(str, Enum):
-    """Seed 003 §4.1. What the model's `logits` mean, and so what `generate` decodes."""
+    """What the model's `logits` mean, and so what `generate` decodes."""
 
     STANDARD = "standard"  # deterministic: logits = log P_OvR(y_k), decoded greedily (argmax of OvR probabilities)
     CAUSAL = "causal"  # sample the individual U, then the deterministic action: logits = W·u + b, decoded greedily

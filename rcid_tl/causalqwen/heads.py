@@ -1,4 +1,4 @@
-"""The causal head (seed 003 §3.2–3.4): abduction h → U, action U → S, one-vs-rest S → P(y_k).
+"""The causal head: abduction h → U, action U → S, one-vs-rest S → P(y_k).
 
 Each network carries TransformerLens `HookPoint`s on what it produces. On a plain Hugging Face model they are
 identities; on a bridge (`rcid_tl.causalqwen.bridge`) they are the named causal-head hook points.
@@ -15,7 +15,7 @@ from transformer_lens.hook_points import HookPoint
 from rcid_tl.causalqwen.cauchy import CauchyMath
 from rcid_tl.causalqwen.config import AbductionInit, CausalQwen2Config
 
-SCALE_FLOOR = 1e-6  # keeps scales > 0 when softplus underflows (seed 003 §3.2 adds the same 1e-6)
+SCALE_FLOOR = 1e-6  # keeps scales > 0 when softplus underflows
 
 
 class AbductionNetwork(nn.Module):
@@ -91,7 +91,7 @@ class ActionNetwork(nn.Module):
     def sampled_decision(
         self, loc_U: Float[Tensor, "*batch causal"], scale_U: Float[Tensor, "*batch causal"], unembed: nn.Module
     ) -> Float[Tensor, "*batch d_vocab"]:
-        """Causal mode (seed 003 §4.1): draw one individual u ~ Cauchy(loc_U, scale_U + |b_noise|), then act
+        """Causal mode: draw one individual u ~ Cauchy(loc_U, scale_U + |b_noise|), then act
         deterministically, W·u + b."""
         return unembed(CauchyMath.sample(loc_U, self.noisy_scale(scale_U)))
 

@@ -1,4 +1,4 @@
-"""The OvR training loss (seed 003 §5.1, with the causal-LM shift its sketch leaves out)."""
+"""The OvR training loss."""
 
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,4 @@
-"""`CausalQwenForCausalLM`: Qwen2's transformer with the causal head in place of the softmax head (seed 003 §3.5).
+"""`CausalQwenForCausalLM`: Qwen2's transformer with the causal head in place of the softmax head.
 
 `forward` returns the Cauchy parameters of U and S, the OvR probabilities, and `logits` whose meaning follows the
 inference mode (see `InferenceMode`), so `generate` with its KV cache decodes every mode.
@@ -53,7 +53,7 @@ class CausalQwenForCausalLM(Qwen2ForCausalLM):
 
     @torch.no_grad()
     def _init_causal_head(self) -> None:
-        # Seed 003 §3.5. After post_init: its generic pass re-draws every Linear (the abduction nets included)
+        # After post_init: its generic pass re-draws every Linear (the abduction nets included)
         # from N(0, initializer_range), which would undo the identity initialisation.
         for head in (self.abduction_network, self.action_network, self.ovr_classifier):
             head.reset_parameters()
@@ -121,7 +121,7 @@ class CausalQwenForCausalLM(Qwen2ForCausalLM):
         eos_token_id: int | None = None,
         pad_token_id: int | None = None,
     ) -> torch.LongTensor:
-        """Seed 003 §4.2's reference loop: a full forward per token, no cache, argmax of the mode's logits.
+        """The CausalQwen design's reference loop: a full forward per token, no cache, argmax of the mode's logits.
         Rows that produced `eos_token_id` continue with `pad_token_id`, as `generate` does."""
         mode = parse_inference_mode(inference_mode or self.config.inference_mode)
         pad = eos_token_id if pad_token_id is None else pad_token_id

@@ -1,4 +1,4 @@
-"""Causal consistency (seed 000 §2.2, §5.2): the same Write on teacher and student — noising at a teacher checkpoint
+"""Causal consistency: the same Write on teacher and student — noising at a teacher checkpoint
 and at the student's mapped layer, same position, each model patched with its *own* corrupt value — and the Pearson
 correlation of the per-example effects Δ_T, Δ_S. r near 1: the student's output depends on that point of its
 computation the way the teacher's does — unless the point carries the whole answer, where r is only the agreement of
@@ -207,7 +207,7 @@ def causal_consistency(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> ConsistencyResult:
-    """Pearson(Δ_T, Δ_S) at each checkpoint (seed 000 §2.2), with Δ = metric(clean) − metric(patched) under noising
+    """Pearson(Δ_T, Δ_S) at each checkpoint, with Δ = metric(clean) − metric(patched) under noising
     and the student patched at `layer_map[layer]`, same site and position, with its own corrupt activations (at
     head `head_map[layer, head]` for a per-head checkpoint; default: the proportional head map), or at the student
     site(s) a `correspondence` gives for the checkpoint (several noised together), which overrides both maps.

@@ -56,7 +56,7 @@ DEFAULT_HEAD_MAP = HeadMapping.CAUSAL  # the map that passes the known-answer su
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """How checkpoints are chosen automatically (seed 000 §2.4)."""
+    """How checkpoints are chosen automatically."""
 
     top_k: int = 8
     min_unmodified: int | None = None  # None: half of top_k

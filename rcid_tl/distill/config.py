@@ -1,4 +1,4 @@
-"""The one frozen config of a distillation run (seed 000 §9.3 hyperparameters, scaled to the embedded teachers),
+"""The one frozen config of a distillation run,
 validated before anything is loaded or written."""
 
 from dataclasses import asdict, dataclass, field

@@ -1,4 +1,4 @@
-"""The three numbers of seed 000 experiment 2 for any student: task accuracy and metric, perplexity on held-out
+"""The three numbers of the method comparison for any student: task accuracy and metric, perplexity on held-out
 general text, and causal consistency with the teacher at the causal checkpoints."""
 
 import math

@@ -1,4 +1,4 @@
-"""Distillation loss terms (seed 000 §2.3, §4 exp. 2, §5.4–5.5; IIT) as pure functions on tensors.
+"""Distillation loss terms as pure functions on tensors.
 
 Each returns a scalar and checks that it is finite, so a diverging run stops with a message naming the term instead
 of silently writing NaN weights.

@@ -1,4 +1,4 @@
-"""The four distillation methods of seed 000 experiment 2 and interchange-intervention training (IIT), each
+"""The four distillation methods of the method comparison and interchange-intervention training (IIT), each
 L_KL + λ·term, as one module per run.
 
 `Objective` knows which student activations its term needs, owns the frozen W* maps (Procrustes buffers) and any

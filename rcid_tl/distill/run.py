@@ -1,4 +1,4 @@
-"""A whole distillation run (seed 000 experiment 2): load and validate everything, optionally pre-train the student
+"""A whole distillation run (the method comparison): load and validate everything, optionally pre-train the student
 on general text, fit W*, precompute the teacher's targets, train (resumably), save the student as a standard
 Hugging Face directory and evaluate it."""
 

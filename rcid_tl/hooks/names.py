@@ -15,7 +15,7 @@ class Site(str, Enum):
 
     RESID_PRE = "resid_pre"  # (batch, pos, d_model): input of block l
     RESID_MID = "resid_mid"  # (batch, pos, d_model): after attention, before the MLP
-    RESID_POST = "resid_post"  # (batch, pos, d_model): output of block l (seed 000's patch point)
+    RESID_POST = "resid_post"  # (batch, pos, d_model): output of block l (the RCID imprint's patch point)
     Z = "z"  # (batch, pos, head, d_head): per-head attention output before W_O
     RESULT = "result"  # (batch, pos, head, d_model): per-head output through W_O
     PATTERN = "pattern"  # (batch, head, query_pos, key_pos)
@@ -109,7 +109,7 @@ class HookNamer:
 
 
 class CausalSite(str, Enum):
-    """A hook point on CausalQwen's causal head (seed 003), present on a bridge over a CausalQwen model."""
+    """A hook point on CausalQwen's causal head, present on a bridge over a CausalQwen model."""
 
     LOC_U = "loc_U"  # (batch, pos, causal_size): abduction, location of the individual U
     SCALE_U = "scale_U"  # (batch, pos, causal_size): abduction, scale of U (> 0)

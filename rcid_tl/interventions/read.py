@@ -1,4 +1,4 @@
-"""Read (seed 000 §2.1): cache chosen hook points without changing the model, and the causal imprint
+"""Read: cache chosen hook points without changing the model, and the causal imprint
 d = h_clean − h_corrupt at (layer, per-example position). `capture` keeps gradients for training losses."""
 
 from collections.abc import Iterator, Sequence
@@ -62,7 +62,7 @@ def read_site(
 def causal_imprint(
     model: TransformerBridge, batch: Batch, layer: int, position: str, site: Site = Site.RESID_POST
 ) -> Float[Tensor, "batch *d"]:
-    """d = h_clean − h_corrupt (seed 000 §2.1): what the corruption changed at that point ((batch, head, d_head) at
+    """d = h_clean − h_corrupt: what the corruption changed at that point ((batch, head, d_head) at
     per-head sites)."""
     clean, corrupt = read_site(model, batch, site, layer, position)
     return clean - corrupt

@@ -1,6 +1,6 @@
-"""Write (seed 000 §2.1, §5.1): activation patching at (layer, per-example position), many sites per forward.
+"""Write: activation patching at (layer, per-example position), many sites per forward.
 
-Noising (default, seed 000): the corrupt run's value goes into the clean run. Denoising: clean into corrupt. The
+Noising (default): the corrupt run's value goes into the clean run. Denoising: clean into corrupt. The
 effect is Δ = metric(clean) − metric(patched) per example. Sites are batched by expanding the batch: each row of a
 forward is one (site, example) pair, and one hook per hook point edits only the rows it owns. By default each row
 resumes at its patched layer and position from the unpatched run (`engine.resume`); `Engine.FULL` runs every row from

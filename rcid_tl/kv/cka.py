@@ -1,4 +1,4 @@
-"""The CKA auxiliary loss (seed 001 §1.2): 1 − debiased linear CKA between student and teacher hidden states of the
+"""The CKA auxiliary loss: 1 − debiased linear CKA between student and teacher hidden states of the
 same tokens, on chosen layers, plus the contrastive alignment variant; differentiable on the student side."""
 
 import torch

@@ -1,4 +1,4 @@
-"""The CODI term (Shen et al. 2025; the self-distillation term of seed 001's runs): the student's hidden state at the
+"""The CODI term (Shen et al. 2025; the KV recipe's self-distillation term): the student's hidden state at the
 token before the answer matched to the teacher's there, on chosen layers, the teacher detached."""
 
 import torch

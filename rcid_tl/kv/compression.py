@@ -1,4 +1,4 @@
-"""Teacher KV compression in the style of R-KV (seed 001's `--kv_method rkv`): within the reasoning segment keep the
+"""Teacher KV compression in the style of R-KV (`--kv_method rkv`): within the reasoning segment keep the
 tokens that are most attended to and least redundant (keys most unlike the segment's other keys), up to a budget;
 the student then matches only the kept part of the teacher's cache."""
 

@@ -1,4 +1,4 @@
-"""The KV objective's settings (seed 001's flags), validated before anything loads."""
+"""The KV objective's settings (the KV recipe's flags), validated before anything loads."""
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -25,7 +25,7 @@ class KVConfig:
     kv_loss: KVLoss | str = KVLoss.MSE  # a name is parsed into the enum
     kv_weight: float = 1.0
     attention_weighted: bool = False
-    attention_warmup: int = 50  # seed 001 uses 1000 on runs of thousands of steps; ours are hundreds
+    attention_warmup: int = 50  # the KV recipe uses 1000 on runs of thousands of steps; ours are hundreds
     use_teacher_attention: bool = False
     cka_weight: float = 0.05
     cka_layers: str = "middle"

@@ -1,5 +1,5 @@
-"""Loss-scale diagnosis before KV training (seed 001 step 0): on a few CoT batches, each term's mean ± std, its
-weighted share of the total, the effect of attention weighting on the KV loss, and seed 001's recommendations."""
+"""Loss-scale diagnosis before KV training : on a few CoT batches, each term's mean ± std, its
+weighted share of the total, the effect of attention weighting on the KV loss, and the KV recipe's recommendations."""
 
 import dataclasses
 import math
@@ -15,7 +15,7 @@ from rcid_tl.kv.objective import KVObjective
 from rcid_tl.kv.run import load_pair, segment_batch
 from rcid_tl.world.cot import CoTSplit, cot_examples
 
-DIAGNOSE_CKA_WEIGHT, DIAGNOSE_CODI_WEIGHT = 0.05, 0.5  # seed 001's defaults, used to size a term that is off
+DIAGNOSE_CKA_WEIGHT, DIAGNOSE_CODI_WEIGHT = 0.05, 0.5  # the KV recipe's defaults, used to size a term that is off
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -24,7 +24,7 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def recommendations(shares: dict[str, float], weights: dict[str, float], attention_effect: float) -> list[str]:
-    """Seed 001's rules: CKA's share of the total within 1–10% (lower its weight above 15%, may raise it below 1%),
+    """The rules: CKA's share of the total within 1–10% (lower its weight above 15%, may raise it below 1%),
     KV's at most 50%, and an attention-weighting change under 5% of the KV loss means it barely re-weights."""
     out = []
     align = next((k for k in ("cka", "contrastive") if k in shares), None)
@@ -55,7 +55,7 @@ def recommendations(shares: dict[str, float], weights: dict[str, float], attenti
 
 def diagnose_losses(teacher, student, config: KVRunConfig, batches: list) -> dict[str, Any]:
     """Scales of every term on `batches` (SegmentBatch), with the run's weights (a term whose weight is 0 is still
-    measured, at seed 001's default weight for sizing, and its contribution reported as 0)."""
+    measured, at the KV recipe's default weight for sizing, and its contribution reported as 0)."""
     kv = config.kv
     probe = dataclasses.replace(kv, attention_weighted=True, attention_warmup=0,
                                 cka_weight=kv.cka_weight or DIAGNOSE_CKA_WEIGHT,
@@ -84,7 +84,7 @@ def diagnose_losses(teacher, student, config: KVRunConfig, batches: list) -> dic
 
 
 def diagnosis_table(result: dict[str, Any]) -> str:
-    """The diagnosis as seed 001's plain-text report."""
+    """The diagnosis as the KV recipe's plain-text report."""
     names = {"ce": "CE", "kv": "KV", "kv_weighted": "KV-weighted", "cka": "CKA", "contrastive": "Contrastive",
              "codi": "CODI"}
     lines = ["Loss scales (mean ± std)"]

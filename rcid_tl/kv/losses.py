@@ -1,4 +1,4 @@
-"""KV-cache matching losses (seed 004 stages 0–1, seed 001 §1.1) on 5-D caches [batch, layer, head, time, d_head]:
+"""KV-cache matching losses on 5-D caches [batch, layer, head, time, d_head]:
 MSE, cosine ("Mercator": direction only), and the token weighting from detached attention maps.
 
 Every loss first reduces to a per-token value (batch, time), then averages over tokens with weights that sum to one
@@ -42,7 +42,7 @@ def per_token_kv_loss(
 
 def cosine_distance(student: Float[Tensor, "*rest d_head"], teacher: Float[Tensor, "*rest d_head"]
                     ) -> Float[Tensor, " *rest"]:
-    """1 − cos(student, teacher) per vector over the last axis: direction only, blind to scale (seed 004's
+    """1 − cos(student, teacher) per vector over the last axis: direction only, blind to scale (the multi-teacher
     "Mercator" term); the one cosine KV distance, reduced by `per_token_kv_loss` and the structural loss."""
     return 1 - F.cosine_similarity(student, teacher, dim=-1, eps=EPS)
 
@@ -50,7 +50,7 @@ def cosine_distance(student: Float[Tensor, "*rest d_head"], teacher: Float[Tenso
 def token_importance(
     attention: Float[Tensor, "batch *rest key_pos"], keep: Bool[Tensor, "batch key_pos"]
 ) -> Float[Tensor, "batch key_pos"]:
-    """How much attention each key token receives, from a DETACHED attention map (seed 001 §1.1): 4-D (batch, head,
+    """How much attention each key token receives, from a DETACHED attention map: 4-D (batch, head,
     query, key) and 3-D (batch, query, key) maps are averaged over heads and queries, a 2-D (batch, key) map is used
     as is; then restricted to `keep` and normalised to sum to one per sequence. Detached so the KV loss never
     trains the attention it is weighted by (that would fight the model's own attention objective)."""
@@ -86,7 +86,7 @@ def kv_loss(
 
 
 class AttentionWeighting:
-    """Seed 001's schedule: the plain KV loss for the first `warmup` steps, then attention-weighted, with the source
+    """The schedule: the plain KV loss for the first `warmup` steps, then attention-weighted, with the source
     of the attention (student or teacher) fixed for the run; `label(step)` is the log's bracketed state."""
 
     def __init__(self, enabled: bool, warmup: int, use_teacher: bool) -> None:

@@ -22,7 +22,7 @@ from rcid_tl.kv.projection import KVDimensionProjector
 from rcid_tl.world.cot import Segment
 
 log = logging.getLogger(__name__)
-CKA_ROWS = 256  # tokens per CKA/contrastive term: the Gram matrices are n × n, so cap n (seed 001: "n not large")
+CKA_ROWS = 256  # tokens per CKA/contrastive term: the Gram matrices are n × n, so cap n ("n not large")
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def next_token_ce(logits: Tensor, batch: SegmentBatch) -> Tensor:
 
 
 def log_line(step: int, loss: float, parts: dict[str, float], state: str) -> str:
-    """Seed 001's progress line: `Step 500: loss=2.3123, CE=1.8000, KV=0.3200, CODI=0.1690, CKA=0.7233 [state]`."""
+    """The KV recipe's progress line: `Step 500: loss=2.3123, CE=1.8000, KV=0.3200, CODI=0.1690, CKA=0.7233 [state]`."""
     names = {"ce": "CE", "kv": "KV", "codi": "CODI", "cka": "CKA", "contrastive": "Contrastive"}
     shown = ", ".join(f"{label}={parts[key]:.4f}" for key, label in names.items() if key in parts)
     return f"Step {step}: loss={loss:.4f}, {shown}" + (f" [{state}]" if state else "")

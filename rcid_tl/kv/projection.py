@@ -1,4 +1,4 @@
-"""A learnable flat head/dim projection between student and teacher K/V (seed 004 stage 1's `KVDimensionProjector`):
+"""A learnable flat head/dim projection between student and teacher K/V (`KVDimensionProjector`):
 per matched layer pair, the student's heads × d_head flattened and mapped linearly onto the teacher's, for caches in
 the 5-D layout [batch, layer, head, time, d_head] (grouped K/V heads on GQA models count as the heads)."""
 

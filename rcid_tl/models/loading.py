@@ -175,7 +175,7 @@ def wrap_hf_model(
     bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights)
     bridge.set_use_attn_result(False)
     bridge.eval()
-    return attach_causal_hooks(bridge)  # CausalQwen's head hook points (seed 003); other models pass through
+    return attach_causal_hooks(bridge)  # CausalQwen's head hook points; other models pass through
 
 
 def boot_causal_bridge(hf_model: CausalQwenForCausalLM, tokenizer: PreTrainedTokenizerBase,

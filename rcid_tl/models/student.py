@@ -1,4 +1,4 @@
-"""Students built from a config (seed 000 §9.1: GPT-2 architecture, 4 layers, d_model 384, 6 heads) with the
+"""Students built from a config with the
 teacher's tokenizer and context, wrapped as hooked models like every other model."""
 
 from dataclasses import dataclass

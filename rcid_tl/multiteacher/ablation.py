@@ -1,4 +1,4 @@
-"""The ablation matrix of seed 004 (stage 3.5 and stage 4's A/B table) as named arms, and a runner that trains every
+"""The multi-teacher ablation matrix (controls, A/B table) as named arms, and a runner that trains every
 arm for every seed through one callable, asserts equal compute and one data split across all runs, and compares
 each arm with the baseline."""
 
@@ -53,7 +53,7 @@ class RunResult:
 
 
 def seed_matrix(teachers: Sequence[str]) -> list[Arm]:
-    """Seed 004's ablations around a two-teacher, fixed-weight, structured, soft-aligned K+V+attention baseline:
+    """The ablations around a two-teacher, fixed-weight, structured, soft-aligned K+V+attention baseline:
     routing (fixed / similarity / learned), K-only / V-only / K+V, hard vs soft alignment, flat vs structured ×
     shared / per-head dimension projection × uniform / random head-mixing init, and each teacher alone."""
     base = Arm("baseline", tuple(teachers))

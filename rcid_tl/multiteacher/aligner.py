@@ -1,4 +1,4 @@
-"""One aligner from a teacher's (Q, K, V) caches to the student's shapes (seed 004 stage 4's MapProjectionAligner):
+"""One aligner from a teacher's (Q, K, V) caches to the student's shapes (MapProjectionAligner):
 layer map → time alignment → projection, with Q handled explicitly (its own head count on GQA models), in one of
 two projection modes: `structured` (HeadwiseProjector, 5-D throughout) or `flat` (the single-teacher objective's
 KVDimensionProjector: per layer, each token's heads × d_head flattened into one vector and mapped linearly; used

@@ -1,4 +1,4 @@
-"""Rigorous controls for comparing training arms (seed 004 stage 3.5): disjoint teacher / student / validation
+"""Rigorous controls for comparing training arms: disjoint teacher / student / validation
 splits, a hash of the data split recorded with every run and checked on resume, equal compute (same steps and
 tokens) asserted across arms, several seeds, and arm-vs-baseline statistics from rcid_tl.stats."""
 

@@ -1,4 +1,4 @@
-"""Fusion of several teachers' aligned caches (seed 004 stage 2): fixed weights, similarity routing (softmax of the
+"""Fusion of several teachers' aligned caches: fixed weights, similarity routing (softmax of the
 cosine between the student's query and each teacher's prototype) or a learnable router (a small MLP on the student's
 query). Weights are per example, sum to 1 over teachers, and are logged per step so their course can be plotted."""
 

@@ -1,4 +1,4 @@
-"""The CKA layer map of a multi-teacher run (seed 004 stages 2–3): each student layer's two most CKA-similar teacher
+"""The CKA layer map of a multi-teacher run: each student layer's two most CKA-similar teacher
 layers weighted by their CKA, from both models' residual streams on the same texts read through the token alignment;
 precomputed once on held-out text and saved as JSON so every run of a study reads the same map. The `LayerMap` type
 and the ratio map live with the other layer maps in `rcid_tl.alignment.layers`."""

@@ -1,4 +1,4 @@
-"""Structural KV loss (seed 004 stage 4): K and V matched by direction (1 − cosine, scale-free), Q matched through
+"""Structural KV loss: K and V matched by direction (1 − cosine, scale-free), Q matched through
 what it does, the attention it puts on K: KL(teacher attention ‖ student attention) with each map computed from
 its own Q and K. Separate weights α_k, α_v, α_attn make K-only / V-only / K+V / +attention ablations one config."""
 

@@ -1,4 +1,4 @@
-"""The structured head-wise projector (seed 004 stage 4, "anti-flatten"): maps a teacher cache
+"""The structured head-wise projector ("anti-flatten"): maps a teacher cache
 [batch, layer, H_t, time, D_t] to the student's [batch, layer, H_s, time, D_s] without ever flattening layers,
 heads or time together: a head-mixing matrix [H_s, H_t] (expansion or aggregation), then a D_t → D_s projection
 shared by all heads or one per student head."""
@@ -20,7 +20,7 @@ def expand_kv_heads(cache: Float[Tensor, "batch layer kv_head time d_head"], n_h
 
 
 def uniform_head_mixing(n_in: int, n_out: int) -> Float[Tensor, "n_out n_in"]:
-    """Seed 004's uniform init: aggregation (n_in ≥ n_out) averages each contiguous group of input heads into one
+    """The uniform init: aggregation (n_in ≥ n_out) averages each contiguous group of input heads into one
     output head; expansion (n_in < n_out) copies input head ⌊h·n_in/n_out⌋ to output head h. Contiguous groups keep
     GQA's grouping: the query heads sharing a K/V head stay together."""
     w = torch.zeros(n_out, n_in)
@@ -55,7 +55,7 @@ class HeadwiseProjector(nn.Module):
         self.head_mixing = nn.Parameter(mixing)
         n_proj = 1 if share_dim else n_out_heads
         # Identity where the widths agree (a same-shaped teacher starts as a pass-through); else a scaled Gaussian
-        # that keeps the vectors' expected norm (seed 004 compares directions, so scale only matters for stability).
+        # that keeps the vectors' expected norm.
         eye = torch.eye(d_in, d_out).expand(n_proj, d_in, d_out)
         dim = eye.clone() if d_in == d_out else torch.randn(n_proj, d_in, d_out) / d_in ** 0.5
         self.dim_proj = nn.Parameter(dim)

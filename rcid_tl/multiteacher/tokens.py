@@ -1,4 +1,4 @@
-"""Tokenizer alignment by character overlap (seed 004 stage 2): a soft [T_s, T_t] matrix saying how much of each
+"""Tokenizer alignment by character overlap: a soft [T_s, T_t] matrix saying how much of each
 student token's characters each teacher token covers, built from fast tokenizers' offset mappings, and its
 application to teacher K/V caches so a teacher with another tokenizer can be read at the student's positions."""
 

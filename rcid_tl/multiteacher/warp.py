@@ -1,4 +1,4 @@
-"""Segment time warping (seed 004 stage 3, per example): a teacher whose chain of thought has another length is read
+"""Segment time warping: a teacher whose chain of thought has another length is read
 at the student's positions by resampling each segment (prompt / reasoning / answer) of each example to the
 student's length of that segment, from that example's own segment ids. Segments of equal length (prompt and answer
 under teacher forcing) map one-to-one; only a segment whose length differs (the reasoning) is resampled."""

@@ -1,4 +1,4 @@
-"""Experiment 2 (seed 000 §4): the four methods over seeds with bootstrap CIs, Welch tests between methods, and the
+"""Experiment 2 of the RCID study: the four methods over seeds with bootstrap CIs, Welch tests between methods, and the
 factor decomposition FitNets → Informed FitNets ("choosing where") → RCID ("matching what")."""
 
 from itertools import combinations

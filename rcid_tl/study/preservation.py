@@ -1,4 +1,4 @@
-"""Experiment 1 (seed 000 §4): do students whose accuracy is close to the teacher's share its mechanism? Accuracy
+"""Experiment 1 of the RCID study: do students whose accuracy is close to the teacher's share its mechanism? Accuracy
 next to mean r and mechanistic r (the partial r at unsaturated checkpoints) per student and per checkpoint, under
 the validated default (checkpoints by effect, the causal map) with the earlier index-map default beside it."""
 

@@ -1,4 +1,4 @@
-"""Experiment 5 (seed 000 §4): information purity. Linear probes, cross-validated, on the clean residual stream h
+"""Experiment 5 of the RCID study: information purity. Linear probes, cross-validated, on the clean residual stream h
 and on the causal difference d = h_clean − h_corrupt at an unmodified position (default: `end`), per layer:
 task label = whether the IO name is in group A (the alphabetically first half of the task's IO names) or B; control
 label = the template id (ABBA and BABA forms distinct); selectivity = task accuracy − control accuracy; a probe on

@@ -1,4 +1,4 @@
-"""Experiment 4 (seed 000 §4): which IOI components survive distillation. Each of Wang et al.'s seven head classes,
+"""Experiment 4 of the RCID study: which IOI components survive distillation. Each of Wang et al.'s seven head classes,
 found on each model by the discovery tool (`rcid_tl.heads`), is mean-ablated (per-template means of a separate
 ABC-corrupted reference sample) in the teacher and in the student; retention = student effect / teacher effect, the
 effect being the drop of the mean logit difference. A class with no heads on either model leaves the cell undefined

@@ -1,4 +1,4 @@
-"""Experiment 3 (seed 000 §4): out-of-distribution robustness of each student on the world's held-out splits (IOI
+"""Experiment 3 of the RCID study: out-of-distribution robustness of each student on the world's held-out splits (IOI
 with held-out names, with held-out templates; Greater-Than with held-out formats), relative to in-distribution, and
 its rank correlation with the student's causal consistency."""
 

@@ -42,7 +42,7 @@ class Example:
 
     @property
     def modified(self) -> dict[str, bool]:
-        """Whether the corruption changed the token at each named position (seed 000 §2.4)."""
+        """Whether the corruption changed the token at each named position."""
         return {n: self.clean_ids[p] != self.corrupt_ids[p] for n, p in self.positions.items()}
 
     def to_json(self) -> dict[str, Any]:

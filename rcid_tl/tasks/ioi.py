@@ -1,7 +1,7 @@
-"""Indirect Object Identification (Wang et al. 2023; seed 000 §6) as a contrastive dataset.
+"""Indirect Object Identification (Wang et al. 2023) as a contrastive dataset.
 
 Clean "When Mary and John went to the store, John gave a drink to" → " Mary" (IO), wrong answer " John" (S).
-Corruptions: `s2-io` (seed 000: S2 takes the IO name) and `abc` (Wang et al.: three fresh names at IO, S1, S2).
+Corruptions: `s2-io` (S2 takes the IO name) and `abc` (Wang et al.: three fresh names at IO, S1, S2).
 """
 
 import random

@@ -1,4 +1,4 @@
-"""Procrustes (seed 000 §5.3) against scipy.linalg.orthogonal_procrustes on the same preprocessed data, for equal
+"""Procrustes against scipy.linalg.orthogonal_procrustes on the same preprocessed data, for equal
 widths and, through zero-padding the narrower side, for unequal ones; and the frozen holder module."""
 
 import numpy as np

@@ -71,7 +71,7 @@ def test_a_smaller_causal_size_builds_from_config(qwen2):
 
 
 def _direct_ovr_loss(out, labels, thresholds) -> torch.Tensor:
-    """Seed 003 §5.1 written out in float64, per (position, token), with the shift and the ignore index."""
+    """The OvR loss written out in float64, per (position, token), with the shift and the ignore index."""
     total, count = 0.0, 0
     for b in range(labels.shape[0]):
         for t in range(labels.shape[1] - 1):

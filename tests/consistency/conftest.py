@@ -22,7 +22,7 @@ def ioi_abc(tiny_gpt2):
 
 @pytest.fixture(scope="session")
 def ioi_s2(tiny_gpt2):
-    """IOI with seed 000's s2-io corruption: only s2 changes, so io, s1 and s1+1 see no difference at all."""
+    """IOI with the study's s2-io corruption: only s2 changes, so io, s1 and s1+1 see no difference at all."""
     return build_task(TaskSpec("ioi", n=6, seed=2), tiny_gpt2.tokenizer)
 
 

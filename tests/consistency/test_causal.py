@@ -1,4 +1,4 @@
-"""Causal consistency (seed 000 §2.2, §5.2): a model against itself scores 1 everywhere; the student's Δ is its own
+"""Causal consistency: a model against itself scores 1 everywhere; the student's Δ is its own
 Write (mapped layer, own corrupt value), recomputed with plain Hugging Face hooks; undefined r is reported, not
 averaged; mismatched tokenizers and layer maps are refused."""
 

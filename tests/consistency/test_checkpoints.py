@@ -1,4 +1,4 @@
-"""Checkpoint selection (seed 000 §2.4): imprint norms against a direct per-site imprint, the unmodified quota,
+"""Checkpoint selection: imprint norms against a direct per-site imprint, the unmodified quota,
 inert and zero points never chosen, and checkpoint files validated on load."""
 
 import json

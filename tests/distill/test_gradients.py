@@ -1,4 +1,4 @@
-"""Gradient flow (seed 000 §7.5): every method's loss reaches the student's weights (and FitNets' regressors), never
+"""Gradient flow: every method's loss reaches the student's weights (and FitNets' regressors), never
 the teacher's, never the frozen W* (which an optimizer step leaves unchanged); teacher targets are detached."""
 
 import pytest

@@ -14,7 +14,7 @@ def test_distill_kv_end_to_end_and_resume(cli, cot_teacher_dir, tmp_path):
             "--kv-loss", "cosine", "--out", str(out)]
     run = cli(*args)
     assert run.code == 0, run.stderr
-    assert "Step 2: loss=" in run.stderr and "[Attn-warmup: 1 steps]" in run.stderr  # seed 001's lines
+    assert "Step 2: loss=" in run.stderr and "[Attn-warmup: 1 steps]" in run.stderr  # the KV recipe's lines
     assert "Step 4: loss=" in run.stderr and "[Student-Attn-weighted]" in run.stderr
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]  # every 2 steps
     assert [r["attn_weighted"] for r in log] == [0.0, 1.0]  # warm-up: steps 0 and 1 plain, 2 and 3 weighted

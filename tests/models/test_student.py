@@ -1,4 +1,4 @@
-"""Students from configs: seed 000's defaults, overrides, validation; and saving any hooked model back to a plain HF
+"""Students from configs: the study's defaults, overrides, validation; and saving any hooked model back to a plain HF
 directory that `transformers` loads to the same logits, after training changed the weights."""
 
 import jaxtyping
@@ -22,7 +22,7 @@ def test_default_student_is_seed_000s_shape(stories):
 
 
 def test_student_per_teacher_is_a_third_of_the_depth_and_half_the_width():
-    assert scaled_student_config("gpt2", 12, 12, 64) == StudentConfig("gpt2", 4, 384, 6)  # GPT-2 small → seed 000
+    assert scaled_student_config("gpt2", 12, 12, 64) == StudentConfig("gpt2", 4, 384, 6)  # GPT-2 small → study
     assert scaled_student_config("gpt2", 6, 4, 32) == StudentConfig("gpt2", 2, 64, 2)
     assert scaled_student_config("qwen2", 4, 4, 24, 2) == StudentConfig("qwen2", 1, 48, 2, 1)
     assert scaled_student_config("gpt2", 6, 4, 32, n_layers=3).n_layers == 3
