@@ -158,6 +158,7 @@ def write_figure(path: Path, figure) -> list[Path]:
     (rcid_tl.plotting.images; without one a log line says so once). plotly.js is written once per directory
     (`plotly-<version>.min.js`, ~4.6 MB) and referenced relatively, so the HTML opens without a network and a folder
     of figures shares one copy."""
+    # deferred like torch below: the CLI's option checks import this module, and plotly takes a second to load
     from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
     from rcid_tl.plotting.images import png_bytes
