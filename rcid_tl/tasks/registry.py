@@ -1,4 +1,4 @@
-"""Build a task from its name (`ioi`, `greater-than`, or `pairs:FILE`) for a model or a tokenizer; world models get
+"""Build a task from its name (`ioi`, `greater-than`, `tinystories-pronoun[:SPLIT]` or `pairs:FILE`) for a model or a tokenizer; world models get
 the world's own word lists."""
 
 from dataclasses import dataclass
@@ -13,9 +13,11 @@ from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.greater_than import GreaterThanConfig, build_greater_than
 from rcid_tl.tasks.ioi import Corruption, IOIConfig, build_ioi
 from rcid_tl.tasks.pairs import PairsConfig, build_pairs
+from rcid_tl.tasks.pronoun import TASK as PRONOUN, PronounConfig, Split, build_pronoun
 from rcid_tl.world import tasks as world_tasks
 
-TASKS = ("ioi", "greater-than", "pairs:FILE")
+TASKS = ("ioi", "greater-than", PRONOUN, f"{PRONOUN}:train", f"{PRONOUN}:all", "pairs:FILE")
+BUILT_IN = ("ioi", "greater-than", PRONOUN, *(f"{PRONOUN}:{s.value}" for s in Split))
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,14 @@ class TaskSpec:
     """A task as the user names it, plus the sampling options shared by all tasks."""
 
     name: str
-    n: int | None = None  # None: DEFAULT_N sampled examples, or every row of a pairs file
+    n: int | None = None  # None: DEFAULT_N sampled examples, every row of a pairs file, every pronoun prompt
     seed: int = 0
     prepend_bos: bool = True
     corruption: str = Corruption.S2_IO.value  # IOI only
 
     def __post_init__(self) -> None:
         check_count(self.n, "--n", maximum=MAX_EXAMPLES)
-        if self.name not in ("ioi", "greater-than") and not self.name.startswith("pairs:"):
+        if self.name not in BUILT_IN and not self.name.startswith("pairs:"):
             raise InputError(f"unknown task {self.name!r}; allowed: {', '.join(TASKS)}")
         if self.corruption not in {c.value for c in Corruption}:
             allowed = ", ".join(c.value for c in Corruption)
@@ -69,5 +71,9 @@ def _build(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDat
         lists = world_tasks.greater_than_lists() if on_world else {}
         config = GreaterThanConfig(n=spec.n or DEFAULT_N, seed=spec.seed, prepend_bos=spec.prepend_bos, **lists)
         return build_greater_than(config, tokenizer)
+    if spec.name.startswith(PRONOUN):  # the held-out split unless a suffix names another
+        split = Split(spec.name.partition(":")[2] or Split.HELDOUT.value)
+        return build_pronoun(PronounConfig(n=spec.n, seed=spec.seed, split=split, prepend_bos=spec.prepend_bos),
+                             tokenizer)
     path = Path(spec.name.removeprefix("pairs:"))
     return build_pairs(PairsConfig(path=path, n=spec.n, prepend_bos=spec.prepend_bos), tokenizer)
