@@ -1,4 +1,4 @@
-"""`rcid-tl heads`: Wang et al.'s IOI head classes found on any model."""
+"""`rcid-tl heads`: head scores on any model and task; Wang et al.'s IOI head classes on the IOI task."""
 
 from typing import Annotated
 
@@ -18,10 +18,12 @@ def heads(
     out: o.Out = "runs/heads", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "abc", no_bos: o.NoBos = False,
 ) -> None:
-    """Score every head and sort the heads into IOI classes.
+    """Score every head; on IOI, sort the heads into IOI classes.
 
-    Score every head (previous-token, duplicate-token, induction, END→IO attention, copy, direct effect,
-    S-inhibition, compensation) and sort the heads into IOI classes; heads.json feeds `knockout --classes`.
+    Previous-token, duplicate-token and induction scores (on repeated random tokens) run on any model and task. On
+    --task ioi also END→IO attention, copy, direct effect, S-inhibition, compensation and the IOI classes
+    (heads.json feeds `knockout --classes`); on any other task each head's direct effect on the task's metric and
+    its direct logit attribution, the IOI-only scores left empty and listed as skipped.
 
     Example: rcid-tl heads --model world-gpt2 --task ioi --out runs/heads
     """
@@ -43,4 +45,13 @@ def heads(
         return  # under torchrun every rank computed its share; rank 0 writes and reports
     paths = result.save(out)
     found = "; ".join(f"{name}: {', '.join(h) or '-'}" for name, h in result.classes.items())
-    Console(stderr=True, soft_wrap=True).print(f"{found}; wrote {', '.join(map(str, paths))}")
+    console = Console(stderr=True, soft_wrap=True)
+    if result.skipped:
+        reasons = {}
+        for name, why in result.skipped.items():
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            console.print(f"skipped on task {task}: {', '.join(names)} ({why})")
+        top = ", ".join(f"{h} ({v:+.3f})" for h, v in result.top("direct_effect"))
+        console.print(f"largest direct effects on {result.header['metric']} (clean mean {result.baseline:.3f}): {top}")
+    console.print(f"{found}; wrote {', '.join(map(str, paths))}")
