@@ -17,7 +17,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Head
-from rcid_tl.interventions.knockout import Ablation, Method, Reference, knockout
+from rcid_tl.interventions.knockout import Ablation, Method, Prepared, Reference, knockout_prepared, prepare_knockout
 from rcid_tl.interventions.reference import reference_distribution, reference_seed
 from rcid_tl.metrics import Metric, metric_for
 from rcid_tl.tasks.base import Batch, ContrastiveDataset, Example
@@ -27,6 +27,7 @@ from rcid_tl.world.relations import RELATIONS
 from rcid_tl.world.splits import relation_pairs
 
 TASKS = ("ioi", "greater-than", "relations")
+ROWS = 256  # (ablation, example) rows per forward
 
 
 @dataclass(frozen=True)
@@ -98,19 +99,28 @@ def circuit_tasks(model: TransformerBridge, n: int, seed: int, reference_n: int 
     }
 
 
+def prepare_tasks(model: TransformerBridge, tasks: dict[str, CircuitTask], seed: int = 0) -> dict[str, Prepared]:
+    """Per task, what no ablation changes (unablated runs, reference means at every layer): computed once, shared by
+    every step of the search."""
+    return {name: prepare_knockout(model, task.dataset.batch(), task.metric, Method.MEAN, task.reference, seed=seed,
+                                   rows_per_forward=ROWS, reference_batch=task.reference_dataset.batch())
+            for name, task in tasks.items()}
+
+
 def relative_changes(
-    model: TransformerBridge, tasks: dict[str, CircuitTask], head_sets: Sequence[Sequence[Head]], seed: int = 0
+    model: TransformerBridge, tasks: dict[str, CircuitTask], head_sets: Sequence[Sequence[Head]], seed: int = 0,
+    prepared: dict[str, Prepared] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
     """Baseline mean metric per task, per head set the relative change (ablated / baseline − 1), and per task the
-    reference group sizes."""
+    reference group sizes. `prepared` (`prepare_tasks`): reuse its runs and means; None computes them here."""
+    prepared = prepare_tasks(model, tasks, seed) if prepared is None else prepared
     ablations = [Ablation(tuple(heads)) for heads in head_sets]
     baselines, changes, groups = {}, [{} for _ in head_sets], {}
     for name, task in tasks.items():
-        ablated, metrics, sizes = knockout(model, task.dataset.batch(), ablations, task.metric, Method.MEAN,
-                                           task.reference, seed=seed, rows_per_forward=256,
-                                           reference_batch=task.reference_dataset.batch())
-        groups[name] = sizes.to_json()
-        baselines[name] = metrics.clean.mean().item()
+        ready = prepared[name]
+        ablated = knockout_prepared(model, task.dataset.batch(), ablations, task.metric, ready, rows_per_forward=ROWS)
+        groups[name] = ready.groups.to_json()
+        baselines[name] = ready.metrics.clean.mean().item()
         for k, row in enumerate(ablated.mean(1).tolist()):
             changes[k][name] = row / baselines[name] - 1
     return baselines, changes, groups
@@ -118,17 +128,19 @@ def relative_changes(
 
 def search_circuit(
     model: TransformerBridge, n: int = 100, seed: int = 0, max_heads: int = 6, target_cut: float = 0.5,
-    tolerance: float = 0.25, reference_n: int | None = None,
+    tolerance: float = 0.25, reference_n: int | None = None, reuse: bool = True,
 ) -> CircuitReport:
-    """Greedy forward selection of at most `max_heads` heads (see the module docstring)."""
+    """Greedy forward selection of at most `max_heads` heads (see the module docstring). `reuse` False recomputes
+    every task's unablated runs and reference means at every step (the slow path, kept to test and time against)."""
     tasks = circuit_tasks(model, n, seed, reference_n)
     heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
-    baselines, singles, groups = relative_changes(model, tasks, [[h] for h in heads])
+    prepared = prepare_tasks(model, tasks) if reuse else None
+    baselines, singles, groups = relative_changes(model, tasks, [[h] for h in heads], prepared=prepared)
     circuit: list[Head] = []
     steps, best = [], {name: 0.0 for name in TASKS}
     while len(circuit) < max_heads and best["ioi"] > -target_cut:
         candidates = [h for h in heads if h not in circuit]
-        _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
+        _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates], prepared=prepared)
         allowed = [(c["ioi"], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance)]
         if not allowed:
             break

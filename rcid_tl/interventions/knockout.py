@@ -235,3 +235,76 @@ def _hooks(batch, ablations, replacement, pairs, layers, hook_names, start: int,
             hooks.append((name, masked_replace_hook(mask[:, start:stop],
                                                     replacement[name][example_of][:, start:stop])))
     return hooks
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every knockout of one batch shares, whatever its ablations: the unablated clean/corrupt metrics, the
+    resumed engine's clean reference run (None: whole forwards) and the replacement values at every layer. A search
+    that scores many ablation sets on one batch (`heads.circuit`'s greedy steps) computes this once per task."""
+
+    metrics: RunMetrics
+    replacement: dict[str, Tensor]  # hook name -> (batch, pos, head, d_head)
+    groups: ReferenceGroups | None
+    layers: list[int]
+    hook_names: list[str]
+    target: object | None  # `engine.Reference` of the clean run, or None for whole forwards
+
+
+def prepare_knockout(
+    model: TransformerBridge,
+    batch: Batch,
+    metric: Metric,
+    method: Method = Method.MEAN,
+    reference: Reference = Reference.CORRUPT,
+    seed: int = 0,
+    rows_per_forward: int = 64,
+    reference_batch: Batch | None = None,
+    engine: Engine = Engine.RESUME,
+) -> Prepared:
+    """`knockout`'s ablation-independent part, for every layer: the same runs and replacement values, so
+    `knockout_prepared(…, prepare_knockout(…))` returns exactly what `knockout` returns for the same arguments."""
+    names = namer(model)
+    layers = list(range(model.cfg.n_layers))
+    hook_names = [names.name(Site.Z, layer) for layer in layers]
+    target = reference_run(model, batch.clean, batch.answer_pos) if Engine(engine) is Engine.RESUME else None
+    if target is not None and not target.reproduces_head:
+        target = None
+    with torch.no_grad():
+        clean = target.logits if target is not None else cache_hooks(model, batch.clean, [], batch.answer_pos)[0]
+        corrupt = cache_hooks(model, batch.corrupt, [], batch.answer_pos)[0]
+    metrics = RunMetrics(clean=metric(clean, batch).cpu(), corrupt=metric(corrupt, batch).cpu())
+    # replacement values are computed per hook from the same reference forwards, so computing every layer's gives
+    # each layer exactly the tensor a knockout of fewer layers computes
+    replacement, groups = _replacements(model, batch, reference_batch if reference_batch is not None else batch,
+                                        hook_names, Method(method), Reference(reference), seed, rows_per_forward)
+    return Prepared(metrics, replacement, groups, layers, hook_names, target)
+
+
+def knockout_prepared(
+    model: TransformerBridge, batch: Batch, ablations: Sequence[Ablation], metric: Metric, prepared: Prepared,
+    rows_per_forward: int = 64,
+) -> Float[Tensor, "ablation batch"]:
+    """The metric after each ablation, per example, as `knockout` computes it, from `prepare_knockout`'s runs."""
+    names = namer(model)
+    for ablation in ablations:
+        for head in ablation.heads:
+            names.check_head(head)
+        for position in ablation.positions or ():
+            batch.position(position)
+    used = sorted({h.layer for a in ablations for h in a.heads})  # hooks only where `knockout` would attach them
+    hook_names = [prepared.hook_names[layer] for layer in used]
+    lowest = [min(h.layer for h in a.heads) for a in ablations]
+    if prepared.target is not None:
+        return _resumed(model, batch, ablations, prepared.replacement, metric, used, hook_names, prepared.target,
+                        lowest, rows_per_forward)
+    n = len(batch)
+    chunks = [chunk for layer in sorted(set(lowest))
+              for chunk in _split([(a, e) for a in range(len(ablations)) if lowest[a] == layer for e in range(n)],
+                                  rows_per_forward)]
+    values = torch.cat(map_shards(
+        chunks, lambda chunk: _ablated_metric(model, batch, ablations, prepared.replacement, chunk, metric, used,
+                                              hook_names), "knockout"))
+    out = torch.empty(len(ablations), n)
+    out.view(-1)[torch.tensor([a * n + e for chunk in chunks for a, e in chunk])] = values
+    return out
