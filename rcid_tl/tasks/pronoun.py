@@ -74,7 +74,7 @@ def build_pronoun(config: PronounConfig, tokenizer: PreTrainedTokenizerBase) -> 
     """The split's clean/corrupt pairs (both directions: female→male and male→female), validated against
     `tokenizer`; names whose token length has no partner of the other gender are left out."""
     answer = {g: single_token(tokenizer, p, "pronoun") for g, p in PRONOUNS.items()}
-    frames = _split(list(range(len(config.frames))), config.split)
+    frames = split_items(list(range(len(config.frames))), config.split)
     groups = _name_groups(config, tokenizer)
     examples = []
     for t in frames:
@@ -102,7 +102,7 @@ def build_pronoun(config: PronounConfig, tokenizer: PreTrainedTokenizerBase) -> 
     )
 
 
-def _split(items: list, split: Split) -> list:
+def split_items(items: list, split: Split) -> list:  # also the split of `rcid_tl.tasks.object_recall`
     """A fixed third of `items` (at least one when there are two or more) held out; the rest for training."""
     if split is Split.ALL:
         return items
@@ -125,7 +125,7 @@ def _name_groups(config: PronounConfig, tokenizer) -> dict[int, dict[str, list[s
 def _pairs(groups: dict[int, dict[str, list[str]]], split: Split) -> list[tuple[str, str]]:
     pairs = []
     for length in sorted(groups):
-        female, male = _split(groups[length]["female"], split), _split(groups[length]["male"], split)
+        female, male = split_items(groups[length]["female"], split), split_items(groups[length]["male"], split)
         pairs += [(f, m) for f in female for m in male]
     return pairs
 
@@ -135,8 +135,8 @@ def _example(tokenizer, config: PronounConfig, template: int, clean_name: str, c
     """The pair in frame `template`, or None where the two names do not occupy the same tokens there (a tokenizer
     that spells a name differently at the start of a text)."""
     frame = config.frames[template]
-    clean_ids, span = _tokenize(tokenizer, frame, clean_name, config.prepend_bos)
-    corrupt_ids, corrupt_span = _tokenize(tokenizer, frame, corrupt_name, config.prepend_bos)
+    clean_ids, span = tokenize_slot(tokenizer, frame, "[NAME]", clean_name, config.prepend_bos)
+    corrupt_ids, corrupt_span = tokenize_slot(tokenizer, frame, "[NAME]", corrupt_name, config.prepend_bos)
     if span != corrupt_span or len(clean_ids) != len(corrupt_ids):
         return None
     end = len(clean_ids) - 1
@@ -148,17 +148,18 @@ def _example(tokenizer, config: PronounConfig, template: int, clean_name: str, c
     )
 
 
-def _tokenize(tokenizer, frame: str, name: str, prepend_bos: bool) -> tuple[tuple[int, ...], tuple[int, int]]:
-    """Ids of the filled frame and the (first, last) token index of the name, which must tokenise inside the text
-    as the text before it followed by the name's own tokens."""
-    before, after = frame.split("[NAME]")
+def tokenize_slot(tokenizer, frame: str, slot: str, name: str, prepend_bos: bool
+                  ) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """Ids of `frame` with `slot` filled by `name` and the (first, last) token index of the filled word, which must
+    tokenise inside the text as the text before it followed by the word's own tokens."""
+    before, after = frame.split(slot)
     text = before + name + after
     start = len(before) - 1 if before.endswith(" ") else len(before)  # the name's first token carries its space
     prefix = tokenizer.encode(text[:start], add_special_tokens=False) if start else []
     through = tokenizer.encode(text[: len(before) + len(name)], add_special_tokens=False)
     ids = tokenizer.encode(text, add_special_tokens=False)
     if through[: len(prefix)] != prefix or ids[: len(through)] != through or len(through) == len(prefix):
-        raise InputError(f"the name {name!r} does not tokenise on its own inside {text!r} for this tokenizer")
+        raise InputError(f"the word {name!r} does not tokenise on its own inside {text!r} for this tokenizer")
     offset = 0
     if prepend_bos:
         if tokenizer.bos_token_id is None:

@@ -1,4 +1,5 @@
-"""Build a task from its name (`ioi`, `greater-than`, `tinystories-pronoun[:SPLIT]` or `pairs:FILE`) for a model or a tokenizer; world models get
+"""Build a task from its name (`ioi`, `greater-than`, `tinystories-pronoun[:SPLIT]`, `tinystories-object[:SPLIT]` or
+`pairs:FILE`) for a model or a tokenizer; world models get
 the world's own word lists."""
 
 from dataclasses import dataclass
@@ -12,12 +13,17 @@ from rcid_tl.errors import InputError
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.greater_than import GreaterThanConfig, build_greater_than
 from rcid_tl.tasks.ioi import Corruption, IOIConfig, build_ioi
+from rcid_tl.tasks.object_recall import TASK as OBJECT, ObjectRecallConfig, build_object_recall
 from rcid_tl.tasks.pairs import PairsConfig, build_pairs
 from rcid_tl.tasks.pronoun import TASK as PRONOUN, PronounConfig, Split, build_pronoun
 from rcid_tl.world import tasks as world_tasks
 
-TASKS = ("ioi", "greater-than", PRONOUN, f"{PRONOUN}:train", f"{PRONOUN}:all", "pairs:FILE")
-BUILT_IN = ("ioi", "greater-than", PRONOUN, *(f"{PRONOUN}:{s.value}" for s in Split))
+TASKS = ("ioi", "greater-than", PRONOUN, f"{PRONOUN}:train", f"{PRONOUN}:all", OBJECT, f"{OBJECT}:train",
+         f"{OBJECT}:all", "pairs:FILE")
+# the TinyStories tasks: their held-out split by default, `NAME:SPLIT` for another
+SPLIT_TASKS = {PRONOUN: (PronounConfig, build_pronoun), OBJECT: (ObjectRecallConfig, build_object_recall)}
+BUILT_IN = ("ioi", "greater-than", *(f"{t}{suffix}" for t in SPLIT_TASKS for suffix in
+                                     ("", *(f":{s.value}" for s in Split))))
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,10 @@ def _build(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDat
         lists = world_tasks.greater_than_lists() if on_world else {}
         config = GreaterThanConfig(n=spec.n or DEFAULT_N, seed=spec.seed, prepend_bos=spec.prepend_bos, **lists)
         return build_greater_than(config, tokenizer)
-    if spec.name.startswith(PRONOUN):  # the held-out split unless a suffix names another
-        split = Split(spec.name.partition(":")[2] or Split.HELDOUT.value)
-        return build_pronoun(PronounConfig(n=spec.n, seed=spec.seed, split=split, prepend_bos=spec.prepend_bos),
-                             tokenizer)
+    task, _, split = spec.name.partition(":")
+    if task in SPLIT_TASKS:  # the held-out split unless a suffix names another
+        config, build = SPLIT_TASKS[task]
+        return build(config(n=spec.n, seed=spec.seed, split=Split(split or Split.HELDOUT.value),
+                            prepend_bos=spec.prepend_bos), tokenizer)
     path = Path(spec.name.removeprefix("pairs:"))
     return build_pairs(PairsConfig(path=path, n=spec.n, prepend_bos=spec.prepend_bos), tokenizer)
