@@ -8,7 +8,6 @@ flips while every other token stays in place. Named positions: the object's firs
 group of objects and of the frames held out (`heldout` pairs held-out objects in held-out frames).
 """
 
-import random
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rcid_tl.errors import InputError
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.pronoun import SPLIT_SEED, Split, split_items, tokenize_slot
+from rcid_tl.tasks.pronoun import SPLIT_SEED, Split, split_items, take, tokenize_slot
 from rcid_tl.tasks.tokens import pad_id
 
 TASK = "tinystories-object"
@@ -40,7 +39,7 @@ FRAMES = (
 
 @dataclass(frozen=True)
 class ObjectRecallConfig:
-    """`n` None: every prompt of the split, in an order shuffled by `seed`; else the first `n` of that order."""
+    """`n` None: every prompt of the split, in an order shuffled by `seed`; else the first `n` (`pronoun.take`)."""
 
     n: int | None = None
     seed: int = 0
@@ -75,12 +74,7 @@ def build_object_recall(config: ObjectRecallConfig, tokenizer: PreTrainedTokeniz
     if not examples:
         raise InputError(f"no {config.split.value} object pairs: no two objects of equal token length with "
                          "different first tokens")
-    random.Random(config.seed).shuffle(examples)
-    if config.n is not None:
-        if config.n > len(examples):
-            raise InputError(f"--n {config.n} is more than the {len(examples)} {TASK} prompts of the "
-                             f"{config.split.value} split")
-        examples = examples[: config.n]
+    examples = take(examples, config.n, config.seed)
     return ContrastiveDataset(
         task=TASK if config.split is Split.HELDOUT else f"{TASK}:{config.split.value}", examples=tuple(examples),
         position_names=POSITIONS, metric_name="logit_diff",

@@ -52,7 +52,7 @@ class Split(str, Enum):
 
 @dataclass(frozen=True)
 class PronounConfig:
-    """`n` None: every prompt of the split, in an order shuffled by `seed`; else the first `n` of that order."""
+    """`n` None: every prompt of the split, in an order shuffled by `seed`; else the first `n` (`take`)."""
 
     n: int | None = None
     seed: int = 0
@@ -87,12 +87,7 @@ def build_pronoun(config: PronounConfig, tokenizer: PreTrainedTokenizerBase) -> 
                     examples.append(example)
     if not examples:
         raise InputError(f"no {config.split.value} pronoun pairs: no female and male names of equal token length")
-    random.Random(config.seed).shuffle(examples)
-    if config.n is not None:
-        if config.n > len(examples):
-            raise InputError(f"--n {config.n} is more than the {len(examples)} {TASK} prompts of the "
-                             f"{config.split.value} split")
-        examples = examples[: config.n]
+    examples = take(examples, config.n, config.seed)
     return ContrastiveDataset(
         task=TASK if config.split is Split.HELDOUT else f"{TASK}:{config.split.value}", examples=tuple(examples),
         position_names=POSITIONS, metric_name="logit_diff",
@@ -100,6 +95,18 @@ def build_pronoun(config: PronounConfig, tokenizer: PreTrainedTokenizerBase) -> 
                 "split_seed": SPLIT_SEED, "prepend_bos": config.prepend_bos},
         pad_id=pad_id(tokenizer),
     )
+
+
+def take(examples: list[Example], n: int | None, seed: int) -> list[Example]:
+    """Every example (n None) or the first `n`, in an order shuffled by `seed`; beyond the split's size the split
+    repeats, each pass in a fresh order (so a command that draws a large sample, such as a mean-ablation reference,
+    still gets one)."""
+    rng, out = random.Random(seed), []
+    while not out or (n is not None and len(out) < n):
+        order = list(examples)
+        rng.shuffle(order)
+        out += order
+    return out if n is None else out[:n]
 
 
 def split_items(items: list, split: Split) -> list:  # also the split of `rcid_tl.tasks.object_recall`
