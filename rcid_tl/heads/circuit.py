@@ -17,7 +17,8 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Head
-from rcid_tl.interventions.knockout import Ablation, Method, Prepared, Reference, knockout_prepared, prepare_knockout
+from rcid_tl.interventions.knockout import (Ablation, Method, Prepared, Reference, knockout_added, knockout_prepared,
+                                            prepare_knockout)
 from rcid_tl.interventions.reference import reference_distribution, reference_seed
 from rcid_tl.metrics import Metric, metric_for
 from rcid_tl.tasks.base import Batch, ContrastiveDataset, Example
@@ -115,10 +116,26 @@ def relative_changes(
     reference group sizes. `prepared` (`prepare_tasks`): reuse its runs and means; None computes them here."""
     prepared = prepare_tasks(model, tasks, seed) if prepared is None else prepared
     ablations = [Ablation(tuple(heads)) for heads in head_sets]
-    baselines, changes, groups = {}, [{} for _ in head_sets], {}
+    return _changes(tasks, prepared, lambda task, ready: knockout_prepared(
+        model, task.dataset.batch(), ablations, task.metric, ready, rows_per_forward=ROWS))
+
+
+def added_changes(
+    model: TransformerBridge, tasks: dict[str, CircuitTask], base: Sequence[Head], added: Sequence[Head],
+    prepared: dict[str, Prepared],
+) -> list[dict[str, float]]:
+    """`relative_changes` of the head sets base + [h] for h in `added`, each row resumed from the run with `base`
+    ablated at h's layer (`knockout_added`)."""
+    return _changes(tasks, prepared, lambda task, ready: knockout_added(
+        model, task.dataset.batch(), base, added, task.metric, ready, rows_per_forward=ROWS))[1]
+
+
+def _changes(tasks, prepared, ablate) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
+    baselines, changes, groups = {}, None, {}
     for name, task in tasks.items():
         ready = prepared[name]
-        ablated = knockout_prepared(model, task.dataset.batch(), ablations, task.metric, ready, rows_per_forward=ROWS)
+        ablated = ablate(task, ready)  # (head set, example)
+        changes = changes or [{} for _ in range(len(ablated))]
         groups[name] = ready.groups.to_json()
         baselines[name] = ready.metrics.clean.mean().item()
         for k, row in enumerate(ablated.mean(1).tolist()):
@@ -140,7 +157,10 @@ def search_circuit(
     steps, best = [], {name: 0.0 for name in TASKS}
     while len(circuit) < max_heads and best["ioi"] > -target_cut:
         candidates = [h for h in heads if h not in circuit]
-        _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates], prepared=prepared)
+        if prepared is None:
+            _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
+        else:
+            changes = added_changes(model, tasks, circuit, candidates, prepared)
         allowed = [(c["ioi"], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance)]
         if not allowed:
             break

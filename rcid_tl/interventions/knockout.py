@@ -308,3 +308,28 @@ def knockout_prepared(
     out = torch.empty(len(ablations), n)
     out.view(-1)[torch.tensor([a * n + e for chunk in chunks for a, e in chunk])] = values
     return out
+
+
+def knockout_added(
+    model: TransformerBridge, batch: Batch, base: Sequence[Head], added: Sequence[Head], metric: Metric,
+    prepared: Prepared, rows_per_forward: int = 64,
+) -> Float[Tensor, "added batch"]:
+    """The metric after ablating `base` together with each head of `added` (every position), per example. The run
+    with `base` ablated is recorded once and each row resumes from it at its added head's layer: below that layer it
+    is the same run, so each row recomputes only the blocks its added head can change."""
+    if not base or prepared.target is None:
+        return knockout_prepared(model, batch, [Ablation((*base, h)) for h in added], metric, prepared,
+                                 rows_per_forward)
+    names = namer(model)
+    for head in (*base, *added):
+        names.check_head(head)
+    n, width = len(batch), batch.clean.shape[1]
+    base_hooks = _hooks(batch, [Ablation(tuple(base))], prepared.replacement, [(0, e) for e in range(n)],
+                        prepared.layers, prepared.hook_names, 0, width, model.cfg.n_heads)
+    with model.hooks(fwd_hooks=base_hooks):
+        target = reference_run(model, batch.clean, batch.answer_pos)
+    ablations = [Ablation((*base, h)) for h in added]
+    used = sorted({h.layer for a in ablations for h in a.heads})
+    return _resumed(model, batch, ablations, prepared.replacement, metric, used,
+                    [prepared.hook_names[layer] for layer in used], target, [h.layer for h in added],
+                    rows_per_forward)
