@@ -123,11 +123,11 @@ def relative_changes(
 def added_changes(
     model: TransformerBridge, tasks: dict[str, CircuitTask], base: Sequence[Head], added: Sequence[Head],
     prepared: dict[str, Prepared],
-) -> list[dict[str, float]]:
+) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
     """`relative_changes` of the head sets base + [h] for h in `added`, each row resumed from the run with `base`
     ablated at h's layer (`knockout_added`)."""
     return _changes(tasks, prepared, lambda task, ready: knockout_added(
-        model, task.dataset.batch(), base, added, task.metric, ready, rows_per_forward=ROWS))[1]
+        model, task.dataset.batch(), base, added, task.metric, ready, rows_per_forward=ROWS))
 
 
 def _changes(tasks, prepared, ablate) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
@@ -152,7 +152,10 @@ def search_circuit(
     tasks = circuit_tasks(model, n, seed, reference_n)
     heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
     prepared = prepare_tasks(model, tasks) if reuse else None
-    baselines, singles, groups = relative_changes(model, tasks, [[h] for h in heads], prepared=prepared)
+    if prepared is None:
+        baselines, singles, groups = relative_changes(model, tasks, [[h] for h in heads])
+    else:
+        baselines, singles, groups = added_changes(model, tasks, [], heads, prepared)
     circuit: list[Head] = []
     steps, best = [], {name: 0.0 for name in TASKS}
     while len(circuit) < max_heads and best["ioi"] > -target_cut:
@@ -160,7 +163,7 @@ def search_circuit(
         if prepared is None:
             _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
         else:
-            changes = added_changes(model, tasks, circuit, candidates, prepared)
+            _, changes, _ = added_changes(model, tasks, circuit, candidates, prepared)
         allowed = [(c["ioi"], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance)]
         if not allowed:
             break

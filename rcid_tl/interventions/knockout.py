@@ -317,19 +317,48 @@ def knockout_added(
     """The metric after ablating `base` together with each head of `added` (every position), per example. The run
     with `base` ablated is recorded once and each row resumes from it at its added head's layer: below that layer it
     is the same run, so each row recomputes only the blocks its added head can change."""
-    if not base or prepared.target is None:
+    if prepared.target is None:
         return knockout_prepared(model, batch, [Ablation((*base, h)) for h in added], metric, prepared,
                                  rows_per_forward)
     names = namer(model)
     for head in (*base, *added):
         names.check_head(head)
-    n, width = len(batch), batch.clean.shape[1]
-    base_hooks = _hooks(batch, [Ablation(tuple(base))], prepared.replacement, [(0, e) for e in range(n)],
-                        prepared.layers, prepared.hook_names, 0, width, model.cfg.n_heads)
-    with model.hooks(fwd_hooks=base_hooks):
-        target = reference_run(model, batch.clean, batch.answer_pos)
+    target = prepared.target  # nothing ablated: the clean run
+    if base:
+        n, width = len(batch), batch.clean.shape[1]
+        base_hooks = _hooks(batch, [Ablation(tuple(base))], prepared.replacement, [(0, e) for e in range(n)],
+                            prepared.layers, prepared.hook_names, 0, width, model.cfg.n_heads)
+        with model.hooks(fwd_hooks=base_hooks):
+            target = reference_run(model, batch.clean, batch.answer_pos)
     ablations = [Ablation((*base, h)) for h in added]
     used = sorted({h.layer for a in ablations for h in a.heads})
-    return _resumed(model, batch, ablations, prepared.replacement, metric, used,
-                    [prepared.hook_names[layer] for layer in used], target, [h.layer for h in added],
-                    rows_per_forward)
+    return _resumed_every_position(model, batch, ablations, prepared.replacement, metric, used,
+                                   [prepared.hook_names[layer] for layer in used], target, [h.layer for h in added],
+                                   rows_per_forward)
+
+
+def _resumed_every_position(model, batch, ablations, replacement, metric, layers, hook_names, target, lowest,
+                            rows_per_forward):
+    """`_resumed` for ablations at every position, each chunk's masks built from a per-ablation head mask instead of
+    row by row (the same masks, the same replacement values, so the same numbers)."""
+    n = len(batch)
+    ablation_of, example_of = torch.arange(len(ablations) * n) // n, torch.arange(len(ablations) * n) % n
+    answer = batch.answer_pos[example_of]
+    rows = Rows(torch.tensor(lowest)[ablation_of], example_of, torch.zeros_like(answer), answer + 1, answer)
+    ablated = {layer: torch.zeros(len(ablations), model.cfg.n_heads, dtype=torch.bool) for layer in layers}
+    for a, ablation in enumerate(ablations):
+        for head in ablation.heads:
+            ablated[head.layer][a, head.head] = True
+
+    def hooks_for(chunk: Tensor, start: int) -> list:
+        stop, hooks = int(rows.stop[chunk].max()), []
+        for layer, name in zip(layers, hook_names):
+            mask = ablated[layer][ablation_of[chunk]]  # (row, head), the same at every position
+            if mask.any():
+                hooks.append((name, masked_replace_hook(mask[:, None].expand(-1, stop - start, -1),
+                                                        replacement[name][example_of[chunk]][:, start:stop])))
+        return hooks
+
+    scores = run_rows(model, target, rows, hooks_for, lambda chunk, logits: metric(logits, batch.take(
+        example_of[chunk])), rows_per_forward, "knockout")
+    return scores.view(len(ablations), n)
