@@ -18,7 +18,7 @@ def heads(
     out: o.Out = "runs/heads", device: o.Device = "cpu", dtype: o.Dtype = "float32",
     corruption: o.Corruption = "abc", no_bos: o.NoBos = False,
 ) -> None:
-    """Score every head; on IOI, sort the heads into IOI classes.
+    """Score every head (IOI classes on IOI).
 
     Previous-token, duplicate-token and induction scores (on repeated random tokens) run on any model and task. On
     --task ioi also END→IO attention, copy, direct effect, S-inhibition, compensation and the IOI classes

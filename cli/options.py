@@ -13,7 +13,9 @@ DEFAULT_MODEL = "world-gpt2"  # the embedded teacher: runs offline; --model gpt2
 
 Model = Annotated[str, typer.Option(
     "--model", help="Embedded model (world-gpt2, world-qwen2: see `rcid-tl models`), local HF directory, or hub name.")]
-Task = Annotated[str, typer.Option("--task", help="ioi | greater-than | pairs:FILE (JSONL/CSV: clean, corrupt, answer, wrong).")]
+Task = Annotated[str, typer.Option("--task", help=(
+    "ioi | greater-than | tinystories-pronoun | tinystories-object (either with :train or :all; held-out prompts by "
+    "default) | pairs:FILE (JSONL/CSV: clean, corrupt, answer, wrong)."))]
 N = Annotated[int | None, typer.Option(
     "--n", "-n", help=f"Number of examples (default {DEFAULT_N}; pairs: the first N rows, default every row).",
     show_default=False)]
