@@ -10,10 +10,11 @@ stay within a tolerance of their baselines — so general-purpose heads that bre
 """
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Head
@@ -130,11 +131,14 @@ def added_changes(
         model, task.dataset.batch(), base, added, task.metric, ready, rows_per_forward=ROWS))
 
 
-def _changes(tasks, prepared, ablate) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
+def _changes(
+    tasks: dict[str, CircuitTask], prepared: dict[str, Prepared],
+    ablate: Callable[[CircuitTask, Prepared], Tensor],  # -> (head set, example) metric
+) -> tuple[dict[str, float], list[dict[str, float]], dict[str, dict]]:
     baselines, changes, groups = {}, None, {}
     for name, task in tasks.items():
         ready = prepared[name]
-        ablated = ablate(task, ready)  # (head set, example)
+        ablated = ablate(task, ready)
         changes = changes or [{} for _ in range(len(ablated))]
         groups[name] = ready.groups.to_json()
         baselines[name] = ready.metrics.clean.mean().item()

@@ -19,6 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
+from rcid_tl.interventions.engine import Reference as RecordedRun
 from rcid_tl.interventions.engine import Rows, reference_run, run_rows
 from rcid_tl.interventions.hook_fns import masked_replace_hook, position_mask
 from rcid_tl.interventions.read import answer_forward, cache_hooks
@@ -248,7 +249,7 @@ class Prepared:
     groups: ReferenceGroups | None
     layers: list[int]
     hook_names: list[str]
-    target: object | None  # `engine.Reference` of the clean run, or None for whole forwards
+    target: RecordedRun | None  # the clean run kept for resuming, or None: whole forwards
 
 
 def prepare_knockout(
