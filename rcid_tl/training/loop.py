@@ -60,7 +60,7 @@ class TrainLog:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class StateFile:
     """A run's state file: saved every `every` steps and at the end of each call, restored on resume. `phase` and
     `order` are stored where the layout has them: a state of another phase does not resume this one, and one with
     another data order is refused."""
@@ -133,11 +133,11 @@ class _Step(nn.Module):
 
 def train(loss_at: LossFn, modules: nn.Module, opt: torch.optim.Optimizer, sched: Scheduler | None, *, steps: int,
           grad_clip: float, desc: str, stop_after: int | None = None, log: TrainLog | None = None,
-          checkpoint: Checkpoint | None = None, resume: dict | None = None, clock: float | None = None,
+          state_file: StateFile | None = None, resume: dict | None = None, clock: float | None = None,
           autocast: Callable[[str], AbstractContextManager] | None = None,
           scaler: Callable[[str], torch.amp.GradScaler] | None = None) -> int:
     """Minimise `loss_at(step)` for steps 0..`steps` over the trainable parameters of `modules` (each step: backward,
-    clip to `grad_clip`, `opt` and `sched` step), continuing from `resume` (a state from `checkpoint.read()`);
+    clip to `grad_clip`, `opt` and `sched` step), continuing from `resume` (a state from `state_file.read()`);
     returns the steps done. `stop_after` ends this call early (a state is saved there) without changing the schedule.
 
     `autocast(device_type)` is the context the loss runs in and `scaler(device_type)` the loss scaler (mixed
@@ -150,8 +150,8 @@ def train(loss_at: LossFn, modules: nn.Module, opt: torch.optim.Optimizer, sched
     device_type = params[0].device.type
     trained = _Trained(modules, opt, sched, scaler(device_type) if scaler else torch.amp.GradScaler(
         device_type, enabled=False))
-    phase = checkpoint.phase if checkpoint else None
-    step = _resume(checkpoint, resume, trained, steps)
+    phase = state_file.phase if state_file else None
+    step = _resume(state_file, resume, trained, steps)
     main = world().main
     if main and log is not None and log.path is not None:
         trim_log(log.path, step, phase)
@@ -170,8 +170,8 @@ def train(loss_at: LossFn, modules: nn.Module, opt: torch.optim.Optimizer, sched
                 _update(loss, trained, params, grad_clip)
                 done = step + 1
                 report(done, loss, parts, sched.get_last_lr()[0] if sched is not None else opt.param_groups[0]["lr"])
-                if checkpoint is not None and (done % checkpoint.every == 0 or done == end) and main:
-                    checkpoint.save(done, trained, time.perf_counter() - t0)
+                if state_file is not None and (done % state_file.every == 0 or done == end) and main:
+                    state_file.save(done, trained, time.perf_counter() - t0)
                     saved = done
     except KeyboardInterrupt:
         if phase is None:
@@ -180,13 +180,13 @@ def train(loss_at: LossFn, modules: nn.Module, opt: torch.optim.Optimizer, sched
     return max(start, end)
 
 
-def _resume(checkpoint: Checkpoint | None, state: dict | None, trained: _Trained, steps: int) -> int:
+def _resume(state_file: StateFile | None, state: dict | None, trained: _Trained, steps: int) -> int:
     """The step training continues from: `state`'s, once restored, or 0."""
-    if state is None or checkpoint is None:
+    if state is None or state_file is None:
         return 0
-    step = checkpoint.restore(state, trained)
-    if step and checkpoint.phase is not None:
-        logger.info("%s: resuming from step %d of %d", checkpoint.phase, step, steps)
+    step = state_file.restore(state, trained)
+    if step and state_file.phase is not None:
+        logger.info("%s: resuming from step %d of %d", state_file.phase, step, steps)
     elif step:
         logger.info("resuming from step %d", step)
     return step
@@ -247,5 +247,5 @@ def train_phase(phase: str, modules: nn.Module, loss_at: LossFn, cfg: Schedule, 
     opt, sched = make_optimizer(modules, cfg)
     return train(loss_at, modules, opt, sched, steps=cfg.steps, grad_clip=cfg.grad_clip, desc=phase,
                  stop_after=stop_after, log=TrainLog(log_path, log_every, phase_record(phase)),
-                 checkpoint=Checkpoint(state_path, settings, checkpoint_every, phase=phase, order=order),
+                 state_file=StateFile(state_path, settings, checkpoint_every, phase=phase, order=order),
                  resume=resume, autocast=autocast, scaler=scaler)

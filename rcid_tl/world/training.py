@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 
 from rcid_tl.artifacts import atomic_dir
 from rcid_tl.portable import write_tokenizer
-from rcid_tl.training import Checkpoint, StateLayout, TrainLog, lr_factor, make_optimizer, settings_json, train
+from rcid_tl.training import StateFile, StateLayout, TrainLog, lr_factor, make_optimizer, settings_json, train
 from rcid_tl.world.corpus import WorldConfig
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.record import write_loss_curve, write_training_record
@@ -66,7 +66,7 @@ class TrainConfig:
 
 # The checkpoint's layout: world teachers keep theirs in `out/checkpoint.pt`, without RNG states (nothing in training
 # is random once the data stream is fixed).
-TEACHER_CHECKPOINT = StateLayout(
+TEACHER_STATE = StateLayout(
     fields=("model", "opt", "sched", "step", "elapsed_s", "config"), weights="model", settings="config",
     kind="checkpoint", remedy="delete it or train into another directory", other_run="{dir}",
     other_remedy="train into another directory or delete it")
@@ -113,9 +113,9 @@ def run_training(model: PreTrainedModel, cfg: TrainConfig, out: Path, settings: 
     call."""
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "metrics.jsonl"
-    checkpoint = Checkpoint(out / "checkpoint.pt", settings, cfg.checkpoint_every, layout=TEACHER_CHECKPOINT)
+    state_file = StateFile(out / "checkpoint.pt", settings, cfg.checkpoint_every, layout=TEACHER_STATE)
     opt, sched = make_optimizer(model, cfg, betas=cfg.betas, lr_at=cfg.lr_at)
-    state = checkpoint.read()
+    state = state_file.read()
     t0 = time.perf_counter() - (state["elapsed_s"] if state else 0.0)  # wall time includes (re)generating the data
     rows = make_rows()
     model.train()
@@ -137,7 +137,7 @@ def run_training(model: PreTrainedModel, cfg: TrainConfig, out: Path, settings: 
 
     step = train(loss_at, model, opt, sched, steps=cfg.steps, grad_clip=cfg.grad_clip, desc=desc,
                  stop_after=stop_after, log=TrainLog(log_path, cfg.log_every, record, at_end=False),
-                 checkpoint=checkpoint, resume=state, clock=t0)
+                 state_file=state_file, resume=state, clock=t0)
     write_loss_curve(log_path, out / "loss_curve.html")
     return step, time.perf_counter() - t0
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rcid_tl.errors import InputError
-from rcid_tl.training import Checkpoint, TrainLog, make_optimizer, phase_record, train, train_phase
+from rcid_tl.training import StateFile, TrainLog, make_optimizer, phase_record, train, train_phase
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _loss(model: nn.Module):
 def _run(out, stop_after=None, loss=None):
     out.mkdir(parents=True, exist_ok=True)  # the caller's folder: the loop writes into it
     model = _model()
-    state = Checkpoint(out / "state.pt", "{}", 2, phase="toy", order=torch.arange(7)).read()
+    state = StateFile(out / "state.pt", "{}", 2, phase="toy", order=torch.arange(7)).read()
     done = train_phase("toy", model, (loss or _loss)(model), Optim(), torch.arange(7), state_path=out / "state.pt",
                        log_path=out / "log.jsonl", checkpoint_every=2, log_every=2, settings="{}", resume=state,
                        stop_after=stop_after)
@@ -89,11 +89,11 @@ def test_ctrl_c_names_the_saved_step(tmp_path):
 def test_state_of_another_order_is_refused(tmp_path):
     _run(tmp_path, stop_after=2)
     model = _model()
-    checkpoint = Checkpoint(tmp_path / "state.pt", "{}", 2, phase="toy", order=torch.arange(7).flip(0))
+    state_file = StateFile(tmp_path / "state.pt", "{}", 2, phase="toy", order=torch.arange(7).flip(0))
     opt, sched = make_optimizer(model, Optim())
     with pytest.raises(InputError, match="another data order"):
-        train(_loss(model), model, opt, sched, steps=7, grad_clip=1.0, desc="toy", checkpoint=checkpoint,
-              resume=checkpoint.read(), log=TrainLog(None, 1, phase_record("toy")))
+        train(_loss(model), model, opt, sched, steps=7, grad_clip=1.0, desc="toy", state_file=state_file,
+              resume=state_file.read(), log=TrainLog(None, 1, phase_record("toy")))
 
 
 def test_without_schedule_or_state_every_step_reports(tmp_path):
