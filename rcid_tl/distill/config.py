@@ -92,7 +92,7 @@ class DistillConfig:
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         check_count(self.eval_n, "--eval-n", maximum=MAX_EXAMPLES)
         if self.checkpoint_every % self.log_every:
-            raise InputError("--checkpoint-every must be a multiple of log-every so resumed logs line up")
+            raise InputError("--save-every must be a multiple of log-every so resumed logs line up")
         if self.refit_every is not None:
             check_count(self.refit_every, "--refit-every")
             if not self.method.uses_maps:

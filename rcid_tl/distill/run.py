@@ -176,7 +176,7 @@ def run_distill(config: DistillConfig, out: str | Path, *, stop_after: int | Non
     except KeyboardInterrupt as err:
         if err.args or not (out / STATE).exists():  # the trainer named the step already, or there is none
             raise
-        raise KeyboardInterrupt("re-run the same command to resume from the last saved checkpoint") from None
+        raise KeyboardInterrupt("re-run the same command to resume from the last saved training state") from None
 
 
 def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, stop_after: int | None, command: str,

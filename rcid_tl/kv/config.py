@@ -83,7 +83,7 @@ class KVRunConfig:
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         check_count(self.optim.steps, "--steps")
         if self.checkpoint_every % self.log_every or self.eval_every % self.log_every:
-            raise InputError("--checkpoint-every and --eval-every must be multiples of the log interval "
+            raise InputError("--save-every and --eval-every must be multiples of the log interval "
                              f"({self.log_every}) so resumed logs and learning curves line up")
         check_device(self.device)
         if self.gradient_checkpointing and not self.device.startswith("cuda"):

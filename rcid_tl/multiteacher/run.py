@@ -77,7 +77,7 @@ class MultiTeacherRunConfig:
         for name in ("n_pool", "batch_size", "eval_n", "curve_n", "eval_every", "checkpoint_every", "log_every"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         if self.checkpoint_every % self.log_every or self.eval_every % self.log_every:
-            raise InputError(f"--checkpoint-every and --eval-every must be multiples of {self.log_every}")
+            raise InputError(f"--save-every and --eval-every must be multiples of {self.log_every}")
         check_device(self.device)
 
     @property

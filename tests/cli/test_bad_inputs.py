@@ -223,7 +223,6 @@ CASES = {
     "no such command": (["pach"], [], r"No such command.*pach"),
     "models extra": (["models", "--all"], [], r"No such option.*--all"),
     # rcid-tl heads, and knockout --classes reading its heads.json
-    "heads task": (["heads", "--task", "greater-than"], [], r"head classes are defined on the IOI task; got --task"),
     "heads repeat n": (["heads", "--repeat-n", "0"], [], r"--repeat-n must be ≥ 1, got 0"),
     "heads repeat length": (["heads", "--repeat-length", "1"], [], r"--repeat-length must be ≥ 2, got 1"),
     "heads repeat over context": (["heads", D, T, "--repeat-length", "64"], [],

@@ -85,7 +85,7 @@ def test_ctrl_c_in_distill_names_the_step_and_a_rerun_finishes(cli, tmp_path, mo
     monkeypatch.setattr(distill_run, "_distill_loss", real)
     monkeypatch.setattr(distill_run, "evaluate_student", interrupt)
     run = cli("distill", *SMALL, "--out", out)  # trains step 3, saves the student, is interrupted in evaluation
-    assert one_line(run) == "rcid-tl: interrupted; re-run the same command to resume from the last saved checkpoint"
+    assert one_line(run) == "rcid-tl: interrupted; re-run the same command to resume from the last saved training state"
 
     monkeypatch.setattr(distill_run, "evaluate_student", evaluate)
     assert cli("distill", *SMALL, "--out", out).code == 0
