@@ -31,8 +31,9 @@ class PairsConfig:
             raise InputError(f"--n must be ≥ 1, got {self.n}")
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a .jsonl/.json-lines or .csv file, each with the four required fields."""
+def read_rows(path: Path) -> list[dict[str, object]]:
+    """Rows of a .jsonl/.json-lines or .csv file, each with the four required text fields (other fields, such as an
+    integer or null `template`, keep their JSON types)."""
     if not path.is_file():
         raise InputError(f"pairs file {str(path)!r} does not exist")
     try:

@@ -41,6 +41,13 @@ def test_jsonl_and_csv_give_the_same_examples(tmp_path, gpt2_tokenizer):
     assert first.correct_id == gpt2_tokenizer.encode(" Mary")[0]
 
 
+def test_template_keeps_its_json_type(tmp_path, gpt2_tokenizer):
+    # found by the fuzz test: a null or integer `template` is not text, and the rows' type says so
+    rows = [{**ROWS[0], "template": None}, {**ROWS[1], "template": 3}]
+    data = build_pairs(PairsConfig(_jsonl(tmp_path / "p.jsonl", rows)), gpt2_tokenizer)
+    assert [e.template for e in data.examples] == [0, 3]
+
+
 def test_first_n_rows_and_the_task_spec(tmp_path, gpt2_tokenizer):
     path = _jsonl(tmp_path / "p.jsonl", ROWS)
     assert len(build_task(TaskSpec(f"pairs:{path}", n=1), gpt2_tokenizer)) == 1
