@@ -25,7 +25,7 @@ from rcid_tl.distill.config import OptimConfig
 from rcid_tl.kv.config import KVConfig, KVRunConfig
 from rcid_tl.kv.diagnose import diagnosis_table, run_diagnosis
 from rcid_tl.kv.run import TEST_SPLITS, load_pair, run_kv_distill, teacher_scores
-from rcid_tl.stats import bootstrap_diff_ci, bootstrap_mean_ci
+from rcid_tl.stats import bootstrap_diff_ci, bootstrap_mean_ci, welch_test
 
 NO_AUX = {"cka_weight": 0.0}
 ARMS: dict[str, dict] = {  # cumulative on the MSE KV loss after the MSE-vs-cosine pair, as in the KV recipe's upgrades
@@ -35,6 +35,10 @@ ARMS: dict[str, dict] = {  # cumulative on the MSE KV loss after the MSE-vs-cosi
     "kv-mse+attn": {"kv_loss": "mse", "attention_weighted": True, **NO_AUX},
     "kv-mse+attn+cka": {"kv_loss": "mse", "attention_weighted": True, "cka_weight": 0.05},
     "kv-mse+attn+cka+codi": {"kv_loss": "mse", "attention_weighted": True, "cka_weight": 0.05, "codi_weight": 0.5},
+    # on plain MSE KV: the teacher's attention instead of the student's, and R-KV compression of the teacher's cache
+    "kv-mse+teacher-attn": {"kv_loss": "mse", "attention_weighted": True, "use_teacher_attention": True, **NO_AUX},
+    "kv-mse+rkv8": {"kv_loss": "mse", "compression": 8, **NO_AUX},
+    "kv-mse+rkv4": {"kv_loss": "mse", "compression": 4, **NO_AUX},
 }
 
 
@@ -67,43 +71,64 @@ def cached(path: Path, compute) -> dict:
     return json.loads(path.read_text())
 
 
-def summarise(metrics: dict[str, list[dict]]) -> dict:
-    """Per arm and test split: accuracy and perplexity means with bootstrap CIs over seeds, and each arm's
-    difference to CE (bootstrap CI of the difference of means)."""
+def run_values(metrics: dict[str, list[dict]]) -> dict:
+    """values[arm][split][measure]: the per-seed numbers of every run (test splits, and validation where scored)."""
+    return {arm: {split: {key: [m["scores"][split][key] for m in runs] for key in ("accuracy", "perplexity")}
+                  for split in runs[0]["scores"]} for arm, runs in metrics.items()}
+
+
+def summarise(values: dict) -> dict:
+    """Per arm and split: accuracy and perplexity means with bootstrap CIs over seeds, and each arm's difference to
+    CE (bootstrap CI of the difference of means, and Welch's t-test)."""
     out: dict = {}
-    for arm, runs in metrics.items():
+    for arm, splits in values.items():
         out[arm] = {}
-        for split in (s.value for s in TEST_SPLITS):
+        for split, measures in splits.items():
             row = {}
-            for key in ("accuracy", "perplexity"):
-                values = [m["scores"][split][key] for m in runs]
-                row[key] = {"values": values, "ci": asdict(bootstrap_mean_ci(values))}
-                if "ce" in metrics:
-                    ce = [m["scores"][split][key] for m in metrics["ce"]]
-                    row[key]["diff_vs_ce"] = asdict(bootstrap_diff_ci(values, ce))
+            for key, v in measures.items():
+                row[key] = {"values": v, "ci": asdict(bootstrap_mean_ci(v))}
+                if "ce" in values:
+                    ce = values["ce"][split][key]
+                    row[key]["diff_vs_ce"] = asdict(bootstrap_diff_ci(v, ce))
+                    row[key]["welch_vs_ce"] = welch_test(v, ce).to_dict()
+                if arm.startswith("kv-mse+") and "kv-mse" in values:  # what the stacked addition changes
+                    mse = values["kv-mse"][split][key]
+                    row[key]["diff_vs_kv_mse"] = asdict(bootstrap_diff_ci(v, mse))
+                    row[key]["welch_vs_kv_mse"] = welch_test(v, mse).to_dict()
             out[arm][split] = row
     return out
 
 
+def _p(welch: dict) -> str:
+    return "n/a" if welch["p"] != welch["p"] else f"{welch['p']:.2g}"
+
+
 def markdown(summary: dict, teacher: dict, diagnosis: str, header: str) -> str:
-    splits = list(next(iter(summary.values())))
+    splits = [s.value for s in TEST_SPLITS]
     lines = [header, "", "| arm | " + " | ".join(f"{s} acc [95% CI] | {s} ppl" for s in splits) + " |",
              "|---|" + "---|---|" * len(splits)]
-    for arm, splits in summary.items():
+    for arm, per_split in summary.items():
         cells = []
-        for row in splits.values():
+        for row in (per_split[s] for s in splits):
             a, p = row["accuracy"]["ci"], row["perplexity"]["ci"]
             cells += [f"{a['estimate']:.3f} [{a['low']:.3f}, {a['high']:.3f}]",
                       f"{p['estimate']:.2f} [{p['low']:.2f}, {p['high']:.2f}]"]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines.append("| teacher | " + " | ".join(f"{s['accuracy']:.3f} | {s['perplexity']:.2f}" for s in teacher.values())
                  + " |")
-    lines += ["", "Differences to CE (ID split, mean over seeds, bootstrap 95% CI):", ""]
-    for arm, splits in summary.items():
+    lines += ["", "Differences to CE (ID test split, mean over seeds, bootstrap 95% CI, Welch's t-test p; validation "
+                  "accuracy where the runs scored it):", ""]
+    for arm, per_split in summary.items():
         if arm != "ce" and "ce" in summary:
-            d, q = splits["id"]["accuracy"]["diff_vs_ce"], splits["id"]["perplexity"]["diff_vs_ce"]
-            lines.append(f"- {arm}: accuracy {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
-                         f"perplexity {q['estimate']:+.2f} [{q['low']:+.2f}, {q['high']:+.2f}]")
+            a, q = per_split["id"]["accuracy"], per_split["id"]["perplexity"]
+            d, e = a["diff_vs_ce"], q["diff_vs_ce"]
+            val = per_split.get("validation", {}).get("accuracy")
+            lines.append(f"- {arm}: accuracy {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
+                         f"(p = {_p(a['welch_vs_ce'])}), perplexity {e['estimate']:+.2f} [{e['low']:+.2f}, "
+                         f"{e['high']:+.2f}] (p = {_p(q['welch_vs_ce'])})"
+                         + (f"; vs kv-mse {a['diff_vs_kv_mse']['estimate']:+.3f} (p = {_p(a['welch_vs_kv_mse'])})"
+                            if "diff_vs_kv_mse" in a else "")
+                         + (f"; validation accuracy {val['ci']['estimate']:.3f}" if val else ""))
     return "\n".join(lines + ["", "Loss-scale diagnosis (rcid-tl diagnose-losses, default student, KV arm "
                                   "kv-mse+attn+cka+codi weights):", "", "```", diagnosis, "```", ""])
 
@@ -124,6 +149,20 @@ def figure(summary: dict):
     return fig
 
 
+def restat(path: Path) -> None:
+    """Rewrite report `path` (.json and .md) with statistics recomputed from the per-seed values it stores: reports
+    written before the Welch tests were added get them from the same code as new ones."""
+    report = json.loads(path.read_text())
+    values = {arm: {split: {key: row[key]["values"] for key in ("accuracy", "perplexity")}
+                    for split, row in splits.items()} for arm, splits in report["summary"].items()}
+    report["summary"] = summarise(values)
+    report["restat_command"] = shlex.join(["python", "experiments/kv_study.py", "--restat", str(path)])
+    write_json(path, report)
+    header = path.with_suffix(".md").read_text().split("\n\n| arm |")[0]
+    write_text(path.with_suffix(".md"), markdown(report["summary"], report["teacher"],
+                                                 diagnosis_table(report["diagnosis"]), header) + "\n")
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", default="world-gpt2-cot")
@@ -140,7 +179,12 @@ def main(argv: list[str]) -> None:
     p.add_argument("--runs-only", action="store_true", help="train and score the runs, write no report (a process "
                                                              "that takes a share of the arms)")
     p.add_argument("--finished-only", action="store_true", help="report the runs finished so far, train nothing")
+    p.add_argument("--restat", type=Path, help="recompute the statistics (CIs, Welch p) of an existing report JSON "
+                                               "from its per-seed values and rewrite its .json and .md; train nothing")
     args = p.parse_args(argv)
+    if args.restat:
+        restat(args.restat)
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("rcid_tl.kv.objective").setLevel(logging.WARNING)  # per-step lines stay in the JSONL logs
     torch.set_num_threads(1)
@@ -161,7 +205,7 @@ def main(argv: list[str]) -> None:
                                                                                         args.out / "diagnosis"))
     teacher = cached(args.out / f"teacher_scores_{args.eval_n}.json",
                      lambda: teacher_scores(load_pair(diag_config)[0], args.eval_n))
-    summary = summarise(metrics)
+    summary = summarise(run_values(metrics))
     seeds = {arm: len(runs) for arm, runs in metrics.items()}
     header = (f"# KV distillation study\n\nTeacher {args.teacher}; finished seeds per arm {seeds}; "
               f"{args.steps} steps of "
