@@ -4,7 +4,7 @@ TransformerLens 4 keeps the HookedTransformer vocabulary as aliases on `Transfor
 go away, this is the one place to change.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from rcid_tl.errors import InputError, parse_choice
@@ -89,6 +89,8 @@ class HookNamer:
 
     n_layers: int
     n_heads: int
+    absent: frozenset[Site] = frozenset()  # sites this model's blocks lack (resid_mid on parallel blocks)
+    architecture: str = field(default="this model", compare=False)  # named in messages only
 
     def check_layer(self, layer: int) -> int:
         if not 0 <= layer < self.n_layers:
@@ -102,6 +104,11 @@ class HookNamer:
         return head
 
     def name(self, site: Site | str, layer: int) -> str:
+        site = Site(site)
+        if site in self.absent:
+            allowed = ", ".join(s.value for s in Site if s not in self.absent)
+            raise InputError(f"site {site.value!r} does not exist on {self.architecture}: its blocks add attention "
+                             f"and MLP to the residual in parallel, so nothing lies between them; allowed: {allowed}")
         return hook_name(site, self.check_layer(layer))
 
     def all_heads(self) -> list[Head]:

@@ -26,6 +26,7 @@ from rcid_tl.causalqwen.modeling import CausalQwenForCausalLM
 from rcid_tl.checks import check_model_path
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import HookNamer
+from rcid_tl.models.architectures import absent_sites, architecture_name
 from rcid_tl.models.embedded import embedded_path
 from rcid_tl.progress import stage
 
@@ -194,7 +195,7 @@ def _with_bos_settings(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenize
 
 def namer(model: TransformerBridge) -> HookNamer:
     """Range-checked hook names for `model`'s shape."""
-    return HookNamer(model.cfg.n_layers, model.cfg.n_heads)
+    return HookNamer(model.cfg.n_layers, model.cfg.n_heads, absent_sites(model), architecture_name(model))
 
 
 def model_label(model: TransformerBridge) -> str:

@@ -1,0 +1,50 @@
+"""The resumed engine with the architecture fixes applied around it, standing in for the few lines proposed for
+`rcid_tl.interventions.engine` until they are wired: while a resumed row runs, each block whose attention slides gets
+`resumed_attention_mask` (the engine passes no mask, so the bridge applies only the causal one), and the unembedding
+applies the final soft-cap (`answer_logits`). The engine itself is left untouched; the wrapper only adds arguments
+and edits the head's output, so the matrix shows the fix exact before it is wired."""
+
+import contextlib
+import functools
+
+import torch
+
+from rcid_tl.interventions import engine
+from rcid_tl.models.architectures import hf_config, resumed_attention_mask
+
+
+@contextlib.contextmanager
+def _fixed(model):
+    cap = getattr(hf_config(model), "final_logit_softcapping", None)
+
+    def add_mask(index):
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if kwargs.get("attention_mask") is not None:
+                return None
+            start = int(kwargs["position_ids"].flatten()[0])  # resumed rows: positions start..stop−1
+            mask = resumed_attention_mask(model, index, start, start + hidden.shape[1], device=hidden.device,
+                                          dtype=hidden.dtype)
+            return args, {**kwargs, "attention_mask": mask}
+        return hook
+
+    handles = [b.register_forward_pre_hook(add_mask(i), with_kwargs=True) for i, b in enumerate(model.blocks)]
+    if cap is not None:
+        handles.append(model.unembed.register_forward_hook(lambda m, a, out: cap * torch.tanh(out / cap)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def wire(monkeypatch) -> None:
+    for name in ("resume", "_same_head"):
+        original = getattr(engine, name)
+
+        @functools.wraps(original)
+        def wrapped(model, *args, _original=original, **kwargs):
+            with _fixed(model):
+                return _original(model, *args, **kwargs)
+
+        monkeypatch.setattr(engine, name, wrapped)
