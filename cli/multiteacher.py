@@ -82,7 +82,7 @@ def distill_multiteacher(
               soft_alignment=time_alignment == "soft", alphas=StructuralWeights(alpha_k, alpha_v, alpha_attn))
     config = MultiTeacherRunConfig(arm, OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), seed=seed,
                                    student=student, reasoning=student_reasoning, kv_weight=kv_weight,
-                                   layer_map=layer_map, n_pool=n, batch_size=batch_size, eval_n=eval_n,
+                                   layer_map=layer_map, n_train=n, batch_size=batch_size, eval_n=eval_n,
                                    curve_n=min(32, eval_n), eval_every=eval_every, checkpoint_every=save_every,
                                    log_every=log_every, device=device)
     m = run_multiteacher(config, out, command="rcid-tl " + " ".join(sys.argv[1:]))

@@ -1,12 +1,16 @@
-"""Multi-teacher KV distillation study on the chain-of-thought task (issue 14 item 8): one student shape, CE alone,
-each teacher alone, two teachers with fixed weights or a learned router, flat vs structured projection, soft vs
-hard time alignment; every arm at the same steps, examples and tokens (asserted) on one data split (hash asserted),
-over seeds; ID/OOD accuracy and perplexity with bootstrap CIs and Welch tests against the fixed two-teacher arm,
-and the learned router's weights. Writes figures/multiteacher_study.{json,md,html}.
+"""Multi-teacher KV distillation study on the chain-of-thought task (issue 25): a digit-tokenizer GPT-2 teacher and a
+word-tokenizer GQA Qwen2 teacher, so the character alignment does work; CE alone, each teacher alone, and the ablation
+matrix around a two-teacher baseline (routing fixed / similarity / learned; K-only / V-only / K+V; soft vs hard
+alignment; flat vs structured × shared / per-head × uniform / random init; ratio vs CKA layer map; shallow vs full
+layer coverage). Every arm at the same steps, examples and tokens (asserted) on the same data streams (hash
+asserted); test-split accuracy and perplexity with bootstrap CIs and Welch tests against the baseline and CE alone;
+validation accuracy beside them (what settings were chosen on). Writes figures/<name>.{json,md,html}.
 
     OMP_NUM_THREADS=1 python experiments/multiteacher_study.py --out runs/multiteacher_study
 
-Each run is an ordinary multi-teacher run in OUT/<arm>-<seed>; finished runs are reused, an interrupted one resumes.
+Runs go seed-major in the arms' priority order (every arm gets seed 1 before any gets seed 2). Each run is an
+ordinary multi-teacher run in OUT/<arm>-<seed>; finished runs are reused, an interrupted one resumes.
+`--runs-only` trains a share of the arms (several processes), `--finished-only` reports what has finished.
 """
 
 import argparse
@@ -22,158 +26,233 @@ import torch
 from rcid_tl import __version__
 from rcid_tl.artifacts import write_figure, write_json, write_text
 from rcid_tl.distill.config import OptimConfig
-from rcid_tl.kv.run import TEST_SPLITS
-from rcid_tl.multiteacher.ablation import Arm, RunResult, run_ablation
 from rcid_tl.kv.curves import read_log
-from rcid_tl.multiteacher.controls import Compute, compare_arms, learning_curve_figure
-from rcid_tl.multiteacher.fusion import RoutingLog
+from rcid_tl.kv.run import TEST_SPLITS
+from rcid_tl.models.loading import load_model
+from rcid_tl.multiteacher.ablation import Arm
+from rcid_tl.multiteacher.controls import Compute, check_equal_compute, compare_arms, learning_curve_figure
+from rcid_tl.multiteacher.data import encode_with_spans, student_examples
+from rcid_tl.multiteacher.loss import StructuralWeights
 from rcid_tl.multiteacher.run import MultiTeacherRunConfig, run_multiteacher
+from rcid_tl.multiteacher.tokens import off_diagonal_share
+from rcid_tl.world.cot import CoTSplit
+from rcid_tl.world.cot_streams import test_examples
 
-BASELINE = "two-fixed"
+BASELINE, CE = "baseline", "ce-only"
 
 
-def study_arms(gpt2: str, qwen2: str) -> list[Arm]:
-    both = Arm(BASELINE, (gpt2, qwen2))
-    return [
-        replace(both, name="ce-only"),  # kv_weight 0: what the task data alone gives at this compute
-        replace(both, name="single-gpt2", teachers=(gpt2,)),
-        replace(both, name="single-qwen2", teachers=(qwen2,)),
-        both,
-        replace(both, name="two-learned", fusion="learned"),
-        replace(both, name="two-flat", projection="flat"),
-        replace(both, name="two-hard", soft_alignment=False),
+def study_arms(digits: str, qwen2: str) -> tuple[list[Arm], dict[str, dict]]:
+    """The arms in priority order, and the run-config overrides of those that differ outside the Arm."""
+    base = Arm(BASELINE, (digits, qwen2))
+    arms = [
+        # CE alone reads one teacher (its KV weight is 0, so the teacher is irrelevant; same steps, problems and
+        # student tokens as every arm, asserted) to spend less CPU on forwards whose output is unused
+        replace(base, name=CE, teachers=(qwen2,)), base,
+        replace(base, name="single-digits", teachers=(digits,)), replace(base, name="single-qwen2", teachers=(qwen2,)),
+        replace(base, name="routing-learned", fusion="learned"),
+        replace(base, name="routing-similarity", fusion="similarity"),
+        replace(base, name="k-only", alphas=StructuralWeights(k=1.0, v=0.0, attn=0.0)),
+        replace(base, name="v-only", alphas=StructuralWeights(k=0.0, v=1.0, attn=0.0)),
+        replace(base, name="k+v", alphas=StructuralWeights(k=1.0, v=1.0, attn=0.0)),
+        replace(base, name="hard-alignment", soft_alignment=False),
+        replace(base, name="flat", projection="flat"),
+        replace(base, name="layer-map-cka"), replace(base, name="shallow-layers"),
+        replace(base, name="shared-random-init", init_uniform=False),
+        replace(base, name="per-head-uniform-init", share_dim=False),
+        replace(base, name="per-head-random-init", share_dim=False, init_uniform=False),
     ]
+    overrides = {CE: {"kv_weight": 0.0}, "layer-map-cka": {"layer_map": "cka"},
+                 "shallow-layers": {"layer_coverage": "shallow"}}
+    return arms, overrides
 
 
-def run_config(args, arm: Arm, seed: int) -> MultiTeacherRunConfig:
-    log_every = max(1, args.steps // 20)
-    return MultiTeacherRunConfig(
-        arm, OptimConfig(steps=args.steps, lr=args.lr, warmup=max(1, args.steps // 20)), seed=seed,
-        student_from=args.student_from or args.qwen2, kv_weight=0.0 if arm.name == "ce-only" else args.kv_weight,
-        n_pool=args.n_pool,
-        batch_size=args.batch_size, eval_n=args.eval_n, curve_n=16, eval_every=10 * log_every,
-        checkpoint_every=10 * log_every, log_every=log_every)
+def run_config(args, arm: Arm, seed: int, overrides: dict) -> MultiTeacherRunConfig:
+    log_every = max(1, args.curve_every // 5)
+    settings = dict(seed=seed, student_from=args.student_from, reasoning=args.reasoning, kv_weight=args.kv_weight,
+                    student_shape=json.loads(args.student_shape), n_train=args.n_train, batch_size=args.batch_size,
+                    eval_n=args.eval_n, curve_n=args.curve_n, eval_every=args.curve_every,
+                    checkpoint_every=args.curve_every, log_every=log_every)
+    optim = OptimConfig(steps=args.steps, lr=args.lr, warmup=max(1, args.steps // 20))
+    return MultiTeacherRunConfig(arm, optim, **(settings | overrides.get(arm.name, {})))
 
 
-def run_arm(args, command: str):
-    def run(arm: Arm, seed: int) -> RunResult:
-        out = args.out / f"{arm.name}-{seed}"
-        path = out / "metrics.json"
-        m = json.loads(path.read_text()) if path.is_file() else run_multiteacher(run_config(args, arm, seed), out,
-                                                                                 command=command)
-        logging.info("%s seed %d: ID accuracy %.3f", arm.name, seed, m["scores"]["id"]["accuracy"])
-        curve = [{k: r[k] for k in ("step", "loss", "ce", "kv", "curve_accuracy") if k in r}
-                 for r in read_log(out / "train_log.jsonl")]
-        return RunResult(m["scores"]["id"]["accuracy"], Compute(**m["compute"]), m["split_hash"], m | {"curve": curve})
-
-    return run
+def finished(args, arm: str, seed: int) -> dict | None:
+    path = args.out / f"{arm}-{seed}" / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def summarise(result: dict) -> dict:
-    """Per test split and measure: arm means with CIs and differences to the baseline (compare_arms)."""
-    runs = result["runs"]
+def summarise(runs: dict[str, dict[int, dict]]) -> dict:
+    """Per split and measure: arm means with CIs, differences to the baseline and to CE alone (bootstrap CI, Welch)."""
     out = {}
-    for split in (s.value for s in TEST_SPLITS):
+    for split in ["validation", *(s.value for s in TEST_SPLITS)]:
         for key in ("accuracy", "perplexity"):
-            scores = {arm: [r["scores"][split][key] for r in per.values()] for arm, per in runs.items()}
-            out[f"{split} {key}"] = compare_arms(scores, BASELINE)
+            scores = {arm: [m["scores"][split][key] for m in per.values()] for arm, per in runs.items()}
+            table = compare_arms(scores, BASELINE)
+            if CE in scores:
+                for arm, row in compare_arms(scores, CE).items():
+                    if arm != CE:
+                        table[arm]["vs_ce"] = row["vs_baseline"]
+            out[f"{split} {key}"] = table
     return out
 
 
-def router_weights(result: dict) -> dict[str, list[dict]]:
-    return {seed: r["routing"] for seed, r in result["runs"].get("two-learned", {}).items()}
+def check_controls(runs: dict[str, dict[int, dict]]) -> dict:
+    """One data-stream hash for every run, and equal compute across the arms at each seed (InputError otherwise)."""
+    hashes = {m["split_hash"] for per in runs.values() for m in per.values()}
+    if len(hashes) != 1:
+        raise AssertionError(f"runs used {len(hashes)} different data streams")
+    seeds = sorted({s for per in runs.values() for s in per})
+    compute = {s: check_equal_compute({f"{a}/seed {s}": Compute(**per[s]["compute"]) for a, per in runs.items()
+                                       if s in per}).to_dict() for s in seeds}
+    return {"split_hash": hashes.pop(), "compute": compute}
 
 
-def markdown(summary: dict, routers: dict, header: str) -> str:
-    lines = [header, "", "| arm | " + " | ".join(f"{k} [95% CI]" for k in summary) + " |",
-             "|---|" + "---|" * len(summary)]
-    for arm in next(iter(summary.values())):
-        cells = []
-        for table in summary.values():
-            m = table[arm]["mean"]
-            cells.append(f"{m['estimate']:.3f} [{m['low']:.3f}, {m['high']:.3f}]")
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    lines += ["", f"Against {BASELINE} (difference of means, bootstrap 95% CI, Welch p):", ""]
-    for measure in ("id accuracy", "id perplexity"):
-        for arm, row in summary[measure].items():
-            if "vs_baseline" in row:
-                d, w = row["vs_baseline"]["diff"], row["vs_baseline"]["welch"]
-                lines.append(f"- {measure}, {arm}: {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
-                             f"p = {w['p']:.3g}")
-    lines += ["", "Learned router, mean weight per teacher at the last logged step:", ""]
-    for seed, rows in routers.items():
-        last = rows[-1]
-        lines.append(f"- seed {seed}: " + ", ".join(f"{k[2:]} {v:.3f}" for k, v in last.items() if k != "step"))
+def alignment_shift(student_from: str, teachers: list[str], n: int) -> dict[str, dict]:
+    """Per teacher, on n ID test problems: the mean share of a student token's characters the character alignment
+    sends off the diagonal (to teacher tokens with another span), over all student tokens and over number tokens."""
+    student_tok = load_model(student_from).tokenizer
+    examples = test_examples(CoTSplit.ID, n)
+    out = {}
+    for name in teachers:
+        tok = load_model(name).tokenizer
+        shares, numbers = [], []
+        for e in examples:
+            ids, _, s_spans = encode_with_spans(student_tok, e)
+            _, _, t_spans = encode_with_spans(tok, e)
+            share = off_diagonal_share(s_spans, t_spans).tolist()
+            shares += share
+            numbers += [x for x, i in zip(share, ids) if student_tok.convert_ids_to_tokens(i).strip().isdigit()]
+        out[name] = {"tokens": len(shares), "mean_off_diagonal": sum(shares) / len(shares),
+                     "tokens_moved": sum(x > 0 for x in shares) / len(shares),
+                     "number_tokens": len(numbers), "mean_off_diagonal_numbers": sum(numbers) / max(1, len(numbers))}
+    return out
+
+
+def _cell(row: dict, key: str = "mean", digits: int = 3) -> str:
+    m = row[key]
+    return f"{m['estimate']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}]"
+
+
+def _vs(row: dict, key: str) -> str:
+    if key not in row:
+        return "—"
+    d, w = row[key]["diff"], row[key]["welch"]
+    p = "n/a" if w["p"] != w["p"] else f"{w['p']:.2g}"
+    return f"{d['estimate']:+.3f} (p = {p})"
+
+
+def markdown(summary: dict, shift: dict, teachers: dict, header: str) -> str:
+    acc, ppl, val = summary["id accuracy"], summary["id perplexity"], summary["validation accuracy"]
+    lines = [header, "", "| arm | seeds | validation acc | ID test acc [95% CI] | vs CE-only (Welch p) | vs baseline "
+             "(Welch p) | ID ppl [95% CI] | OOD-longer acc | OOD-pairs acc |", "|---|" + "---|" * 8]
+    for arm, row in acc.items():
+        lines.append(f"| {arm} | {len(row['values'])} | {val[arm]['mean']['estimate']:.3f} | {_cell(row)} | "
+                     f"{_vs(row, 'vs_ce')} | {_vs(row, 'vs_baseline')} | {_cell(ppl[arm], digits=2)} | "
+                     f"{summary['ood-longer accuracy'][arm]['mean']['estimate']:.3f} | "
+                     f"{summary['ood-pairs accuracy'][arm]['mean']['estimate']:.3f} |")
+    for name, scores in teachers.items():
+        lines.append(f"| teacher {name} | | | {scores['id']['accuracy']:.3f} | | | {scores['id']['perplexity']:.2f} | "
+                     f"{scores['ood-longer']['accuracy']:.3f} | {scores['ood-pairs']['accuracy']:.3f} |")
+    lines += ["", "Character alignment, student tokenizer → each teacher's (ID test problems): share of a student "
+              "token's characters read from teacher tokens with another span.", "",
+              "| teacher | student tokens | mean off-diagonal share | tokens moved | number tokens | their mean share |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['tokens']} | {v['mean_off_diagonal']:.3f} | {v['tokens_moved']:.3f} | {v['number_tokens']} "
+              f"| {v['mean_off_diagonal_numbers']:.3f} |" for k, v in shift.items()]
     return "\n".join(lines + [""])
 
 
-def figure(summary: dict, routers: dict, teachers: list[str]):
-    from plotly.subplots import make_subplots
+def figure(summary: dict):
+    import plotly.graph_objects as go
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("ID accuracy (mean over seeds, 95% CI)",
-                                                        "learned router: weight per teacher by step"))
     table = summary["id accuracy"]
     cis = [table[arm]["mean"] for arm in table]
-    fig.add_bar(x=list(table), y=[c["estimate"] for c in cis], name="ID accuracy", row=1, col=1,
-                error_y={"type": "data", "symmetric": False, "array": [c["high"] - c["estimate"] for c in cis],
-                         "arrayminus": [c["estimate"] - c["low"] for c in cis]})
-    for seed, rows in routers.items():
-        log = RoutingLog(teachers, rows)
-        for trace in log.figure("").data:
-            fig.add_scatter(x=trace.x, y=trace.y, mode="lines", name=f"{trace.name}, seed {seed}", row=1, col=2)
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(title="Multi-teacher KV distillation on chain-of-thought arithmetic", height=560)
+    fig = go.Figure(go.Bar(x=list(table), y=[c["estimate"] for c in cis], error_y={
+        "type": "data", "symmetric": False, "array": [c["high"] - c["estimate"] for c in cis],
+        "arrayminus": [c["estimate"] - c["low"] for c in cis]}))
+    fig.update_layout(title="Multi-teacher KV distillation: ID test accuracy per arm (mean over seeds, 95% CI)",
+                      height=520)
     return fig
+
+
+def teacher_scores(args) -> dict:
+    from rcid_tl.world.cot_eval import evaluate_cot
+
+    path = args.out / f"teacher_scores_{args.eval_n}.json"
+    if not path.is_file():
+        scores = {}
+        for name in (args.digits, args.qwen2):
+            model = load_model(name)
+            scores[name] = {s.value: evaluate_cot(model, model.tokenizer, test_examples(s, args.eval_n)).to_dict()
+                            for s in TEST_SPLITS}
+        write_json(path, scores)
+    return json.loads(path.read_text())
 
 
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gpt2", default="world-gpt2-cot", help="MHA teacher")
-    p.add_argument("--qwen2", default="world-qwen2-cot", help="GQA teacher")
-    p.add_argument("--student-from", help="the model whose default student shape and tokenizer every arm's student "
-                                          "takes (default: the GQA teacher)")
+    p.add_argument("--digits", default="world-gpt2-cot-digits", help="MHA teacher with the digit tokenizer")
+    p.add_argument("--qwen2", default="world-qwen2-cot", help="GQA teacher with the word tokenizer")
+    p.add_argument("--student-from", default="world-gpt2-cot",
+                   help="the model whose default student shape and (word) tokenizer every arm's student takes")
+    p.add_argument("--student-shape", default="{}", help="JSON overrides of the student shape")
+    p.add_argument("--reasoning", default="full", choices=["full", "compressed"])
     p.add_argument("--out", type=Path, default=Path("runs/multiteacher_study"))
     p.add_argument("--figures", type=Path, default=Path("figures"))
+    p.add_argument("--name", default="multiteacher_study")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--arms", nargs="+", help="run only these arms (several processes may split them; one process "
-                                             "with every arm then reuses their runs and writes the figures)")
-    p.add_argument("--steps", type=int, default=120)
+    p.add_argument("--arms", nargs="+", help="only these arms")
+    p.add_argument("--steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--kv-weight", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--n-pool", type=int, default=1280)
-    p.add_argument("--eval-n", type=int, default=100)
+    p.add_argument("--n-train", type=int, default=1024)
+    p.add_argument("--eval-n", type=int, default=50)
+    p.add_argument("--curve-n", type=int, default=32, help="validation problems (learning curve and final score)")
+    p.add_argument("--curve-every", type=int, default=100)
+    p.add_argument("--runs-only", action="store_true")
+    p.add_argument("--finished-only", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     command = shlex.join(["python", "experiments/multiteacher_study.py", *argv])
-    arms = [a for a in study_arms(args.gpt2, args.qwen2) if not args.arms or a.name in args.arms]
-    result = run_ablation(arms, args.seeds, run_arm(args, command), baseline=BASELINE if not args.arms else
-                          arms[0].name)
-    if args.arms:
+    all_arms, overrides = study_arms(args.digits, args.qwen2)
+    arms = [a for a in all_arms if not args.arms or a.name in args.arms]
+    if not args.finished_only:
+        for seed in args.seeds:
+            for arm in arms:
+                if finished(args, arm.name, seed) is None:
+                    run_multiteacher(run_config(args, arm, seed, overrides), args.out / f"{arm.name}-{seed}",
+                                     command=command)
+    if args.runs_only:
         return
-    summary = summarise(result)
-    routers = router_weights(result)
-    header = (f"# Multi-teacher KV distillation study\n\nTeachers {args.gpt2} (MHA) and {args.qwen2} (GQA); student: "
-              f"{args.student_from or args.qwen2}'s default student shape; compressed student reasoning; "
-              f"{len(args.seeds)} seeds; "
-              f"{args.steps} steps of batch {args.batch_size} (tokens per seed, equal across arms: "
-              f"{result['compute']}); data split {result['split_hash'][:12]}; {args.eval_n} test problems per split. "
-              f"`{command}` (rcid_tl {__version__}).")
-    write_json(args.figures / "multiteacher_study.json",
-               {"rcid_tl_version": __version__, "command": command, "args": vars(args) | {
-                   "out": str(args.out), "figures": str(args.figures)}, "summary": summary, "router": routers,
-                "ablation": {k: v for k, v in result.items() if k != "runs"},
-                "runs": {arm: {seed: {k: r[k] for k in ("scores", "routing", "curve", "compute", "split_hash",
-                                                         "config", "layer_maps", "wall_s")} for seed, r in per.items()}
-                         for arm, per in result["runs"].items()}})
-    write_text(args.figures / "multiteacher_study.md", markdown(summary, routers, header))
-    write_figure(args.figures / "multiteacher_study.html", figure(summary, routers, [args.gpt2, args.qwen2]))
-    first = str(args.seeds[0])
-    curves = {arm: per[first]["curve"] for arm, per in result["runs"].items()}
-    for key in ("ce", "curve_accuracy"):
-        write_figure(args.figures / f"multiteacher_study_{key}", learning_curve_figure(
-            curves, key, f"learning curves ({key}), seed {first}"))
+    runs = {a.name: {s: m for s in args.seeds if (m := finished(args, a.name, s))} for a in arms}
+    runs = {a: per for a, per in runs.items() if per}
+    controls = check_controls(runs)
+    summary = summarise(runs)
+    teachers = teacher_scores(args)
+    shift = alignment_shift(args.student_from, [args.digits, args.qwen2], args.eval_n)
+    routers = {s: m["routing"][-1] for s, m in runs.get("routing-learned", {}).items()}
+    header = (f"# Multi-teacher KV distillation study\n\nTeachers {args.digits} (MHA, digit tokenizer) and "
+              f"{args.qwen2} (GQA, word tokenizer); student: {args.student_from}'s default shape "
+              f"{args.student_shape}, {args.reasoning} reasoning; {args.steps} steps of batch {args.batch_size}, "
+              f"lr {args.lr}, KV weight {args.kv_weight}; compute per seed, equal across arms: {controls['compute']}; "
+              f"data streams {controls['split_hash'][:12]}; {args.curve_n} validation and {args.eval_n} test "
+              f"problems per split. `{command}` (rcid_tl {__version__}).")
+    name = args.figures / args.name
+    write_json(name.with_suffix(".json"), {
+        "rcid_tl_version": __version__, "command": command, "args": vars(args) | {
+            "out": str(args.out), "figures": str(args.figures)}, "controls": controls, "summary": summary,
+        "teachers": teachers, "alignment_shift": shift, "router": routers,
+        "runs": {arm: {seed: {k: m[k] for k in ("scores", "routing", "compute", "split_hash", "config", "layer_maps",
+                                                 "data", "wall_s")} for seed, m in per.items()}
+                 for arm, per in runs.items()}})
+    write_text(name.with_suffix(".md"), markdown(summary, shift, teachers, header))
+    write_figure(name.with_suffix(".html"), figure(summary))
+    first = {arm: per[min(per)] for arm, per in runs.items()}
+    curves = {arm: [r for r in read_log(args.out / f"{arm}-{m['seed']}" / "train_log.jsonl")] for arm, m in first.items()}
+    write_figure(args.figures / f"{args.name}_curve_accuracy", learning_curve_figure(
+        curves, "curve_accuracy", "validation accuracy during training, first seed"))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class KVConfig:
 class KVRunConfig:
     """Everything that determines a KV-distilled student on the chain-of-thought task: the teacher, the student
     (`None`: the teacher's default student shape, `student_shape` overriding fields), the CoT training problems
-    (`n_train` of the train split, seeded by `data_seed`), the objective and the optimizer. `eval_every` steps the
+    (`n_train` problems of the student stream, `rcid_tl.world.cot_streams`), the objective and the optimizer. `eval_every` steps the
     learning curve scores `curve_n` ID problems; the final evaluation scores `eval_n` of each test split."""
 
     teacher: str
@@ -68,7 +68,6 @@ class KVRunConfig:
     student: str | None = None
     student_shape: dict[str, int] = field(default_factory=dict)
     n_train: int = 2048
-    data_seed: int = 0
     batch_size: int = 16
     eval_n: int = 200
     curve_n: int = 32

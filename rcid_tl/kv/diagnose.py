@@ -13,7 +13,7 @@ from rcid_tl.artifacts import write_json, write_text
 from rcid_tl.kv.config import KVRunConfig
 from rcid_tl.kv.objective import KVObjective
 from rcid_tl.kv.run import load_pair, segment_batch
-from rcid_tl.world.cot import CoTSplit, cot_examples
+from rcid_tl.world.cot_streams import CoTStream, stream_examples
 
 DIAGNOSE_CKA_WEIGHT, DIAGNOSE_CODI_WEIGHT = 0.05, 0.5  # the KV recipe's defaults, used to size a term that is off
 
@@ -104,7 +104,7 @@ def diagnosis_table(result: dict[str, Any]) -> str:
 def run_diagnosis(config: KVRunConfig, n_batches: int, out: Path) -> dict[str, Any]:
     """Load the pair, diagnose `n_batches` CoT training batches, write OUT/diagnosis.json and OUT/diagnosis.txt."""
     teacher, student = load_pair(config)
-    problems = cot_examples(CoTSplit.TRAIN, n_batches * config.batch_size, seed=config.data_seed)
+    problems = stream_examples(CoTStream.STUDENT, n_batches * config.batch_size)
     batches = [segment_batch(teacher.tokenizer, problems[i : i + config.batch_size])
                for i in range(0, len(problems), config.batch_size)]
     result = diagnose_losses(teacher, student, config, batches)

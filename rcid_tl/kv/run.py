@@ -27,11 +27,14 @@ from rcid_tl.models.student import build_student_for, student_config_for
 from rcid_tl.training import read_state, settings_json, train_phase
 from rcid_tl.world.cot import CoTSplit, Segment, cot_batch, cot_examples
 from rcid_tl.world.cot_eval import evaluate_cot
+from rcid_tl.world.cot_streams import (
+    CoTStream, STREAM_SOURCES, TEST_SEED, check_no_overlap, examples_hash, record_or_check_streams, stream_examples,
+)
 
 log = logging.getLogger(__name__)
 STATE = "train_state.pt"
 TEST_SPLITS = (CoTSplit.ID, CoTSplit.OOD_LONGER, CoTSplit.OOD_PAIRS)
-EVAL_SEED = 1  # test problems come from their splits' own streams; seed 1 keeps them apart from any seed-0 pilot
+EVAL_SEED = TEST_SEED  # test problems come from their splits' own streams (rcid_tl.world.cot_streams)
 # Settings that cannot change the trained weights, so a run may resume with new values: how often states are saved,
 # the device, and the size of the final evaluation (the multi-teacher run has the same ones).
 RESUMABLE_WITH_NEW = ("checkpoint_every", "device", "eval_n")
@@ -89,8 +92,9 @@ def run_kv_distill(config: KVRunConfig, out: str | Path, *, stop_after: int | No
     if config.gradient_checkpointing:
         enable_checkpointing(student)
     tok = teacher.tokenizer
-    train = cot_examples(CoTSplit.TRAIN, config.n_train, seed=config.data_seed)
-    curve = cot_examples(CoTSplit.ID, config.curve_n, seed=EVAL_SEED)
+    streams = data_streams(config)
+    record_or_check_streams(out, {k: examples_hash(v) for k, v in streams.items()})
+    train, curve = streams["student"], streams["validation"]
     order = data_order(len(train), config.optim.steps, config.batch_size, config.seed)
     last_score: dict[str, float] = {}
 
@@ -112,20 +116,33 @@ def run_kv_distill(config: KVRunConfig, out: str | Path, *, stop_after: int | No
     student.original_model.eval()
     save_hf_model(student, out / "student")
     log.info("saved %s; scoring %d problems of each test split", out / "student", config.eval_n)
-    scores = {s.value: evaluate_cot(student, tok, cot_examples(s, config.eval_n, seed=EVAL_SEED)).to_dict()
-              for s in TEST_SPLITS}
+    scores = {s.value: evaluate_cot(student, tok, streams[f"test-{s.value}"]).to_dict() for s in TEST_SPLITS}
+    scores["validation"] = evaluate_cot(student, tok, curve).to_dict()
     metrics = {
         "rcid_tl_version": __version__, "command": command, "objective": "kv", "teacher": config.teacher,
         "seed": config.seed, "steps": config.optim.steps, "scores": scores, "precision": precision.value,
-        "data": {"train": {"split": CoTSplit.TRAIN.value, "n": config.n_train, "seed": config.data_seed},
-                 "test": {"splits": [s.value for s in TEST_SPLITS], "n": config.eval_n, "seed": EVAL_SEED},
-                 "curve": {"split": CoTSplit.ID.value, "n": config.curve_n, "seed": EVAL_SEED}},
+        "data": {"streams": {s.value: {"split": STREAM_SOURCES[s][0].value, "seed": STREAM_SOURCES[s][1]}
+                             for s in CoTStream},
+                 "sizes": {k: len(v) for k, v in streams.items()},
+                 "hashes": {k: examples_hash(v) for k, v in streams.items()}},
         "layer_pairs": {str(s): t for s, t in objective.pairs.items()},
         "wall_s": round(time.perf_counter() - t0, 2), "config": config.to_dict(),
     }
     write_json(out / "metrics.json", metrics)
     write_learning_curves(log_path, out / "learning_curves", title=f"KV distillation of {config.teacher}")
     return metrics
+
+
+def data_streams(config: KVRunConfig) -> dict[str, list]:
+    """Student (training), validation (learning curve, final validation score) and per test split the test problems,
+    each from its own stream (rcid_tl.world.cot_streams); training and validation never repeat a test question."""
+    test = {f"test-{s.value}": cot_examples(s, config.eval_n, seed=EVAL_SEED) for s in TEST_SPLITS}
+    blocked = {e.prompt for examples in test.values() for e in examples}
+    validation = stream_examples(CoTStream.VALIDATION, config.curve_n, exclude=blocked)
+    student = stream_examples(CoTStream.STUDENT, config.n_train, exclude=blocked | {e.prompt for e in validation})
+    streams = {"student": student, "validation": validation, **test}
+    check_no_overlap(streams)
+    return streams
 
 
 def teacher_scores(teacher: TransformerBridge, n: int) -> dict[str, dict]:

@@ -13,7 +13,15 @@ from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import namer
 
 # LayerMap and ratio_layer_map are re-exported: the multi-teacher run imports its three layer-map names from here
-__all__ = ["LayerMap", "cka_layer_map", "ratio_layer_map", "resid_by_layer"]
+__all__ = ["LayerMap", "cka_layer_map", "ratio_layer_map", "resid_by_layer", "shallow_layer_map"]
+
+
+def shallow_layer_map(n_teacher: int, n_student: int) -> LayerMap:
+    """The ratio map over the teacher's first ⌈L_t/2⌉ layers (zero weight on the deeper half): the shallow-coverage
+    arm, which asks whether the deep teacher layers carry what the student needs."""
+    half = ratio_layer_map(-(-n_teacher // 2), n_student)
+    pad = (0.0,) * (n_teacher - half.n_teacher)
+    return LayerMap("ratio-shallow", tuple(row + pad for row in half.weights))
 
 
 @torch.no_grad()

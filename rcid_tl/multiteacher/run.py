@@ -1,11 +1,12 @@
 """A whole multi-teacher KV-distillation run on the chain-of-thought task through the shared resumable trainer: load
-the teachers and the student, cut one problem pool into disjoint teacher (layer maps) / student (training) /
-validation (learning curve) splits whose hash is recorded and checked on resume, train CE + structural KV against
-the fused teachers, log the routing weights every step window, score the student on the ID and OOD splits."""
+the teachers and the student, draw the teacher (layer maps), student (training), validation (learning curve) and test
+problems from separate generator streams whose hashes are recorded and checked on resume, train CE + structural KV
+against the fused teachers, log the routing weights every step window, score the student on the ID and OOD splits."""
 
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +25,34 @@ from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
 from rcid_tl.models.student import build_student_for, student_config_for
 from rcid_tl.multiteacher.ablation import Arm
-from rcid_tl.multiteacher.controls import (
-    Compute, disjoint_splits, check_disjoint, record_or_check_split, split_hash,
-)
+from rcid_tl.multiteacher.controls import Compute, record_or_check_split
 from rcid_tl.multiteacher.data import Reasoning, encode_side, student_examples, teacher_alignment
 from rcid_tl.multiteacher.fusion import RoutingLog
-from rcid_tl.multiteacher.layers import LayerMap, cka_layer_map, ratio_layer_map
+from rcid_tl.multiteacher.layers import LayerMap, cka_layer_map, ratio_layer_map, shallow_layer_map
 from rcid_tl.multiteacher.objective import MultiTeacherKV, TeacherView
 from rcid_tl.training import read_state, settings_json, train_phase
 from rcid_tl.world.cot import CoTSplit, cot_examples
 from rcid_tl.world.cot_eval import evaluate_cot
+from rcid_tl.world.cot_streams import (
+    CoTStream, STREAM_SOURCES, check_no_overlap, combined_hash, examples_hash, record_or_check_streams,
+    stream_examples,
+)
 
 log = logging.getLogger(__name__)
 STATE = "train_state.pt"
+
+
+class Coverage(str, Enum):
+    FULL = "full"  # the layer map spans every teacher layer
+    SHALLOW = "shallow"  # the ratio map over the teacher's first half of layers only (the deeper half is never read)
 
 
 @dataclass(frozen=True)
 class MultiTeacherRunConfig:
     """One arm's run: the arm (teachers, fusion, projection, alignment, α's), the optimizer, the student (None: the
     first teacher's default student shape), the student's reasoning format, the layer maps (ratio, or CKA top-2
-    precomputed on the teacher split, or one saved map file per teacher, comma-separated), and the problem pool cut
-    into teacher / student / validation fractions."""
+    precomputed on teacher-stream problems, or one saved map file per teacher, comma-separated) and its coverage, and
+    how many problems each data stream gives (`n_train` student problems, `n_teacher` for the CKA map)."""
 
     arm: Arm
     optim: OptimConfig
@@ -55,9 +63,9 @@ class MultiTeacherRunConfig:
     reasoning: Reasoning | str = Reasoning.COMPRESSED
     kv_weight: float = 1.0
     layer_map: str = "ratio"
-    n_pool: int = 1280
-    fractions: tuple[float, float, float] = (0.1, 0.8, 0.1)
-    data_seed: int = 7  # the teachers were fine-tuned on the TRAIN stream of seed 0; the pool is another stream
+    layer_coverage: Coverage | str = Coverage.FULL
+    n_train: int = 1024
+    n_teacher: int = 64
     batch_size: int = 16
     eval_n: int = 200
     curve_n: int = 32
@@ -68,13 +76,17 @@ class MultiTeacherRunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reasoning", parse_choice(Reasoning, self.reasoning, "student reasoning"))
+        object.__setattr__(self, "layer_coverage", parse_choice(Coverage, self.layer_coverage, "layer coverage"))
+        if self.layer_coverage is Coverage.SHALLOW and self.layer_map != "ratio":
+            raise InputError("shallow layer coverage is a ratio map over the first half of the teacher's layers; "
+                             "use --layer-map ratio with it")
         if self.layer_map not in ("ratio", "cka"):
             files = self.layer_map_files
             if len(files) != len(self.arm.teachers) or not all(Path(f).is_file() for f in files):
                 raise InputError(f"--layer-map {self.layer_map!r} is neither ratio, cka nor one existing map file per "
                                  f"teacher ({len(self.arm.teachers)}, comma-separated)")
         check_real(self.kv_weight, "--kv-weight")
-        for name in ("n_pool", "batch_size", "eval_n", "curve_n", "eval_every", "checkpoint_every", "log_every"):
+        for name in ("n_train", "n_teacher", "batch_size", "eval_n", "curve_n", "eval_every", "checkpoint_every", "log_every"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         if self.checkpoint_every % self.log_every or self.eval_every % self.log_every:
             raise InputError(f"--save-every and --eval-every must be multiples of {self.log_every}")
@@ -85,7 +97,8 @@ class MultiTeacherRunConfig:
         return [] if self.layer_map in ("ratio", "cka") else self.layer_map.split(",")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"arm": self.arm.to_dict(), "reasoning": self.reasoning.value}
+        return asdict(self) | {"arm": self.arm.to_dict(), "reasoning": self.reasoning.value,
+                               "layer_coverage": self.layer_coverage.value}
 
 
 def load_models(config: MultiTeacherRunConfig):
@@ -137,7 +150,9 @@ def layer_maps(config, teachers, student, teacher_split, out: Path) -> dict[str,
                                                                        name)
             continue
         if config.layer_map == "ratio":
-            maps[name] = ratio_layer_map(teacher.cfg.n_layers, student.cfg.n_layers)
+            maps[name] = ratio_layer_map(teacher.cfg.n_layers, student.cfg.n_layers) \
+                if config.layer_coverage is Coverage.FULL else shallow_layer_map(teacher.cfg.n_layers,
+                                                                                  student.cfg.n_layers)
             continue
         path = out / f"layer_map_{i}.json"
         if not path.is_file():
@@ -146,6 +161,19 @@ def layer_maps(config, teachers, student, teacher_split, out: Path) -> dict[str,
                           batch.real).save(path)
         maps[name] = LayerMap.load(path).check(teacher.cfg.n_layers, student.cfg.n_layers, name)
     return maps
+
+
+def data_streams(config: MultiTeacherRunConfig) -> dict[str, list]:
+    """Teacher (CKA map), student (training), validation (learning curve) and per test split the test problems, each
+    from its own stream; student and validation problems never repeat a test question (asserted)."""
+    test = {f"test-{s.value}": cot_examples(s, config.eval_n, seed=EVAL_SEED) for s in TEST_SPLITS}
+    blocked = {e.prompt for examples in test.values() for e in examples}
+    validation = stream_examples(CoTStream.VALIDATION, config.curve_n, exclude=blocked)
+    student = stream_examples(CoTStream.STUDENT, config.n_train, exclude=blocked | {e.prompt for e in validation})
+    streams = {"teacher": stream_examples(CoTStream.TEACHER, config.n_teacher), "student": student,
+               "validation": validation, **test}
+    check_no_overlap({k: v for k, v in streams.items() if k != "teacher"})
+    return streams
 
 
 def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command: str = "",
@@ -158,14 +186,14 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
     if config.layer_map_files:  # a map of the wrong depth fails here, before anything is written
         layer_maps(config, teachers, student, [], out)
     check_vocabulary(teachers, student)
-    pool = cot_examples(CoTSplit.TRAIN, config.n_pool, seed=config.data_seed)
-    splits = disjoint_splits(len(pool), config.fractions, seed=config.data_seed)
-    check_disjoint(splits)
-    digest = split_hash(splits, encode_side(student.tokenizer, pool).tokens)
+    streams = data_streams(config)
+    hashes = {name: examples_hash(examples) for name, examples in streams.items()}
+    digest = combined_hash(hashes)
     out.mkdir(parents=True, exist_ok=True)
+    record_or_check_streams(out, hashes)
     record_or_check_split(out, digest)
-    teacher_split, train, curve = ([pool[i] for i in splits[s].tolist()] for s in ("teacher", "student", "validation"))
-    curve = student_examples(curve[: config.curve_n], config.reasoning)
+    teacher_split, train = streams["teacher"], streams["student"]
+    curve = student_examples(streams["validation"], config.reasoning)
     objective = MultiTeacherKV(teachers, student, config.arm, config.kv_weight,
                                layer_maps(config, teachers, student, teacher_split, out)).to(config.device)
     student.eval()
@@ -189,8 +217,9 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
         return None
     save_hf_model(student, out / "student")
     scores = {s.value: evaluate_cot(student, student.tokenizer,
-                                    student_examples(cot_examples(s, config.eval_n, seed=EVAL_SEED),
-                                                     config.reasoning)).to_dict() for s in TEST_SPLITS}
+                                    student_examples(streams[f"test-{s.value}"], config.reasoning)).to_dict()
+              for s in TEST_SPLITS}
+    scores["validation"] = evaluate_cot(student, student.tokenizer, curve).to_dict()
     seen = student_examples([train[i] for i in order.tolist()], config.reasoning)
     compute = Compute(config.optim.steps, len(order), int(encode_side(student.tokenizer, seen).real.sum()))
     routing = RoutingLog(config.arm.teachers, read_log(log_path))
@@ -201,8 +230,9 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
         "teachers": list(config.arm.teachers), "seed": config.seed, "scores": scores, "split_hash": digest,
         "compute": compute.to_dict(), "routing": routing.rows,
         "layer_maps": {n: m.weights for n, m in zip(config.arm.teachers, _maps(objective))},
-        "data": {"pool": {"split": CoTSplit.TRAIN.value, "n": config.n_pool, "seed": config.data_seed},
-                 "splits": {k: v.tolist() for k, v in splits.items()},
+        "data": {"streams": {s.value: {"split": STREAM_SOURCES[s][0].value, "seed": STREAM_SOURCES[s][1]}
+                             for s in CoTStream},
+                 "sizes": {k: len(v) for k, v in streams.items()}, "hashes": hashes,
                  "test": {"splits": [s.value for s in TEST_SPLITS], "n": config.eval_n, "seed": EVAL_SEED}},
         "wall_s": round(time.perf_counter() - t0, 2), "config": config.to_dict(),
     }

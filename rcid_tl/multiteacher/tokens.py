@@ -54,6 +54,16 @@ def char_alignment(student: Sequence[Span], teacher: Sequence[Span]) -> Float[Te
     return (overlap / overlap.sum(1, keepdim=True)).float()
 
 
+def off_diagonal_share(student: Sequence[Span], teacher: Sequence[Span]) -> Float[Tensor, " t_s"]:
+    """Per student token, the share of its characters that `char_alignment` sends to teacher tokens whose span is
+    not its own: 0 where the teacher has the same token (the identity's diagonal), 1 for a student " 23" read from a
+    digit teacher's " 2" + "3". Measures how much work the alignment does for a pair of tokenizers."""
+    a = char_alignment(student, teacher)
+    s, t = _disjoint(student), _disjoint(teacher)
+    same = torch.tensor([[float(sj == tj) for tj in t] for sj in s])
+    return 1 - (a * same).sum(1)
+
+
 def hard_alignment(soft: Float[Tensor, "*batch t_s t_t"]) -> Float[Tensor, "*batch t_s t_t"]:
     """The index alignment the soft one is ablated against: each student row keeps only its largest entry (one-hot),
     all-zero (padding) rows stay zero."""

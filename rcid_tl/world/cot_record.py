@@ -39,6 +39,11 @@ def write_cot_training_record(
         "the CoT tokens appended (`build_cot_tokenizer()`); every world token keeps its id, new embedding rows "
         "started at the mean embedding, and the number tokens \" N\" the world never writes (all but \" 11\"..\" 19\"; "
         "their rows had collapsed onto one vector) started as copies of the trained year-suffix tokens \"NN\".",
+        *([] if config.get("tokenizer", "words") == "words" else [
+            "", "Digit tokenizer (`build_cot_digit_tokenizer()`): the same vocabulary and ids as its parent's, but every "
+            "number is split into single digits (\" 23\" is \" 2\" + \"3\"), so its segmentation differs from the "
+            "word-level students' and a multi-teacher student reads it through the character alignment. The parent "
+            "already had the CoT vocabulary, so no embedding row was added or reset."]),
         "",
         f"- command: `{command}`",
         f"- seed: {t['seed']} (world seed {t['world']['seed']}, CoT seed {config['cot_seed']})",

@@ -10,6 +10,7 @@ import json
 import logging
 import random
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import torch
@@ -27,7 +28,8 @@ from rcid_tl.world.cot_eval import evaluate_cot
 from rcid_tl.world.cot_record import write_cot_training_record
 from rcid_tl.world.evaluate import evaluate_teacher
 from rcid_tl.world.splits import Split
-from rcid_tl.world.tokenizer import build_cot_tokenizer
+from rcid_tl.errors import parse_choice
+from rcid_tl.world.tokenizer import build_cot_digit_tokenizer, build_cot_tokenizer
 from rcid_tl.world.training import RESUMABLE_WITH_NEW, TrainConfig, run_training
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,17 @@ EVAL_SPLITS = (CoTSplit.ID, CoTSplit.OOD_LONGER, CoTSplit.OOD_PAIRS)
 EVAL_SEED = 12345  # as evaluate_teacher's default: never a training stream
 _CHUNK_DOCS = 4096
 WORLD_SPACE_NUMBERS = range(11, 20)  # the only " N" tokens the world corpus emits (counting lists)
+
+
+class CoTTokenizer(str, Enum):
+    """WORDS: `build_cot_tokenizer()` (one token per number up to 99). DIGITS: `build_cot_digit_tokenizer()` (same
+    ids, numbers split into digits): a teacher that segments differently from the word-level students."""
+
+    WORDS = "words"
+    DIGITS = "digits"
+
+    def build(self):
+        return build_cot_digit_tokenizer() if self is CoTTokenizer.DIGITS else build_cot_tokenizer()
 
 
 @dataclass(frozen=True)
@@ -50,13 +63,20 @@ class CoTTrainConfig:
     cot_seed: int = 0
     eval_cot_examples: int = 100
     final_cot_examples: int = 500
+    tokenizer: CoTTokenizer | str = CoTTokenizer.WORDS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tokenizer", parse_choice(CoTTokenizer, self.tokenizer, "tokenizer"))
         if not 0 < self.cot_fraction <= 1:
             raise ValueError(f"cot_fraction must be in (0, 1], got {self.cot_fraction}")
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"train": self.train.to_dict()}
+        d = asdict(self) | {"train": self.train.to_dict()}
+        if self.tokenizer is CoTTokenizer.WORDS:  # the shipped word-level teachers' records have no such key
+            del d["tokenizer"]
+        else:
+            d["tokenizer"] = self.tokenizer.value
+        return d
 
 
 def parent_dir(parent: str) -> Path:
@@ -69,9 +89,12 @@ def grow_parent(parent: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMo
     The world corpus writes numbers with a leading space only in counting lists (" 11".." 19"); every other " N"
     row was never an input and has collapsed onto one shared "never next" vector, so the parent cannot tell " 5"
     from " 23". Those rows restart as copies of the trained year-suffix tokens ("05", "23"), which the parent tells
-    apart and orders (Greater-Than)."""
+    apart and orders (Greater-Than). A parent that already has the CoT vocabulary (a CoT teacher re-tokenized, e.g.
+    into digits) is returned unchanged."""
     model = AutoModelForCausalLM.from_pretrained(parent_dir(parent))
     old = model.get_input_embeddings().weight.shape[0]
+    if old == len(tokenizer):
+        return model
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     unseen = [n for n in range(100) if n not in WORLD_SPACE_NUMBERS]
     spaced = tokenizer.convert_tokens_to_ids([f" {n}" for n in unseen])
@@ -118,7 +141,7 @@ def train_cot_teacher(cfg: CoTTrainConfig, out_dir: str | Path, command: str = "
     `eval_every` steps) and loss_curve.html; `model/` gets weights, tokenizer, training.json and TRAINING.md."""
     t, out = cfg.train, Path(out_dir)
     torch.manual_seed(t.seed)
-    tokenizer = build_cot_tokenizer()
+    tokenizer = cfg.tokenizer.build()
     model = grow_parent(cfg.parent, tokenizer)
 
     def evaluate() -> dict:

@@ -17,6 +17,9 @@ EOS_TOKEN = "<|endoftext|>"
 UNK_TOKEN = "<|unk|>"
 # Words, two-digit numbers, single digits, one punctuation mark, each with an optional leading space.
 PRE_TOKENIZER_PATTERN = r"\n| ?[A-Za-z]+| ?\d\d| ?\d| ?[^\sA-Za-z\d]|\s"
+# The same without the two-digit branch: every number is split into digits (" 23" -> " 2" + "3"), so a teacher with
+# this tokenizer segments numbers differently from the word-level students and the character alignment has work to do.
+DIGIT_PRE_TOKENIZER_PATTERN = r"\n| ?[A-Za-z]+| ?\d| ?[^\sA-Za-z\d]|\s"
 PUNCTUATION: tuple[str, ...] = tuple(".,:;!?'\"-()")
 TWO_DIGITS: tuple[str, ...] = tuple(f"{i:02d}" for i in range(100))
 # Tokens of the chain-of-thought arithmetic task (rcid_tl.world.cot) that the world lacks; appended, never inserted.
@@ -76,13 +79,19 @@ def build_cot_tokenizer() -> PreTrainedTokenizerFast:
     return _fast_tokenizer(cot_vocab())
 
 
-def _fast_tokenizer(vocab: dict[str, int]) -> PreTrainedTokenizerFast:
+def build_cot_digit_tokenizer() -> PreTrainedTokenizerFast:
+    """`build_cot_tokenizer()`'s vocabulary and ids, with numbers split into single digits (" 23" -> " 2", "3"):
+    the tokenizer of the digit teacher (world-gpt2-cot-digits). The two-digit tokens stay in the vocabulary, unused."""
+    return _fast_tokenizer(cot_vocab(), DIGIT_PRE_TOKENIZER_PATTERN)
+
+
+def _fast_tokenizer(vocab: dict[str, int], pattern: str = PRE_TOKENIZER_PATTERN) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     tok.normalizer = normalizers.Sequence([
         normalizers.Replace(Regex(r"\A ?"), " "),  # text start gets exactly one leading space
         normalizers.Replace(Regex(r"\n ?"), "\n "),  # so does every line start
     ])
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(PRE_TOKENIZER_PATTERN), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     tok.decoder = decoders.Sequence([decoders.Fuse(), decoders.Replace("\n ", "\n")])
     tok.add_special_tokens([EOS_TOKEN, UNK_TOKEN])
     return PreTrainedTokenizerFast(

@@ -30,7 +30,7 @@ def cot_qwen2_dir(tmp_path_factory):
 
 def config(teachers, **overrides):
     arm = Arm("two-teacher-learned", tuple(str(t) for t in teachers), fusion="learned")
-    settings = dict(n_pool=60, batch_size=4, eval_n=4, curve_n=2, eval_every=2, checkpoint_every=2, log_every=2,
+    settings = dict(n_train=48, n_teacher=6, batch_size=4, eval_n=4, curve_n=2, eval_every=2, checkpoint_every=2, log_every=2,
                     layer_map="cka")
     return MultiTeacherRunConfig(arm, OptimConfig(steps=4, lr=3e-3, warmup=1), **(settings | overrides))
 
