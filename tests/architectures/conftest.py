@@ -63,7 +63,10 @@ def world_tokenizer(tmp_path_factory):
 def build_hf(arch: Arch, tokenizer, seed: int = 0):
     """A seeded random HF model of `arch` (eager attention, eval mode); the same seed gives the same weights."""
     eos = tokenizer.eos_token_id
-    config = arch.config(vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+    # no pad_token_id: HF gives the embedding padding_idx = pad, whose row then gets no gradient through the lookup,
+    # and the world tokenizer's pad is its BOS, the first token of every prompt (a tied LM head would get a wrong
+    # gradient for that row: measured on Gemma 2)
+    config = arch.config(vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, pad_token_id=None,
                          **arch.fields)
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
