@@ -58,6 +58,12 @@ def sliding_window(model: TransformerBridge, layer: int) -> int | None:
     return hf_config(model).sliding_window if attention_kind(model, layer) == SLIDING else None
 
 
+def full_attention_only(model: TransformerBridge) -> bool:
+    """Whether every layer attends causally to the whole prefix (what a forward that builds only the causal mask, such
+    as `rcid_tl.interventions.direct`, computes exactly)."""
+    return all(attention_kind(model, layer) == FULL for layer in range(model.cfg.n_layers))
+
+
 def resume_refusal(model: TransformerBridge) -> str | None:
     """Why rows of `model` cannot be resumed exactly (one line), or None when they can."""
     kinds = sorted({attention_kind(model, layer) for layer in range(model.cfg.n_layers)} - set(RESUMABLE_KINDS))

@@ -5,7 +5,8 @@ small), wrapped as every model is (`wrap_hf_model`); plus an identical plain HF 
 Shapes are tiny (d_model 32, 4 heads, d_mlp 64) but keep what distinguishes each family: grouped-query attention
 (Llama, Qwen2, Mistral, Gemma 2: 4 query heads on 2 KV heads), partial rotary (GPT-NeoX a quarter of each head, Phi
 half), parallel attention and MLP (GPT-NeoX, Phi), a sliding window of 4 positions, shorter than every prompt (~20
-tokens), on every Mistral layer and on Gemma 2's first (local) layer, and Gemma 2's attention (cap 2) and final logit
+tokens), on every Mistral layer, on Gemma 2's first (local) layer and on Qwen2's layers from `max_window_layers` on
+(a Qwen2 config option), and Gemma 2's attention (cap 2) and final logit
 (cap 3) soft-capping, set low so they bend the scores the random weights give. A wider initialisation than HF's 0.02
 makes logit differences O(1), so absolute tolerances on Δ are meaningful.
 """
@@ -21,6 +22,9 @@ from rcid_tl.tasks import build_task
 from rcid_tl.world.tokenizer import load_tokenizer, save_tokenizer
 
 WINDOW = 4  # sliding window (positions a query sees, itself included); prompts are 15-25 tokens
+# Qwen2's (on its second layer): wider than the 9 tokens rcid_tl.interventions.direct checks itself against the bridge
+# on, still shorter than the prompts
+WIDE_WINDOW = 10
 SHAPE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
              max_position_embeddings=128, initializer_range=0.2)
 GQA = dict(SHAPE, num_key_value_heads=2)
@@ -46,6 +50,8 @@ ARCHS = {
         Arch("gpt-neox", hf.GPTNeoXConfig, hf.GPTNeoXForCausalLM, dict(SHAPE, rotary_pct=0.25), parallel=True),
         Arch("llama", hf.LlamaConfig, hf.LlamaForCausalLM, GQA),
         Arch("qwen2", hf.Qwen2Config, hf.Qwen2ForCausalLM, GQA),
+        Arch("qwen2-sliding", hf.Qwen2Config, hf.Qwen2ForCausalLM,
+             dict(GQA, use_sliding_window=True, sliding_window=WIDE_WINDOW, max_window_layers=1), sliding=True),
         Arch("mistral", hf.MistralConfig, hf.MistralForCausalLM, dict(GQA, sliding_window=WINDOW), sliding=True),
         Arch("gemma2", hf.Gemma2Config, hf.Gemma2ForCausalLM,
              dict(GQA, head_dim=8, query_pre_attn_scalar=8, sliding_window=WINDOW, attn_logit_softcapping=2.0,

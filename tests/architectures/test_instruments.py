@@ -116,11 +116,14 @@ def test_head_patterns_equal_transformers_attentions(model, arch, hf_copy):
     assert all(s.shape == (2, model.cfg.n_heads) and 0 <= s.min() and s.max() <= 1 for s in scores.values())
 
 
-def test_attribution_matches_a_finite_difference(arch, world_tokenizer, ioi):
+def test_attribution_matches_a_finite_difference(arch, world_tokenizer, ioi, request):
     """AtP's estimate is the first-order change of the metric when a site moves toward its corrupt value: the slope of
     real patches moved a fraction ±h, ±2h of the way (fourth-order central difference, h = 0.01, truncation O(h⁴)),
     in float64. Tolerance 2e-4 absolute + 1e-3 relative: HF keeps RMSNorm and rotary tables in float32 even in a
     float64 model, so the metric (O(1)–O(10)) is rounded to ~1e-6 and the stencil divides that by ~h."""
+    if arch.name == "qwen2-sliding":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="attribution's runs take the direct forward, which "
+                                                                  "ignores Qwen2's sliding window"))
     model = build_bridge(arch, world_tokenizer)
     model.original_model.double()
     batch, metric = ioi.batch(), metric_for(ioi)

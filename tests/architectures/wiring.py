@@ -1,7 +1,8 @@
 """The resumed engine with the architecture fixes applied around it, standing in for the few lines proposed for
 `rcid_tl.interventions.engine` until they are wired: while a resumed row runs, each block whose attention slides gets
 `resumed_attention_mask` (the engine passes no mask, so the bridge applies only the causal one), and the unembedding
-applies the final soft-cap (`answer_logits`). The engine itself is left untouched; the wrapper only adds arguments
+applies the final soft-cap (`answer_logits`); and the direct forward (`rcid_tl.interventions.direct`), which builds
+only the causal mask, is used only where every layer has full attention (`full_attention_only`). The engine itself is left untouched; the wrapper only adds arguments
 and edits the head's output, so the matrix shows the fix exact before it is wired."""
 
 import contextlib
@@ -9,8 +10,8 @@ import functools
 
 import torch
 
-from rcid_tl.interventions import engine
-from rcid_tl.models.architectures import hf_config, resumed_attention_mask
+from rcid_tl.interventions import direct, engine
+from rcid_tl.models.architectures import full_attention_only, hf_config, resumed_attention_mask
 
 
 @contextlib.contextmanager
@@ -39,6 +40,9 @@ def _fixed(model):
 
 
 def wire(monkeypatch) -> None:
+    usable = direct.usable
+    # the direct forward builds only the causal mask: it must leave sliding-window models to the bridge
+    monkeypatch.setattr(direct, "usable", lambda model, *a, **k: full_attention_only(model) and usable(model, *a, **k))
     for name in ("resume", "_same_head"):
         original = getattr(engine, name)
 
