@@ -1,7 +1,7 @@
 """`rcid-tl consistency`: causal consistency of a student with its teacher."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ HeadMapOpt = Annotated[str, typer.Option(
 AssignmentOpt = Annotated[str, typer.Option(
     "--assignment", help="many-to-one | one-to-one (Hungarian) | one-to-many (causal: sets noised together).")]
 FitN = Annotated[int, typer.Option("--fit-n", help="Examples the causal map is fitted on (none measured).")]
+FitTask = Annotated[Optional[str], typer.Option(
+    "--fit-task", help="Task the causal map is fitted on (default: --task, another seed), e.g. "
+                       "tinystories-pronoun:train when --task is a small held-out split.")]
 Bootstrap = Annotated[int, typer.Option("--n-bootstrap", help="Bootstrap resamples of examples for the CI of mean r.")]
 
 
@@ -29,7 +32,7 @@ def consistency(
     checkpoints: CheckpointsOpt = "auto", top_k: TopK = 8, min_unmodified: MinUnmodified = None,
     site: CheckpointSite = "z", max_saturation: MaxSaturation = 0.9, ranking: Ranking = "effect",
     layer_map: LayerMapOpt = "proportional", head_map: HeadMapOpt = "causal", assignment: AssignmentOpt = "many-to-one",
-    fit_n: FitN = 100, n_bootstrap: Bootstrap = 1000,
+    fit_n: FitN = 100, fit_task: FitTask = None, n_bootstrap: Bootstrap = 1000,
     batch_size: o.BatchSize = 64, out: o.Out = "runs/consistency", device: o.Device = "cpu",
     dtype: o.Dtype = "float32", corruption: o.Corruption = "s2-io", no_bos: o.NoBos = False,
 ) -> None:
@@ -57,6 +60,8 @@ def consistency(
         selection=SelectionConfig(top_k=top_k, min_unmodified=min_unmodified, site=parse_site(site),
                                   batch_size=batch_size, max_saturation=max_saturation, ranking=ranking),
         layer_map=layer_map, head_map=head_map, assignment=assignment, fit_n=fit_n, batch_size=batch_size,
+        fit_task=None if fit_task is None else TaskSpec(fit_task, seed=seed, prepend_bos=not no_bos,
+                                                        corruption=corruption),
         n_bootstrap=n_bootstrap, bootstrap_seed=seed,
     )
     result = run_consistency(config)

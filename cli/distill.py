@@ -17,7 +17,17 @@ TopK = Annotated[int, typer.Option("--top-k", help="Causal checkpoints selected 
 CheckpointSite = Annotated[str, typer.Option(
     "--checkpoint-site", help="Site of auto checkpoints (by effect): z (per head) | resid_post | attn_out | ...")]
 Checkpoints = Annotated[str, typer.Option("--checkpoints", help="auto, or a checkpoints JSON file (rcid-tl checkpoints).")]
-Text = Annotated[str, typer.Option("--text", help="General text: auto (world corpus on world teachers) | world | none | FILE.")]
+Text = Annotated[str, typer.Option("--text", help=(
+    "General text: auto (world corpus on world teachers) | world | teacher-text (sampled from the teacher: "
+    "--gen-n, --gen-len, --gen-seed) | none | FILE."))]
+GenN = Annotated[Optional[int], typer.Option(
+    "--gen-n", help="teacher-text: sequences sampled from the teacher (default 512).", show_default=False)]
+GenLen = Annotated[Optional[int], typer.Option(
+    "--gen-len", help="teacher-text: tokens per sequence, BOS included (default 128).", show_default=False)]
+GenSeed = Annotated[Optional[int], typer.Option(
+    "--gen-seed", help="teacher-text: sampling seed (default 0; held-out text uses another).", show_default=False)]
+GenTemperature = Annotated[Optional[float], typer.Option(
+    "--gen-temperature", help="teacher-text: sampling temperature (default 1).", show_default=False)]
 MixWeight = Annotated[float, typer.Option("--mix-weight", help="Weight of a KL on general text mixed into each step (0: off).")]
 Pretrain = Annotated[int, typer.Option("--pretrain-steps", help="Steps of next-token pre-training on general text first.")]
 DeviceMap = Annotated[Optional[str], typer.Option(
@@ -44,7 +54,8 @@ def distill(
     eval_n: o.EvalN = 200, save_every: o.SaveEvery = 50, out: o.Out = "runs/distill", device: o.Device = "cpu",
     corruption: o.Corruption = "s2-io", kl_all_tokens: AllTokens = False, precision: o.Precision = "fp32",
     teacher_device_map: DeviceMap = None, max_saturation: MaxSaturation = 0.9,
-    one_per_student_layer: PerLayer = False, refit_every: RefitEvery = None,
+    one_per_student_layer: PerLayer = False, refit_every: RefitEvery = None, gen_n: GenN = None,
+    gen_len: GenLen = None, gen_seed: GenSeed = None, gen_temperature: GenTemperature = None,
     checkpoint_every: o.OldSaveEvery = None, objective: OldObjective = None, teachers: OldTeachers = None,
 ) -> None:
     """Distill a student: KD, FitNets, RCID or IIT.
@@ -54,8 +65,13 @@ def distill(
 
     Example: rcid-tl distill --teacher world-gpt2 --method rcid --task ioi --seed 42 --steps 600 --out runs/rcid-42
 
+    On teacher-generated text: rcid-tl distill --teacher DIR --task tinystories-pronoun:train --text teacher-text
+    --pretrain-steps 300 --mix-weight 1 --out runs/rcid-ts
+
     Data-parallel: torchrun --nproc-per-node 2 -m rcid_tl.cli.app distill ... (--batch-size is the global batch).
     """
+    from rcid_tl.errors import InputError
+
     _refuse_kv_spellings(objective, teachers)
     check_out(out)
     check_count(steps, "--steps")  # before OptimConfig, whose own message cannot name the option
@@ -63,12 +79,19 @@ def distill(
     save_every = o.save_every(save_every, checkpoint_every)
     log_every = o.log_every(save_every)
     from rcid_tl.distill.config import DistillConfig, OptimConfig
+    from rcid_tl.distill.teacher_text import TEACHER_TEXT, Generation
     from rcid_tl.distill.precision import check_precision
     from rcid_tl.distill.methods import parse_method
     from rcid_tl.distill.run import run_distill
     from rcid_tl.parallel import world
     from rcid_tl.tasks.registry import TaskSpec
 
+    given = {"--gen-n": gen_n, "--gen-len": gen_len, "--gen-seed": gen_seed, "--gen-temperature": gen_temperature}
+    unused = [name for name, value in given.items() if value is not None]
+    if unused and text != TEACHER_TEXT:
+        raise InputError(f"{unused[0]} sets how teacher-text is sampled; it needs --text teacher-text, got --text {text}")
+    generation = Generation(**{k: v for k, v in (("n", gen_n), ("length", gen_len), ("seed", gen_seed),
+                                                 ("temperature", gen_temperature)) if v is not None})
     config = DistillConfig(
         teacher=teacher, method=parse_method(method), task=TaskSpec(task, n=n, seed=seed, corruption=corruption),
         optim=OptimConfig(steps=steps, lr=lr, warmup=max(1, steps // 20)), seed=seed, student=student,
@@ -76,7 +99,7 @@ def distill(
         checkpoint_site=checkpoint_site, checkpoints=checkpoints, text=text, max_saturation=None if max_saturation == float("inf") else max_saturation,
         one_per_student_layer=one_per_student_layer, refit_every=refit_every,
         mix_weight=mix_weight, pretrain=OptimConfig(steps=pretrain_steps, lr=lr, warmup=max(1, pretrain_steps // 20)),
-        eval_n=eval_n, checkpoint_every=save_every, log_every=log_every, device=device,
+        eval_n=eval_n, checkpoint_every=save_every, log_every=log_every, device=device, generation=generation,
     )
     mode = check_precision(precision, device)  # the device is checked by the config
     import sys

@@ -1,6 +1,6 @@
 """`rcid-tl validate`: the known-answer suite for causal-consistency instruments."""
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -8,20 +8,25 @@ from rich.console import Console
 from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 
-Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name or local HF directory (gpt2/qwen2).")]
+Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name or local HF directory (gpt2/qwen2/llama).")]
 FitN = Annotated[int, typer.Option("--fit-n", help="Examples the causal maps are fitted on (none measured).")]
 Sigmas = Annotated[str, typer.Option("--sigmas", help="Weight-noise ladder, × each tensor's std, increasing.")]
-FinetuneSteps = Annotated[int, typer.Option(
-    "--finetune-steps", help="Steps of the circuit-ablated fine-tune (0 leaves that case out).")]
+FinetuneSteps = Annotated[Optional[int], typer.Option(
+    "--finetune-steps", help="Steps of the circuit-ablated IOI fine-tune (0 leaves that case out; default 100 on IOI, "
+                             "0 on other tasks).", show_default=False)]
+FitTask = Annotated[Optional[str], typer.Option(
+    "--fit-task", help="Task the causal maps are fitted on (default: --task, another seed), e.g. "
+                       "tinystories-pronoun:train when --task is a small held-out split.")]
 Bootstrap = Annotated[int, typer.Option("--n-bootstrap", help="Bootstrap resamples per consistency CI.")]
 Instruments = Annotated[str, typer.Option(
     "--instruments", help="Comma-separated: proportional, attention, activation, causal, causal-1:1 (default all).")]
 
 
 def validate(
-    teacher: Teacher = o.DEFAULT_MODEL, n: o.Count = 200, seed: o.Seed = 999, top_k: Annotated[int, typer.Option(
+    teacher: Teacher = o.DEFAULT_MODEL, task: o.Task = "ioi", fit_task: FitTask = None, n: o.Count = 200,
+    seed: o.Seed = 999, top_k: Annotated[int, typer.Option(
         "--top-k", help="Head checkpoints (chosen by effect).")] = 8, fit_n: FitN = 100, sigmas: Sigmas = "0.02,0.1,0.3,1",
-    finetune_steps: FinetuneSteps = 100, n_bootstrap: Bootstrap = 200, instruments: Instruments = "all",
+    finetune_steps: FinetuneSteps = None, n_bootstrap: Bootstrap = 200, instruments: Instruments = "all",
     out: o.Out = "runs/validate",
 ) -> None:
     """Check the consistency instruments on known answers.
@@ -32,6 +37,8 @@ def validate(
     random weights, two heads merged, the circuit ablated and fine-tuned around. Writes validation.{json,csv,md}.
 
     Example: rcid-tl validate --teacher world-gpt2 --out runs/validate
+
+    Any model and task: rcid-tl validate --teacher DIR --task tinystories-pronoun --fit-task tinystories-pronoun:train
     """
     check_out(out)
     from rcid_tl.errors import InputError
@@ -48,7 +55,9 @@ def validate(
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise InputError(f"unknown instrument {unknown[0]!r}; allowed: {', '.join(known)}")
-    config = ValidateConfig(teacher=teacher, n=n, task_seed=seed, top_k=top_k, fit_n=fit_n, sigmas=ladder,
+    if finetune_steps is None:
+        finetune_steps = 100 if task == "ioi" else 0
+    config = ValidateConfig(teacher=teacher, task=task, fit_task=fit_task, n=n, task_seed=seed, top_k=top_k, fit_n=fit_n, sigmas=ladder,
                             finetune_steps=finetune_steps, n_bootstrap=n_bootstrap,
                             instruments=tuple(known[name] for name in chosen))
     result = run_validation(config, out)

@@ -147,6 +147,9 @@ class ConsistencyConfig:
     head_map: HeadMapping | str = DEFAULT_HEAD_MAP
     assignment: Assignment | str = Assignment.MANY_TO_ONE
     fit_n: int = 100  # examples the causal map is fitted on (another seed, none shared with the measured ones)
+    # the task the causal map's fit examples are drawn from (None: `task` itself, another seed). A small held-out
+    # split has no prompts left over to fit on, so e.g. `tinystories-pronoun` is fitted on `tinystories-pronoun:train`
+    fit_task: TaskSpec | None = None
     batch_size: int = 64
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
@@ -161,6 +164,9 @@ class ConsistencyConfig:
             raise InputError("--assignment one-to-many needs --head-map causal (a set of student components is "
                              "matched by its joint effect)")
         check_count(self.fit_n, "--fit-n")
+        if self.fit_task is not None and self.head_map is not HeadMapping.CAUSAL:
+            raise InputError(f"--fit-task is where the causal map is fitted; --head-map {self.head_map.value} fits "
+                             "nothing")
         if self.head_map is HeadMapping.CAUSAL and self.fit_n < 3:
             raise InputError(f"--fit-n must be ≥ 3 for a causal map, got {self.fit_n}")
         check_count(self.batch_size, "--batch-size")
@@ -188,7 +194,7 @@ def run_consistency(
     head_map = _head_map(config, teacher, student, dataset, layer_map, checkpoints)
     correspondence = None
     if config.head_map is HeadMapping.CAUSAL:
-        fit = fit_examples(config.task, dataset, config.fit_n, teacher.tokenizer,
+        fit = fit_examples(config.fit_task or config.task, dataset, config.fit_n, teacher.tokenizer,
                            min(teacher.cfg.n_ctx, student.cfg.n_ctx))
         correspondence = causal_correspondence(
             teacher, student, fit, [c.patch_site() for c in checkpoints], batch_size=config.batch_size,
@@ -204,6 +210,7 @@ def run_consistency(
         "selection": config.selection.meta() if config.checkpoints == AUTO else None,
         "layer_map_method": config.layer_map.value, "head_map_method": config.head_map.value,
         "assignment": config.assignment.value, "fit_n": config.fit_n if correspondence is not None else None,
+        "fit_task": (config.fit_task or config.task).name if correspondence is not None else None,
         "device": config.teacher.device, "dtype": config.teacher.dtype,
     })
     return result

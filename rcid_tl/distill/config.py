@@ -10,6 +10,7 @@ from rcid_tl.consistency.checkpoints import CHECKPOINT_SITES
 from rcid_tl.consistency.saturation import SATURATED
 from rcid_tl.distill.data import WORLD, TextSource
 from rcid_tl.distill.methods import Method
+from rcid_tl.distill.teacher_text import TEACHER_TEXT, Generation
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.tasks.registry import TaskSpec
@@ -59,8 +60,9 @@ class DistillConfig:
     one_per_student_layer: bool = False  # keep only the largest-imprint checkpoint of each student layer
     refit_every: int | None = None  # refit W* on the current student every N distillation steps (None: frozen)
     learned_projection: bool = True  # FitNets: learned regressor (initialised at W*) or the frozen W*
-    text: str = "auto"  # general text ("world" or a text file; auto: world on world teachers, else none) for
-    # mixing, pre-training and held-out perplexity
+    text: str = "auto"  # general text ("world", "teacher-text" or a text file; auto: world on world teachers, else
+    # none) for mixing, pre-training and held-out perplexity
+    generation: Generation = field(default_factory=Generation)  # how teacher-text is sampled (text teacher-text)
     mix_weight: float = 0.0  # weight of the KL on general text added to every step (0: no mixing)
     mix_rows: int = 8
     mix_len: int = 64
@@ -109,8 +111,9 @@ class DistillConfig:
 
 
 def check_sources(checkpoints: str, text: str) -> None:
-    """`--checkpoints` is auto or an existing file; `--text` is auto, none, world or an existing text file."""
+    """`--checkpoints` is auto or an existing file; `--text` is auto, none, world, teacher-text or an existing text
+    file."""
     if checkpoints != "auto" and not Path(checkpoints).is_file():
         raise InputError(f"checkpoints file {checkpoints!r} not found")
-    if text not in ("auto", "none", WORLD):
+    if text not in ("auto", "none", WORLD, TEACHER_TEXT):
         TextSource(text)  # an InputError unless the file exists

@@ -11,6 +11,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
+from rcid_tl.distill.teacher_text import TEACHER_TEXT, Generation, TeacherText
 from rcid_tl.errors import InputError
 from rcid_tl.world import Split, WorldConfig, build_tokenizer
 from rcid_tl.world.stream import token_rows
@@ -39,11 +40,17 @@ class TextSource:
         return _file_rows(Path(self.spec), tokenizer, n_rows, row_len, held_out)
 
 
-def resolve_text(spec: str, teacher: TransformerBridge) -> TextSource | None:
-    """The general text `spec` names: none, `auto` (the world corpus for a world-tokenizer teacher, else none), or
-    `world` / a local text file."""
+def resolve_text(spec: str, teacher: TransformerBridge, generation: Generation | None = None
+                 ) -> TextSource | TeacherText | None:
+    """The general text `spec` names: none, `auto` (the world corpus for a world-tokenizer teacher, else none),
+    `world` / a local text file, or `teacher-text` (sampled from `teacher` as `generation` says)."""
     if spec == "none":
         return None
+    if spec == TEACHER_TEXT:
+        if generation is None:
+            raise InputError("--text teacher-text is sampled by the teacher during `rcid-tl distill`; here give "
+                             "world, none or a text file")
+        return TeacherText(teacher, generation)
     if spec == "auto":
         return TextSource(WORLD) if is_world_tokenizer(teacher.tokenizer) else None
     return TextSource(spec)

@@ -2,9 +2,11 @@
 on general text, fit W*, precompute the teacher's targets, train (resumably), save the student as a standard
 Hugging Face directory and evaluate it."""
 
+import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from rcid_tl.distill.methods import Method, Objective, Pairing, pairings_for
 from rcid_tl.distill.precision import Precision, autocast, grad_scaler
 from rcid_tl.distill.processes import check_world
 from rcid_tl.distill.targets import fit_maps, precompute_targets
+from rcid_tl.distill.teacher_text import Generation, TeacherText
+from rcid_tl.distill.llama_student import build_llama_student_for
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import load_model
@@ -47,7 +51,8 @@ STATE = "train_state.pt"
 # the final weights, and metrics.json records the values it used). Every other setting must match the saved run's.
 RESUMABLE_WITH_NEW = ("checkpoint_every", "log_every", "device", "eval_n", "eval_seed", "ppl_rows", "n_bootstrap")
 # Settings added after runs were saved: left out of the settings at their defaults, so those runs still resume.
-LATER_DEFAULTS = {"max_saturation": SATURATED, "one_per_student_layer": False, "refit_every": None}
+LATER_DEFAULTS = {"max_saturation": SATURATED, "one_per_student_layer": False, "refit_every": None,
+                  "generation": asdict(Generation())}
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Setup:
     checkpoints: list[Checkpoint]
     layer_map: dict[int, int]
     pairings: list[Pairing]
-    text: TextSource | None
+    text: TextSource | TeacherText | None
 
 
 def check_text_file(text: TextSource, teacher: TransformerBridge, config: DistillConfig) -> None:
@@ -82,21 +87,21 @@ def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Set
         teacher = load_dispatched(config.teacher, teacher_device_map)
     for p in teacher.parameters():
         p.requires_grad_(False)  # the teacher is never trained: eval mode, no gradients
-    if config.student is None:
+    if config.student is None and teacher.original_model.config.model_type == "llama":
+        student = build_llama_student_for(teacher, seed=config.seed, **config.student_shape)
+    elif config.student is None:
         student = build_student_for(teacher, student_config_for(teacher, seed=config.seed, **config.student_shape))
     else:
         student = load_model(config.student, device=config.device)
     check_same_tokenizer(teacher, student)
-    text = resolve_text(config.text, teacher)
+    text = resolve_text(config.text, teacher, config.generation)
     if text is None and (config.mix_weight > 0 or config.pretrain.steps > 0):
         raise InputError("mixing and pre-training need general text: give --text world or --text FILE")
-    if text is not None and text.spec != WORLD:
+    if isinstance(text, TextSource) and text.spec != WORLD:
         check_text_file(text, teacher, config)
     n_ctx = min(teacher.cfg.n_ctx, student.cfg.n_ctx)
     train = build_task(config.task, teacher.tokenizer, n_ctx)
-    evaluation = build_task(TaskSpec(config.task.name, n=config.eval_n, seed=config.eval_seed,
-                                     prepend_bos=config.task.prepend_bos, corruption=config.task.corruption),
-                            teacher.tokenizer, n_ctx)
+    evaluation = build_task(evaluation_spec(config), teacher.tokenizer, n_ctx)
     if config.checkpoints == "auto":
         checkpoints = select_checkpoints(teacher, train, top_k=config.top_k, min_unmodified=config.min_unmodified,
                                          site=Site(config.checkpoint_site),
@@ -110,6 +115,17 @@ def prepare(config: DistillConfig, teacher_device_map: str | None = None) -> Set
     head_map = proportional_head_map(teacher.cfg.n_heads, student.cfg.n_heads, layer_map)
     pairings = pairings_for(config.method, checkpoints, layer_map, student.cfg.n_layers, head_map)
     return Setup(teacher, student, train, evaluation, checkpoints, layer_map, pairings, text)
+
+
+def evaluation_spec(config: DistillConfig) -> TaskSpec:
+    """The held-out examples: the task with `eval_seed`; a TinyStories task trained on its `:train` split is
+    evaluated on its held-out split, every prompt (no name, object or frame of the training split; drawing
+    `eval_n` would repeat its few prompts)."""
+    task, _, split = config.task.name.partition(":")
+    if split == "train":
+        return TaskSpec(task, n=None, seed=config.eval_seed, prepend_bos=config.task.prepend_bos)
+    return TaskSpec(config.task.name, n=config.eval_n, seed=config.eval_seed, prepend_bos=config.task.prepend_bos,
+                    corruption=config.task.corruption)
 
 
 def _pretrain_loss(student: TransformerBridge, rows: Tensor, per_step: int):
@@ -218,6 +234,17 @@ def _run(config: DistillConfig, out: Path, settings: str, saved: dict | None, st
     return _finish(s, config, out, time.perf_counter() - t0, command, precision)
 
 
+def _teacher_text(text, out: Path) -> dict[str, Any] | None:
+    """Teacher-generated text's settings and a digest in metrics.json; every token id in OUT/teacher_text.json."""
+    if not isinstance(text, TeacherText):
+        return None
+    record = text.record()
+    digest = hashlib.sha256(json.dumps(record["token_ids"]).encode()).hexdigest()
+    if world().main:
+        write_json(out / "teacher_text.json", {"rcid_tl_version": __version__, **record, "sha256": digest})
+    return {k: v for k, v in record.items() if k != "token_ids"} | {"sha256": digest, "file": "teacher_text.json"}
+
+
 def _finish(s: Setup, config: DistillConfig, out: Path, wall_s: float, command: str, precision: Precision
             ) -> dict[str, Any]:
     if world().main:
@@ -239,6 +266,8 @@ def _finish(s: Setup, config: DistillConfig, out: Path, wall_s: float, command: 
         "checkpoints": [c.to_dict() for c in s.checkpoints],
         "layer_map": {str(k): v for k, v in s.layer_map.items()},
         "wall_s": round(wall_s, 2), "eval_wall_s": round(eval_s, 2), "config": config.to_dict(),
+        "teacher_text": _teacher_text(s.text, out),
+        "eval_token_ids": [e.to_json() for e in s.evaluation.examples],
         "precision": precision.value, "processes": world().size,
     }
     if world().main:

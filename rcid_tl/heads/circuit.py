@@ -1,4 +1,6 @@
-"""Find a world teacher's IOI circuit with the foundation's knockout, and check that it is specific to IOI.
+"""Find a circuit by greedy mean-ablation knockout, and check that it is specific to its task: a world teacher's IOI
+circuit (controls Greater-Than and relations), or a TinyStories model's pronoun or object-recall circuit (the other
+TinyStories task the control; `tinystories_tasks`).
 
 Every head is mean-ablated on three tasks: IOI (Wang et al.'s mean over a separate sample of ABC prompts, per
 template), Greater-Than (mean over separate clean prompts) and 5-shot relations (mean over separate clean prompts of
@@ -21,8 +23,11 @@ from rcid_tl.hooks.names import Head
 from rcid_tl.interventions.knockout import (Ablation, Method, Prepared, Reference, knockout_added, knockout_prepared,
                                             prepare_knockout)
 from rcid_tl.interventions.reference import reference_distribution, reference_seed
+from rcid_tl.errors import InputError
 from rcid_tl.metrics import Metric, metric_for
 from rcid_tl.tasks.base import Batch, ContrastiveDataset, Example
+from rcid_tl.tasks.object_recall import TASK as OBJECT
+from rcid_tl.tasks.pronoun import TASK as PRONOUN
 from rcid_tl.tasks.registry import TaskSpec, build_task
 from rcid_tl.world.fewshot import relation_prompt
 from rcid_tl.world.relations import RELATIONS
@@ -150,10 +155,16 @@ def _changes(
 def search_circuit(
     model: TransformerBridge, n: int = 100, seed: int = 0, max_heads: int = 6, target_cut: float = 0.5,
     tolerance: float = 0.25, reference_n: int | None = None, reuse: bool = True,
+    tasks: dict[str, CircuitTask] | None = None,
 ) -> CircuitReport:
-    """Greedy forward selection of at most `max_heads` heads (see the module docstring). `reuse` False recomputes
-    every task's unablated runs and reference means at every step (the slow path, kept to test and time against)."""
-    tasks = circuit_tasks(model, n, seed, reference_n)
+    """Greedy forward selection of at most `max_heads` heads (see the module docstring). `tasks` None: IOI with
+    Greater-Than and relations as the controls (`circuit_tasks`); else the first task is the target whose metric the
+    circuit must cut and the others the controls that must stay within `tolerance` (e.g. `tinystories_tasks`).
+    `reuse` False recomputes every task's unablated runs and reference means at every step (the slow path, kept to
+    test and time against)."""
+    ioi = tasks is None
+    tasks = circuit_tasks(model, n, seed, reference_n) if tasks is None else tasks
+    target, controls = next(iter(tasks)), list(tasks)[1:]
     heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
     prepared = prepare_tasks(model, tasks) if reuse else None
     if prepared is None:
@@ -161,34 +172,117 @@ def search_circuit(
     else:
         baselines, singles, groups = added_changes(model, tasks, [], heads, prepared)
     circuit: list[Head] = []
-    steps, best = [], {name: 0.0 for name in TASKS}
-    while len(circuit) < max_heads and best["ioi"] > -target_cut:
+    steps, best = [], {name: 0.0 for name in tasks}
+    while len(circuit) < max_heads and best[target] > -target_cut:
         candidates = [h for h in heads if h not in circuit]
         if prepared is None:
             _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
         else:
             _, changes, _ = added_changes(model, tasks, circuit, candidates, prepared)
-        allowed = [(c["ioi"], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance)]
+        allowed = [(c[target], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance, controls)]
         if not allowed:
             break
         cut, head, best = min(allowed, key=lambda item: item[0])
         circuit.append(head)
         steps.append({"added": str(head), "effects": best, "candidates_within_tolerance": len(allowed)})
+    config = {"n": n, "seed": seed, "max_heads": max_heads, "target_cut": target_cut, "tolerance": tolerance,
+              "method": "mean", "reference_n": reference_n}
+    if ioi:
+        config.update({"ioi_reference": "separate abc-corrupted prompts, per template and answer position",
+                       "greater_than_reference": "separate clean prompts, per answer position",
+                       "relations_reference": "separate clean 5-shot prompts of all relations, per answer position"})
+    else:
+        config.update({"target": target, "controls": controls, "tasks": {
+            name: {"task": t.dataset.task, "n": len(t.dataset), "reference": t.reference.value,
+                   "reference_task": t.reference_dataset.task, "reference_n": len(t.reference_dataset)}
+            for name, t in tasks.items()}})
     return CircuitReport(
         baselines=baselines,
         head_effects={str(h): c for h, c in zip(heads, singles)},
         circuit=[str(h) for h in circuit],
         circuit_effects=best,
-        meets_criteria=best["ioi"] <= -target_cut and _specific(best, tolerance),
+        meets_criteria=best[target] <= -target_cut and _specific(best, tolerance, controls),
         reference_groups=groups,
         steps=steps,
-        config={"n": n, "seed": seed, "max_heads": max_heads, "target_cut": target_cut, "tolerance": tolerance,
-                "method": "mean", "reference_n": reference_n,
-                "ioi_reference": "separate abc-corrupted prompts, per template and answer position",
-                "greater_than_reference": "separate clean prompts, per answer position",
-                "relations_reference": "separate clean 5-shot prompts of all relations, per answer position"},
+        config=config,
     )
 
 
-def _specific(change: dict[str, float], tolerance: float) -> bool:
-    return abs(change["greater-than"]) <= tolerance and abs(change["relations"]) <= tolerance
+def _specific(change: dict[str, float], tolerance: float, controls: Sequence[str] = ("greater-than", "relations")
+              ) -> bool:
+    return all(abs(change[name]) <= tolerance for name in controls)
+
+
+def tinystories_tasks(model: TransformerBridge, target: str = PRONOUN, n: int | None = None, seed: int = 0
+                      ) -> dict[str, CircuitTask]:
+    """The TinyStories target task's training split (every prompt, or `n`) with the other TinyStories task's
+    training split as the control. Means are per (frame, answer position) over every prompt of the task's `all`
+    split, which holds both genders (or every object) in every frame: the mean keeps the frame and drops which
+    name or object the prompt holds. Held-out prompts stay unseen by the search (`circuit_scores` measures on them)."""
+    if target not in (PRONOUN, OBJECT):
+        raise InputError(f"unknown TinyStories circuit task {target!r}; allowed: {PRONOUN}, {OBJECT}")
+    order = (target, OBJECT if target == PRONOUN else PRONOUN)
+    return {name: tinystories_task(model, f"{name}:train", n, seed) for name in order}
+
+
+def tinystories_task(model: TransformerBridge, task: str, n: int | None = None, seed: int = 0) -> CircuitTask:
+    """`task` (a TinyStories task and split) scored by its metric, mean-ablated to its `all` split's clean means."""
+    dataset = build_task(model, task, n=n, seed=seed)
+    reference = build_task(model, task.partition(":")[0] + ":all", seed=reference_seed(TaskSpec(task, seed=seed), None))
+    return CircuitTask(dataset, metric_for(dataset), Reference.CLEAN, reference)
+
+
+def circuit_scores(model: TransformerBridge, task: CircuitTask, circuit: Sequence[Head]) -> dict[str, float]:
+    """The circuit measured on `task` (e.g. held-out prompts): the mean metric unablated (`clean`), with every head
+    mean-ablated (`none`), with the circuit ablated (`without_circuit`) and with every head outside it ablated
+    (`circuit_only`); `faithfulness` = circuit_only / clean, the share of the clean metric the circuit keeps alone,
+    and `faithfulness_normalised` = (circuit_only − none) / (clean − none) (Wang et al. 2023's F(C) − F(∅) over
+    F(M) − F(∅))."""
+    heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
+    inside = [h for h in heads if str(h) in {str(c) for c in circuit}]
+    outside = [h for h in heads if h not in inside]
+    ready = prepare_knockout(model, task.dataset.batch(), task.metric, Method.MEAN, task.reference,
+                             rows_per_forward=ROWS, reference_batch=task.reference_dataset.batch())
+    sets = [tuple(heads), tuple(inside) or tuple(heads), tuple(outside) or tuple(heads)]
+    ablated = knockout_prepared(model, task.dataset.batch(), [Ablation(s) for s in sets], task.metric, ready,
+                                rows_per_forward=ROWS).mean(1).tolist()
+    clean = ready.metrics.clean.mean().item()
+    none, without, only = ablated
+    without = without if inside else clean
+    only = only if outside else clean
+    return {"clean": clean, "none": none, "without_circuit": without, "circuit_only": only,
+            "cut": without / clean - 1, "faithfulness": only / clean,
+            "faithfulness_normalised": (only - none) / (clean - none), "n": len(task.dataset),
+            "min_reference_group": ready.groups.smallest if ready.groups else None}
+
+
+def grow_for_faithfulness(
+    model: TransformerBridge, task: CircuitTask, circuit: Sequence[Head], max_heads: int = 16,
+    target: float = 0.8,
+) -> list[dict]:
+    """Greedy growth of `circuit` (e.g. `search_circuit`'s) towards sufficiency: each step adds the head whose
+    inclusion keeps the largest mean metric with every head outside the circuit mean-ablated, until that share of
+    the clean metric (faithfulness) reaches `target` or the circuit has `max_heads` heads. The knockout search finds
+    heads whose loss hurts; heads that act redundantly (each replaceable by another) cut little alone but the circuit
+    cannot run without them, which this finds. One entry per step: the heads so far and their faithfulness."""
+    heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
+    batch = task.dataset.batch()
+    ready = prepare_knockout(model, batch, task.metric, Method.MEAN, task.reference, rows_per_forward=ROWS,
+                             reference_batch=task.reference_dataset.batch())
+    clean = ready.metrics.clean.mean().item()
+    chosen, steps = list(circuit), []
+
+    def kept(sets: list[list[Head]]) -> list[float]:
+        ablations = [Ablation(tuple(h for h in heads if h not in s) or (heads[0],)) for s in sets]
+        values = knockout_prepared(model, batch, ablations, task.metric, ready, rows_per_forward=ROWS).mean(1)
+        return [v / clean for v in values.tolist()]
+
+    share = kept([chosen])[0]
+    steps.append({"heads": [str(h) for h in chosen], "faithfulness": share})
+    while share < target and len(chosen) < max_heads:
+        candidates = [h for h in heads if h not in chosen]
+        shares = kept([[*chosen, h] for h in candidates])
+        share, head = max(zip(shares, candidates), key=lambda item: item[0])
+        chosen.append(head)
+        steps.append({"heads": [str(h) for h in chosen], "added": str(head), "faithfulness": share})
+    return steps

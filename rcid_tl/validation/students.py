@@ -16,7 +16,7 @@ from rcid_tl.artifacts import atomic_dir
 from rcid_tl.errors import InputError
 from rcid_tl.portable import write_tokenizer
 
-ARCHITECTURES = ("gpt2", "qwen2")
+ARCHITECTURES = ("gpt2", "qwen2", "llama")  # llama lays its attention out as qwen2 does (q/k/v/o_proj)
 Head = tuple[int, int]  # (layer, head)
 Correspondence = dict[Head, tuple[Head, ...]]  # teacher head → the student heads that compute what it computed
 
@@ -49,7 +49,7 @@ class AttnShape:
 
 
 def attn_shape(config: PretrainedConfig) -> AttnShape:
-    """Attention shape of a gpt2 or qwen2 config; any other architecture is an InputError."""
+    """Attention shape of a gpt2, qwen2 or llama config; any other architecture is an InputError."""
     kind = getattr(config, "model_type", None)
     if kind not in ARCHITECTURES:
         raise InputError(f"known-answer students support {', '.join(ARCHITECTURES)} models, not {kind!r}")

@@ -55,8 +55,10 @@ INSTRUMENTS = (
 @dataclass(frozen=True)
 class ValidateConfig:
     teacher: str = "world-gpt2"
-    n: int = 200  # IOI examples consistency is measured on
+    n: int = 200  # task examples consistency is measured on
     task_seed: int = 999
+    task: str = "ioi"  # any task `build_task` knows; the ablation-finetuned case is IOI's alone
+    fit_task: str | None = None  # the causal maps' fit examples come from this task (None: `task`, another seed)
     top_k: int = 8
     fit_n: int = 100
     n_bootstrap: int = 200
@@ -74,7 +76,16 @@ class ValidateConfig:
             raise InputError(f"--sigmas must be increasing and > 0, got {list(self.sigmas)}")
         if self.finetune_steps < 0:
             raise InputError(f"--finetune-steps must be ≥ 0, got {self.finetune_steps}")
+        if self.finetune_steps and self.task != "ioi":
+            raise InputError(f"--finetune-steps {self.finetune_steps}: the ablation-finetuned student is fine-tuned "
+                             f"on IOI; on --task {self.task} give --finetune-steps 0")
+        TaskSpec(self.task)  # an unknown task name is an InputError here, before any model loads
+        if self.fit_task is not None:
+            TaskSpec(self.fit_task)
 
+    @property
+    def task_label(self) -> str:
+        return "IOI" if self.task == "ioi" else self.task
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["instruments"] = [f"{i.head_map.value}/{i.assignment.value}" for i in self.instruments]
@@ -121,14 +132,14 @@ class Validation:
         text = [[_cell(self.verdicts[c][n]) for n in names] for c in cases]
         figure = go.Figure(go.Heatmap(z=z, x=names, y=cases, text=text, texttemplate="%{text}", zmin=-1, zmax=1,
                                       colorscale="RdBu", colorbar={"title": "mechanistic r"}))
-        figure.update_layout(title=f"Known-answer suite: {self.config.teacher}, IOI n = {self.config.n}; passing "
+        figure.update_layout(title=f"Known-answer suite: {self.config.teacher}, {self.config.task_label} n = {self.config.n}; passing "
                                    f"every case: {', '.join(self.passing()) or 'none'}",
                              yaxis={"autorange": "reversed"}, height=60 * len(cases) + 200, width=900)
         return figure
 
     def markdown(self) -> str:
         names = [i.name for i in self.config.instruments]
-        lines = [f"# Known-answer suite: {self.config.teacher}, IOI n = {self.config.n} (task seed "
+        lines = [f"# Known-answer suite: {self.config.teacher}, {self.config.task_label} n = {self.config.n} (task seed "
                  f"{self.config.task_seed}), {len(self.checkpoints)} head checkpoints carrying "
                  f"{self.carried_share:.2f} of the teacher's effect", "",
                  "Mechanistic r per instrument (✓ the known verdict, ✗ not); the causal maps are fitted on "
@@ -154,14 +165,15 @@ def run_validation(config: ValidateConfig, out: str | Path) -> Validation:
     if path is None:
         raise InputError(f"--teacher {config.teacher!r} must be an embedded model or a local HF directory (the "
                          "suite edits its weights)")
-    task = TaskSpec("ioi", n=config.n, seed=config.task_seed)
+    task = TaskSpec(config.task, n=config.n, seed=config.task_seed)
+    fit_task = None if config.fit_task is None else TaskSpec(config.fit_task, seed=config.task_seed)
     teacher, dataset = prepare(ModelSpec(config.teacher), task)
     hf_teacher = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
     tokenizer = load_tokenizer(path)
     selection = SelectionConfig(top_k=config.top_k, site=Site.Z)
     checkpoints = selection.select(teacher, dataset)
     ckpt_file = save_checkpoints(out / "checkpoints.json", checkpoints,
-                                 {"model": config.teacher, "task": "ioi", "selection": selection.meta()})
+                                 {"model": config.teacher, "task": config.task, "selection": selection.meta()})
     students = list(known_students(hf_teacher, config.seed, config.sigmas))
     pair = DEFAULT_MERGES.get(config.teacher) or merge_pair(checkpoints)
     if pair is not None:
@@ -179,7 +191,8 @@ def run_validation(config: ValidateConfig, out: str | Path) -> Validation:
     for student in track(students, "known-answer students"):
         model = load_model(str(save_student(student, tokenizer, out / "students" / student.name)))
         measurements[student.name] = {
-            i.name: _measure(config, i, teacher, model, ckpt_file, task, student) for i in config.instruments}
+            i.name: _measure(config, i, teacher, model, ckpt_file, task, student, fit_task)
+            for i in config.instruments}
     cases, verdicts = judge(config, students, measurements, checkpoints, ablated)
     carried = measurements["teacher"][config.instruments[0].name]["carried_share"]
     return Validation(config, cases, measurements, verdicts, [c.to_dict() for c in checkpoints], carried, extra)
@@ -208,10 +221,12 @@ def _ablation_heads(path: Path, checkpoints) -> list[tuple[int, int]]:
 
 
 def _measure(config, instrument: Instrument, teacher, student, ckpt_file: Path, task: TaskSpec,
-             known: KnownStudent) -> dict[str, Any]:
+             known: KnownStudent, fit_task: TaskSpec | None = None) -> dict[str, Any]:
+    causal = instrument.head_map is HeadMapping.CAUSAL
     consistency = ConsistencyConfig(
         teacher=ModelSpec(config.teacher), student=ModelSpec(known.name), task=task, checkpoints=str(ckpt_file),
         head_map=instrument.head_map, assignment=instrument.assignment, fit_n=config.fit_n,
+        fit_task=fit_task if causal else None,
         n_bootstrap=config.n_bootstrap, bootstrap_seed=config.seed)
     result = run_consistency(consistency, teacher, student).to_json()
     per_checkpoint = [{"teacher": f"{c['teacher_layer']}.{c['head']}@{c['position']}",
