@@ -6,6 +6,8 @@ and `save_pretrained` refuses to run. We strip those keys and load them into a f
 
 from pathlib import Path
 
+import torch
+
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoModelForCausalLM
 
@@ -16,9 +18,35 @@ _BRIDGE_INFIX = "._original_component"
 
 
 def hf_state_dict(model: TransformerBridge) -> dict:
-    """The wrapped HF model's state dict under its original (pre-bridge) key names."""
+    """The wrapped HF model's state dict under its original (pre-bridge) key names, holding the weights the bridge
+    runs (see `_fuse_split_qkv`)."""
     state = model.original_model.state_dict()
-    return {key.replace(_BRIDGE_INFIX, ""): value for key, value in state.items()}
+    state = {key.replace(_BRIDGE_INFIX, ""): value for key, value in state.items()}
+    return _fuse_split_qkv(state, model.original_model.config)
+
+
+def _fuse_split_qkv(state: dict, config) -> dict:
+    """GPT-NeoX's fused `query_key_value` rebuilt from the q, k and v copies the bridge splits it into and runs (its
+    rows interleave heads, (head, q|k|v, d_head), so the copies cannot be views): after training, the fused tensor
+    still holds the weights from boot time. The copies are dropped (they have no HF name)."""
+    if getattr(config, "model_type", None) != "gpt_neox":
+        return state
+    heads = config.num_attention_heads
+    for key in [k for k in state if ".attention.query_key_value." in k]:
+        prefix, kind = key.split(".query_key_value.")
+        parts = [state.get(f"{prefix}.{name}.{kind}") for name in "qkv"]
+        if any(part is None for part in parts):
+            continue
+        fused = torch.stack([part.reshape(heads, -1, *part.shape[1:]) for part in parts], 1).reshape(state[key].shape)
+        stale = state[key].untyped_storage().data_ptr()
+        copies = {part.untyped_storage().data_ptr() for part in parts}
+        for name in list(state):
+            pointer = state[name].untyped_storage().data_ptr()
+            if pointer == stale:  # the fused weight and its alias names
+                state[name] = fused
+            elif pointer in copies:
+                del state[name]
+    return state
 
 
 def save_hf_model(model: TransformerBridge, out_dir: str | Path) -> Path:
