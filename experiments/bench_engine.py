@@ -4,7 +4,9 @@ expansion (every row a whole forward, `Engine.FULL`) vs resumed rows (`Engine.RE
 (random weights, the real GPT-2 tokenizer); attribution patching vs exact (time ratio, Spearman, top-10 recall) on
 the embedded teachers, with edge attribution's (EAP, EAP-IG) time; and the FV CIE sweep vs the per-head, per-trial loop.
 
-Repeats are interleaved (A, B, C, A, B, C, ...); min and median seconds are printed, with ratios of minima. The
+Repeats are interleaved (A, B, C, A, B, C, ...); min and median seconds are printed, with ratios of minima. Seconds
+are the process's CPU seconds on one thread (`time.process_time`), not wall time: on a machine shared with other
+work, wall time is mostly waiting for a core. The
 tight bound counts the matmul FLOPs a patch can change (blocks from the patched one up, positions from the patched
 one to the answer, attention against the prefix, the answer's unembedding) and turns them into seconds with the
 matmul GFLOP/s measured at the start. Sites are a subset where a whole sweep would take too long (`heads` = one head
@@ -24,6 +26,8 @@ import warnings
 
 import pandas as pd
 import torch
+from bench_engine_parts import (ablation, bridge_only, min_seconds, nnsight_model, nnsight_sweep, peak_bytes,
+                                plain_forward)
 from bench_sweep import GPT2_SMALL, TOKENIZER
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -42,6 +46,8 @@ from rcid_tl.tasks import build_task
 # sweep by their forward count: each runs 2 + sites forwards of the whole batch, whatever the layer.
 SWEEPS = [("world-gpt2", "z-end", 8, "all", "all"), ("world-gpt2", "z-all", 8, "all", "one"),
           ("world-gpt2", "resid-all", 8, "all", "one"), ("world-gpt2", "z-end", 64, "all", "three"),
+          ("world-qwen2", "z-end", 8, "all", "all"), ("world-qwen2", "z-all", 8, "all", "one"),
+          ("world-qwen2", "resid-all", 8, "all", "one"), ("world-qwen2", "z-end", 64, "all", "three"),
           ("gpt2-small", "z-end", 8, "all", "three"), ("gpt2-small", "z-all", 8, "three", "one"),
           ("gpt2-small", "resid-all", 8, "one", "one"), ("gpt2-small", "z-end", 64, "three", "one")]
 
@@ -50,9 +56,9 @@ def timed(methods: dict, repeats: int) -> tuple[dict, dict]:
     times, results = {k: [] for k in methods}, {}
     for _ in range(repeats):
         for name, run in methods.items():
-            start = time.perf_counter()
+            start = time.process_time()  # CPU seconds, one thread: on the shared machine wall time was mostly waiting
             results[name] = run()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.process_time() - start)
     return times, results
 
 
@@ -102,7 +108,8 @@ def sweep_sites(model, sweep: str, which: str, end: int) -> list[PatchSite]:
 def tight_flops(cfg, sites: list[PatchSite], batch, end: int) -> float:
     """Matmul FLOPs a patch can change, summed over (site, example) rows."""
     d, qkv = cfg.d_model, (cfg.n_heads + 2 * (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads)) * cfg.d_head
-    attn_out, mlp = cfg.n_heads * cfg.d_head * d, 2 * d * cfg.d_mlp  # GPT-2: two MLP matmuls
+    # GPT-2: two MLP matmuls; a gated MLP (Qwen2) three
+    attn_out, mlp = cfg.n_heads * cfg.d_head * d, (3 if getattr(cfg, "gated_mlp", False) else 2) * d * cfg.d_mlp
     total = 0.0
     for s in sites:
         p = int(batch.position(s.position)[0])
@@ -131,10 +138,22 @@ def tl_loop(model, batch, metric, sites: list[PatchSite]) -> torch.Tensor:
     return (clean - patched).cpu()
 
 
-def bench_sweeps(models: dict, repeats: int, gflops: float) -> None:
+TOL_TL = 2e-5  # Δ vs the TL loop: the same function in fp32, logit differences O(10), other batch shapes
+TOL_BRIDGE = 1e-6  # direct vs bridge resumed rows: the same arithmetic op for op (tests/interventions/test_direct.py)
+TOL_NNSIGHT = 1e-4  # nnsight runs the plain HF model, whose LayerNorm rounds differently from the bridge's (~5e-6)
+FAILURES: list[str] = []
+
+
+def check(what: str, diff: float, tolerance: float) -> str:
+    if not diff <= tolerance:
+        FAILURES.append(f"{what}: {diff:.1e} > {tolerance:.0e}")
+    return f"{diff:.1e}"
+
+
+def bench_sweeps(models: dict, repeats: int, gflops: float, peers: dict) -> None:
     print("\nexact sweeps (noising, logit difference; seconds are minima; * = timed on a subset, scaled by forwards)")
-    print(f"{'model':<11}{'sweep':<10}{'n':>3}{'sites':>6}  {'TL loop':>9}{'full':>9}{'resumed':>9}{'bound':>8}  "
-          f"{'res/TL':>7}{'res/full':>9}{'res/bound':>10}  max|ΔΔ| on the subset")
+    print(f"{'model':<11}{'sweep':<10}{'n':>3}{'sites':>6}  {'TL loop':>9}{'nnsight':>9}{'bridge':>9}{'resumed':>9}"
+          f"{'bound':>8}  {'res/TL':>7}{'res/nns':>8}{'res/bridge':>11}{'res/bound':>10}  max|ΔΔ| vs TL, nnsight, bridge")
     for name, sweep, n, which, slow_which in SWEEPS:
         if name not in models:
             continue
@@ -142,24 +161,59 @@ def bench_sweeps(models: dict, repeats: int, gflops: float) -> None:
         dataset, batch, end = one_template(model, n)
         metric = metric_for(dataset)
         sites, subset = sweep_sites(model, sweep, which, end), sweep_sites(model, sweep, slow_which, end)
-        where = [sites.index(s) for s in subset] if set(subset) <= set(sites) else None
+        where = [sites.index(s) for s in subset]
 
-        def ours(engine, on):
-            return lambda: patch_sites(model, batch, on, metric, Direction.NOISING, engine=engine)[0].mean(1)
+        def ours(bridge: bool):
+            def run():
+                with bridge_only() if bridge else contextlib.nullcontext():
+                    return patch_sites(model, batch, sites, metric, Direction.NOISING)[0].mean(1)
+            return run
 
-        times, results = timed({"tl": lambda: tl_loop(model, batch, metric, subset), "full": ours(Engine.FULL, subset),
-                                "resumed": ours(Engine.RESUME, sites)}, repeats)
+        methods = {"tl": lambda: tl_loop(model, batch, metric, subset), "bridge": ours(True), "resumed": ours(False)}
+        if name in peers:
+            lm, hf = peers[name]
+            methods["nnsight"] = lambda: nnsight_sweep(lm, hf, batch, subset, metric, model.cfg.d_head).mean(1)
+        times, results = timed(methods, repeats)
         scale = (len(sites) + 2) / (len(subset) + 2)
-        best = {k: min(v) * (scale if k != "resumed" else 1) for k, v in times.items()}
+        best = {k: min(v) * (scale if k in ("tl", "nnsight") else 1) for k, v in times.items()}
         bound = tight_flops(model.cfg, sites, batch, end) / gflops / 1e9
-        mine = results["resumed"][where] if where is not None else None
-        diff = max(float((r - results["tl"]).abs().max()) for r in (results["full"], mine) if r is not None)
+        mine = results["resumed"][where]
+        diffs = [check(f"{name} {sweep} vs TL", float((mine - results["tl"]).abs().max()), TOL_TL)]
+        diffs.append(check(f"{name} {sweep} nnsight vs TL", float((results["nnsight"] - results["tl"]).abs().max()),
+                           TOL_NNSIGHT) if "nnsight" in results else "-")
+        diffs.append(check(f"{name} {sweep} vs bridge", float((results["resumed"] - results["bridge"]).abs().max()),
+                           TOL_BRIDGE))
         mark = "*" if scale != 1 else " "
-        print(f"{name:<11}{sweep:<10}{n:>3}{len(sites):>6}  {best['tl']:8.2f}{mark}{best['full']:8.2f}{mark}"
-              f"{best['resumed']:9.3f}{bound:8.3f}  {best['tl'] / best['resumed']:6.1f}×"
-              f"{best['full'] / best['resumed']:8.1f}×{best['resumed'] / bound:9.1f}×  {diff:.1e}   "
-              f"(subset {len(subset)} sites; medians " + " ".join(f"{statistics.median(v):.3f}" for v in times.values())
-              + ")")
+        nns = f"{best['nnsight']:8.2f}{mark}" if "nnsight" in best else f"{'-':>8} "
+        nns_ratio = f"{best['nnsight'] / best['resumed']:7.1f}×" if "nnsight" in best else f"{'-':>8}"
+        print(f"{name:<11}{sweep:<10}{n:>3}{len(sites):>6}  {best['tl']:8.2f}{mark}{nns}{best['bridge']:9.3f}"
+              f"{best['resumed']:9.3f}{bound:8.3f}  {best['tl'] / best['resumed']:6.1f}×{nns_ratio}"
+              f"{best['bridge'] / best['resumed']:10.1f}×{best['resumed'] / bound:9.1f}×  {', '.join(diffs)}   "
+              f"(subset {len(subset)} sites)", flush=True)
+
+
+def bench_ablation(models: dict, repeats: int) -> None:
+    """Each part of the engine as a measured ratio, and peak memory next to a plain forward's."""
+    print("\nablation (z at every position, 8 prompts, every head; seconds are minima; peak MiB from torch's profiler "
+          "memory events, CPU allocator)")
+    for name in [m for m in ("world-gpt2", "world-qwen2") if m in models]:
+        model = models[name]
+        dataset, batch, end = one_template(model, 8)
+        metric, sites = metric_for(dataset), sweep_sites(model, "z-all", "all", end)
+        runs = ablation(model, batch, sites, metric)
+        times, results = timed({**runs, "plain forward": plain_forward(model, batch)}, repeats)
+        first = results["bridge whole forwards"]
+        for label in runs:
+            check(f"{name} ablation {label}", float((results[label] - first).abs().max()), TOL_TL)
+        runs_and_plain = {**runs, "plain forward": plain_forward(model, batch)}
+        peaks = {label: peak_bytes(run) / 2**20 for label, run in runs_and_plain.items()}
+        best, previous = {k: min(v) for k, v in times.items()}, None
+        for label in [*runs, "plain forward"]:
+            step = f"{best[previous] / best[label]:5.1f}× the row above" if previous and label in runs else ""
+            print(f"  {name:<11} {label:<24} {best[label]:8.3f}s  peak {peaks[label]:7.1f} MiB  {step}")
+            previous = label
+        print(f"  {name:<11} all parts: {best['bridge whole forwards'] / best['+ earlier-position skip']:.1f}× "
+              f"({len(sites)} sites)", flush=True)
 
 
 def bench_attribution(models: dict, repeats: int) -> None:
@@ -216,7 +270,8 @@ def bench_cie(model, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="sweeps,attribution,cie", help="comma list of tables")
+    parser.add_argument("--only", default="sweeps,ablation,attribution,cie,scaling", help="comma list of tables")
+    parser.add_argument("--no-peers", action="store_true", help="skip nnsight (the `bench` extra)")
     parser.add_argument("--models", default="world-gpt2,world-qwen2,gpt2-small", help="comma list")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -233,8 +288,18 @@ def main() -> None:
     if "attribution" in tables:
         bench_attribution(models, args.repeats)
     if "sweeps" in tables:
-        bench_sweeps(models, args.repeats, gflops)
+        peers = {} if args.no_peers else {name: nnsight_model(models[name]) for name in models if name != "gpt2-small"}
+        bench_sweeps(models, args.repeats, gflops, peers)
+    if "ablation" in tables:
+        bench_ablation(models, args.repeats)
+    if "scaling" in tables:
+        from bench_scaling import bench_scaling  # its own table and figure
+
+        bench_scaling(models, gflops)
     print(f"\nmatmul GFLOP/s re-measured at the end: {matmul_gflops():.1f}")
+    if FAILURES:
+        raise SystemExit("results outside their tolerance:\n" + "\n".join(FAILURES))
+    print("every result within its stated tolerance of the TL loop (and of the bridge)")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
-from rcid_tl.interventions.hook_fns import leaf_hook
-from rcid_tl.interventions.read import answer_forward, cache_hooks, capture
+from rcid_tl.interventions import direct
+from rcid_tl.interventions.hook_fns import keep_hook, leaf_hook
 from rcid_tl.interventions.write import Direction, PatchSite
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -38,12 +38,13 @@ def attribution_patch(
     hook_names = sorted({names.name(s.site, s.layer) for s in sites})
     noising = Direction(direction) is Direction.NOISING
     source_tokens, target_tokens = (batch.corrupt, batch.clean) if noising else (batch.clean, batch.corrupt)
-    source_logits, source = cache_hooks(model, source_tokens, hook_names, batch.answer_pos)
+    source_logits, source = direct.cache(model, source_tokens, hook_names, batch.answer_pos)
     # the target run's block-0 input is made a leaf, so every activation downstream carries a gradient whether or not
     # the model's parameters do, and no parameter gradient is ever computed
-    root = hook_name(Site.RESID_PRE, 0)
-    with torch.enable_grad(), model.hooks(fwd_hooks=[(root, leaf_hook)]), capture(model, hook_names) as acts:
-        target_logits = answer_forward(model, target_tokens, batch.answer_pos)
+    root, acts = hook_name(Site.RESID_PRE, 0), {}
+    hooks = [(root, leaf_hook), *((n, keep_hook(acts, n)) for n in hook_names)]
+    with torch.enable_grad():
+        target_logits = direct.answer_forward(model, target_tokens, batch.answer_pos, hooks)
         target_metric = metric(target_logits, batch)
         grads = torch.autograd.grad(target_metric.sum(), [acts[n] for n in hook_names])  # examples are independent
     grad_of = dict(zip(hook_names, grads))

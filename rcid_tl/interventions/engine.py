@@ -7,8 +7,9 @@ patched row starts at block L from the reference run's `hook_resid_pre`, compute
 from the reference run: they are what the reference computed there, so the result is exact, not an approximation.
 """
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.interventions import direct
 from rcid_tl.interventions.hook_fns import record_hook
 from rcid_tl.interventions.read import _kept_positions
 from rcid_tl.parallel import map_shards
@@ -62,9 +64,13 @@ class Reference:
 
 
 def reference_run(
-    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"],
+    hooks: Sequence[direct.Hook] = (),
 ) -> Reference:
-    """The unpatched forward of `tokens`, keeping what `resume` needs (no gradients)."""
+    """The forward of `tokens` with `hooks` (none: the unpatched run), keeping what `resume` needs (no gradients).
+    A direct forward where `direct.usable`, else the bridge's with the hooks attached for the call."""
+    if direct.usable(model, hooks):
+        return _direct_reference_run(model, tokens, answer_pos, hooks)
     n_layers = model.cfg.n_layers
     resid_names = [hook_name(Site.RESID_PRE, layer) for layer in range(n_layers)]
     last = hook_name(Site.RESID_POST, n_layers - 1)
@@ -83,7 +89,7 @@ def reference_run(
     keep_pos, slot = _kept_positions(answer_pos.cpu())
     device = model.cfg.device
     try:
-        with torch.no_grad(), model.hooks(fwd_hooks=[(n, record_hook(store, n)) for n in wanted]):
+        with torch.no_grad(), model.hooks(fwd_hooks=[*hooks, *((n, record_hook(store, n)) for n in wanted)]):
             logits = model(tokens.to(device), logits_to_keep=keep_pos.to(device))
     finally:
         for h in handles:
@@ -95,6 +101,18 @@ def reference_run(
         {k: (kv[0].detach(), kv[1].detach()) for k, kv in record.layers.items()}, kwargs,
         _same_head(model, store[last], answer_pos, answer_logits),
     )
+
+
+def _direct_reference_run(model, tokens, answer_pos, hooks) -> Reference:
+    """`reference_run` as a direct forward: the same blocks' inputs, keys/values and block arguments."""
+    record, resid_pre = {}, []
+    tokens = tokens.to(model.cfg.device)
+    with torch.no_grad():
+        hidden = direct.embed(model, tokens)
+        kwargs = direct.position_embeddings(model, hidden, tokens.shape[1])
+        final = direct.blocks(model, hidden, 0, kwargs, hooks, record=record, resid_pre=resid_pre)
+        logits = direct.unembed(model, final[torch.arange(len(tokens)), answer_pos.to(final.device)])
+    return Reference(logits, tuple(resid_pre), record, kwargs, True)  # `usable` checked the head is the model's
 
 
 def _same_head(model: TransformerBridge, final: Tensor, answer_pos: Tensor, logits: Tensor) -> bool:
@@ -120,10 +138,12 @@ def _suffix(value, examples: Tensor, start: int, stop: int):
 
 def resume(
     model: TransformerBridge, ref: Reference, layer: int, examples: Int[Tensor, " rows"], start: int, stop: int,
-    answer_pos: Int[Tensor, " rows"],
+    answer_pos: Int[Tensor, " rows"], hooks: Sequence[direct.Hook] = (),
 ) -> Float[Tensor, "rows d_vocab"]:
     """Answer-position logits of the reference rows `examples` recomputed from block `layer` on, at positions
-    start..stop−1 (hooks attached by the caller fire on these positions only: position p is index p − start)."""
+    start..stop−1 (hooks fire on these positions only: position p is index p − start). `hooks` are fired by a direct
+    forward where `direct.usable`, else attached to the bridge for the call; hooks the caller attached to the model
+    fire too (the bridge then runs)."""
     device = model.cfg.device
     rows = examples.to(device)
     prefix = {
@@ -134,9 +154,13 @@ def resume(
     # no attention mask: the bridge then applies the causal mask offset by the cached prefix (start positions), which
     # is what the reference run's causal mask is on these rows (batches are right-padded, never masked)
     hidden = ref.resid_pre[layer][rows, start:stop]
-    for block in model.blocks[layer:]:
-        out = block(hidden, **kwargs)
-        hidden = out[0] if isinstance(out, tuple) else out
+    if direct.usable(model, hooks):
+        hidden = direct.blocks(model, hidden, layer, kwargs, hooks, prefix=prefix)
+    else:
+        with model.hooks(fwd_hooks=list(hooks)) if hooks else contextlib.nullcontext():
+            for block in model.blocks[layer:]:
+                out = block(hidden, **kwargs)
+                hidden = out[0] if isinstance(out, tuple) else out
     final = hidden[torch.arange(len(rows), device=device), (answer_pos.to(device) - start)]
     return model.unembed(model.ln_final(final[:, None]))[:, 0]
 
@@ -212,9 +236,11 @@ def run_rows(
 
     def run(chunk: Tensor) -> Tensor:
         first = int(start[chunk].min())
-        with torch.no_grad(), model.hooks(fwd_hooks=hooks_for(chunk, first)):
+        hooks = hooks_for(chunk, first)
+        fast = direct.usable(model, hooks)  # else the hooks are attached to the bridge around the whole call
+        with torch.no_grad(), contextlib.nullcontext() if fast else model.hooks(fwd_hooks=hooks):
             logits = resume(model, ref, int(rows.layer[chunk[0]]), rows.example[chunk], first,
-                            int(rows.stop[chunk].max()), rows.answer[chunk])
+                            int(rows.stop[chunk].max()), rows.answer[chunk], hooks if fast else [])
         return score(chunk, logits).cpu()
 
     scores = torch.cat(map_shards(chunks, run, description))

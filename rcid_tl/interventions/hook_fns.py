@@ -82,6 +82,16 @@ def record_hook(store: dict[str, Tensor], name: str):
     return hook
 
 
+def keep_hook(store: dict[str, Tensor], name: str):
+    """Keep the activation itself (gradients and all) in `store[name]` and pass it on unchanged."""
+
+    def hook(act: Tensor, hook) -> Tensor:
+        store[name] = act
+        return act
+
+    return hook
+
+
 def leaf_hook(act: Tensor, hook) -> Tensor:
     """The activation as a fresh leaf that wants gradients, so a backward pass stops there and computes no
     parameter gradient (attribution patching differentiates the metric with respect to activations only)."""

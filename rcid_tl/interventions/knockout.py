@@ -21,6 +21,7 @@ from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.engine import Reference as RecordedRun
 from rcid_tl.interventions.engine import Rows, reference_run, run_rows
+from rcid_tl.interventions.direct import cache as direct_cache
 from rcid_tl.interventions.hook_fns import masked_replace_hook, position_mask
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.interventions.write import Engine
@@ -98,8 +99,8 @@ def knockout(
     if target is not None and not target.reproduces_head:
         target = None  # logits that do not come from the final norm and unembedding (CausalQwen): whole forwards
     with torch.no_grad():
-        clean = target.logits if target is not None else cache_hooks(model, batch.clean, [], batch.answer_pos)[0]
-        corrupt = cache_hooks(model, batch.corrupt, [], batch.answer_pos)[0]
+        clean = target.logits if target is not None else direct_cache(model, batch.clean, [], batch.answer_pos)[0]
+        corrupt = direct_cache(model, batch.corrupt, [], batch.answer_pos)[0]
     metrics = RunMetrics(clean=metric(clean, batch).cpu(), corrupt=metric(corrupt, batch).cpu())
     replacement, groups = _replacements(model, batch, reference_batch if reference_batch is not None else batch,
                                         hook_names, Method(method), Reference(reference), seed, rows_per_forward)
@@ -182,13 +183,13 @@ def _replacements(model, batch: Batch, ref_batch: Batch, hook_names: list[str], 
         generator = torch.Generator().manual_seed(seed)
         pick = torch.tensor([members[k][int(torch.randint(len(members[k]), (1,), generator=generator))]
                              for k in keys])
-        _, cache = cache_hooks(model, tokens[pick], hook_names, ref_batch.answer_pos[pick])
+        _, cache = direct_cache(model, tokens[pick], hook_names, ref_batch.answer_pos[pick])
         return {name: _fit_width(cache[name].cpu(), width) for name in hook_names}, groups
     group_of = {k: g for g, k in enumerate(sorted(members))}
     ref_group = torch.tensor([group_of[k] for k in ref_keys])
     sums: dict[str, Tensor] = {}
     for chunk in track(torch.arange(len(ref_batch)).split(rows_per_forward), "reference means"):
-        _, cache = cache_hooks(model, tokens[chunk], hook_names, ref_batch.answer_pos[chunk])
+        _, cache = direct_cache(model, tokens[chunk], hook_names, ref_batch.answer_pos[chunk])
         for name in hook_names:
             z = cache[name].cpu().double()
             if name not in sums:
@@ -272,8 +273,8 @@ def prepare_knockout(
     if target is not None and not target.reproduces_head:
         target = None
     with torch.no_grad():
-        clean = target.logits if target is not None else cache_hooks(model, batch.clean, [], batch.answer_pos)[0]
-        corrupt = cache_hooks(model, batch.corrupt, [], batch.answer_pos)[0]
+        clean = target.logits if target is not None else direct_cache(model, batch.clean, [], batch.answer_pos)[0]
+        corrupt = direct_cache(model, batch.corrupt, [], batch.answer_pos)[0]
     metrics = RunMetrics(clean=metric(clean, batch).cpu(), corrupt=metric(corrupt, batch).cpu())
     # replacement values are computed per hook from the same reference forwards, so computing every layer's gives
     # each layer exactly the tensor a knockout of fewer layers computes
@@ -329,8 +330,7 @@ def knockout_added(
         n, width = len(batch), batch.clean.shape[1]
         base_hooks = _hooks(batch, [Ablation(tuple(base))], prepared.replacement, [(0, e) for e in range(n)],
                             prepared.layers, prepared.hook_names, 0, width, model.cfg.n_heads)
-        with model.hooks(fwd_hooks=base_hooks):
-            target = reference_run(model, batch.clean, batch.answer_pos)
+        target = reference_run(model, batch.clean, batch.answer_pos, hooks=base_hooks)
     ablations = [Ablation((*base, h)) for h in added]
     used = sorted({h.layer for a in ablations for h in a.heads})
     return _resumed_every_position(model, batch, ablations, prepared.replacement, metric, used,

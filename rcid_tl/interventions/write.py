@@ -19,6 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
+from rcid_tl.interventions import direct
 from rcid_tl.interventions.engine import Rows, reference_run, rows_that_fit, run_rows
 from rcid_tl.interventions.hook_fns import masked_replace_hook, set_at_hook
 from rcid_tl.interventions.read import answer_forward, cache_hooks
@@ -85,8 +86,8 @@ def patch_sites(
             return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, hook_names,
                                   target)
         log.info("this model's logits do not come from its final norm and unembedding; patching whole forwards")
-    clean_logits, clean_cache = cache_hooks(model, batch.clean, hook_names, batch.answer_pos)
-    corrupt_logits, corrupt_cache = cache_hooks(model, batch.corrupt, hook_names, batch.answer_pos)
+    clean_logits, clean_cache = direct.cache(model, batch.clean, hook_names, batch.answer_pos)
+    corrupt_logits, corrupt_cache = direct.cache(model, batch.corrupt, hook_names, batch.answer_pos)
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     noising = Direction(direction) is Direction.NOISING
     source, target = (corrupt_cache, batch.clean) if noising else (clean_cache, batch.corrupt)
@@ -100,8 +101,9 @@ def patch_sites(
     def patched_metric(chunk: Tensor) -> Tensor:
         site_of, example_of = chunk // n, chunk % n
         sub = batch.take(example_of)
-        with torch.no_grad(), model.hooks(fwd_hooks=plan.hooks(site_of, example_of, model.cfg.device)):
-            logits = answer_forward(model, target[example_of], sub.answer_pos)
+        with torch.no_grad():
+            logits = direct.answer_forward(model, target[example_of], sub.answer_pos,
+                                           plan.hooks(site_of, example_of, model.cfg.device))
         return metric(logits, sub).cpu()
 
     # under torchrun each process patches its share of the chunks; every process gets all of them back
@@ -113,8 +115,8 @@ def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hoo
     """`patch_sites` on resumed rows (`engine.run_rows`): each (site, example) row recomputes blocks from the site's
     layer and positions from its patched or answer position, whichever comes first."""
     noising = direction is Direction.NOISING
-    source_logits, source_cache = cache_hooks(model, batch.corrupt if noising else batch.clean, hook_names,
-                                              batch.answer_pos)
+    source_logits, source_cache = direct.cache(model, batch.corrupt if noising else batch.clean, hook_names,
+                                               batch.answer_pos)
     clean_logits, corrupt_logits = (target.logits, source_logits) if noising else (source_logits, target.logits)
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     plan = _PatchPlan.build(sites, batch, source_cache, namer(model))

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rcid_tl.hooks.names import Site
+from rcid_tl.interventions import direct
 from rcid_tl.interventions import engine as engine_module
 from rcid_tl.interventions.engine import reference_run
 from rcid_tl.interventions.write import PATCHABLE, Direction, Engine, PatchSite, patch_sites
@@ -106,7 +107,9 @@ def test_patch_at_position_zero_and_after_the_answer(world_qwen2):
 
 def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
     """A resumed forward that raises with the patch hooks attached, and a reference run that raises with its KV and
-    argument recorders attached, leave nothing behind (the autouse leak check also counts torch module hooks)."""
+    argument recorders attached, leave nothing behind (the autouse leak check also counts torch module hooks). The
+    bridge path: a direct forward attaches nothing (test_direct.py)."""
+    monkeypatch.setattr(direct, "enabled", False)
     dataset = build_ioi(IOIConfig(n=2, seed=0), tiny_gpt2.tokenizer)
     real, seen = engine_module.resume, []
 
@@ -126,7 +129,9 @@ def test_failures_leave_no_hooks(tiny_gpt2, monkeypatch):
 
 def test_attention_without_layer_index_falls_back_to_every_position(tiny_gpt2, monkeypatch):
     """An attention the bridge cannot give a cache slot (no layer index) records no keys/values; rows then start at
-    position 0 (still skipping lower blocks) and stay exact."""
+    position 0 (still skipping lower blocks) and stay exact. The bridge path: a direct forward records every
+    layer's keys/values itself."""
+    monkeypatch.setattr(direct, "enabled", False)
     for block in tiny_gpt2.blocks:
         monkeypatch.setattr(block.attn, "_layer_idx", None)
     dataset = build_ioi(IOIConfig(n=3, seed=4), tiny_gpt2.tokenizer)

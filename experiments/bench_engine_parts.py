@@ -1,0 +1,129 @@
+"""Pieces of `bench_engine.py`: the peer libraries' sweeps (nnsight's batched invokes; pyvene where it runs), the
+engine's ablation (batching only, + lower-layer skip, + earlier-position skip), peak memory, and the scaling table
+and figure. Imported by bench_engine.py, which prints every table in one process.
+
+Peak memory is read from torch's profiler (`profile_memory=True`): each op's own allocations (at the op's start) and
+the allocator's frees, summed in time order; the peak is the most bytes live at once above what was live at the start. Python objects are
+not counted (tracemalloc would miss torch's CPU tensors instead).
+"""
+
+import contextlib
+import time
+from unittest import mock
+
+import torch
+
+from rcid_tl.hooks.names import Site
+from rcid_tl.interventions import direct, engine, write
+from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_sites
+
+
+@contextlib.contextmanager
+def bridge_only():
+    """Every forward through the bridge's modules and hook points (the engine before direct forwards)."""
+    direct.enabled = False
+    try:
+        yield
+    finally:
+        direct.enabled = True
+
+
+def peak_bytes(run) -> int:
+    from torch.profiler import ProfilerActivity, profile  # deferred: only the memory rows need it
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    # each op's own allocations at its start, and every free as a `[memory]` event at its time
+    deltas = sorted((e.time_range.start, e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage)
+                    for e in prof.events())
+    live = peak = 0
+    for _, delta in deltas:
+        live += delta
+        peak = max(peak, live)
+    return peak
+
+
+def hf_copy(model):
+    """The bridge's HF model rebuilt as a plain HF model (the bridge replaced its submodules in place): the same
+    weights, without `._original_component` in their names."""
+    weights = {k.replace("._original_component", ""): v for k, v in model.original_model.state_dict().items()}
+    fresh = type(model.original_model)(model.original_model.config).eval()
+    missing, _ = fresh.load_state_dict(weights, strict=False)  # the bridge's split q/k/v views are extra keys
+    assert not missing, missing
+    return fresh
+
+
+def _layers(hf):
+    return hf.transformer.h if hasattr(hf, "transformer") else hf.model.layers
+
+
+def _attn_out_proj(layer):
+    return layer.attn.c_proj if hasattr(layer, "attn") else layer.self_attn.o_proj
+
+
+def nnsight_sweep(lm, hf, batch, sites: list[PatchSite], metric, d_head: int) -> torch.Tensor:
+    """Δ per (site, example) with nnsight: one trace, an invoke for the source run and one per site (nnsight batches
+    the invokes into one forward). `z` is the input of the attention's output projection (heads side by side);
+    `resid_pre` is the block's input. Noising: the corrupt value into the clean run."""
+    rows, answer = torch.arange(len(batch)), batch.answer_pos
+    layers, outs, source = _layers(lm), [], {}  # filled inside the trace (names assigned there do not escape it)
+    with torch.no_grad():
+        clean = metric(hf(batch.clean).logits[rows, answer], batch)
+        with lm.trace() as tracer:
+            with tracer.invoke({"input_ids": batch.corrupt}):
+                for layer in sorted({s.layer for s in sites}):  # a loop: a comprehension's scope hides the trace's
+                    module = _attn_out_proj(layers[layer]) if sites[0].site is Site.Z else layers[layer]
+                    source[layer] = module.input
+            for s in sites:
+                pos = batch.position(s.position)
+                with tracer.invoke({"input_ids": batch.clean}):
+                    if s.site is Site.Z:
+                        x, cols = _attn_out_proj(layers[s.layer]).input, slice(s.head * d_head, (s.head + 1) * d_head)
+                        x[rows, pos, cols] = source[s.layer][rows, pos, cols]
+                    else:
+                        x = layers[s.layer].input
+                        x[rows, pos] = source[s.layer][rows, pos]
+                    outs.append(lm.lm_head.output[rows, answer].save())
+    return torch.stack([clean - metric(o, batch) for o in outs])
+
+
+def nnsight_model(model):
+    from nnsight.modeling.transformers import TransformersModel  # deferred: the `bench` extra
+
+    hf = hf_copy(model)
+    return TransformersModel(hf, tokenizer=model.tokenizer, task="text-generation"), hf
+
+
+def ablation(model, batch, sites, metric) -> dict:
+    """The engine's parts, each a sweep on the same sites: whole forwards through the bridge (batching only, the
+    bridge's modules), whole direct forwards (batching only), + lower-layer skip (rows resume at their layer but
+    compute every position), + earlier-position skip (the engine)."""
+
+    def every_position(layer, example, start, stop, answer):
+        return engine.Rows(layer, example, torch.zeros_like(start), stop, answer)
+
+    def lower_layer_skip():
+        with mock.patch.object(write, "Rows", every_position):
+            return patch_sites(model, batch, sites, metric, Direction.NOISING)[0]
+
+    def bridge_full():
+        with bridge_only():
+            return patch_sites(model, batch, sites, metric, engine=Engine.FULL)[0]
+
+    return {"bridge whole forwards": bridge_full,
+            "direct whole forwards": lambda: patch_sites(model, batch, sites, metric, engine=Engine.FULL)[0],
+            "+ lower-layer skip": lower_layer_skip,
+            "+ earlier-position skip": lambda: patch_sites(model, batch, sites, metric)[0]}
+
+
+def plain_forward(model, batch):
+    return lambda: direct.answer_forward(model, batch.clean, batch.answer_pos)
+
+
+def min_seconds(run, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()  # CPU seconds: the shared machine's load made wall time mostly waiting
+        run()
+        best = min(best, time.process_time() - start)
+    return best

@@ -1,0 +1,242 @@
+"""Direct forwards: a GPT-2 or Qwen2 bridge's own Hugging Face modules called one after another, with the sweep's
+hooks fired by name at the hook points they ask for, instead of the bridge's per-module wrappers and hook points.
+
+On small models the bridge's Python work per module, not arithmetic, sets a sweep's time. A direct forward computes
+the same thing (checked against the bridge once per model, and in tests to 1e-6) and calls each given hook at its
+hook point with the activation the bridge would hand it. It is used only where nothing can tell the difference: no
+hook attached to the model itself (a user's hooks always fire, because the bridge then runs), the model in eval
+mode, an architecture this module knows, every hook at a site it fires, and the one-off agreement check passed.
+"""
+
+import functools
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.model_bridge import TransformerBridge
+
+from rcid_tl.hooks.names import Site, hook_name
+
+Hook = tuple[str, Callable]
+FIRED = (Site.RESID_PRE, Site.Z, Site.ATTN_OUT, Site.RESID_MID, Site.MLP_OUT, Site.RESID_POST)
+ARCHITECTURES = ("GPT2LMHeadModel", "Qwen2ForCausalLM")  # exact classes: a subclass (CausalQwen) has another head
+enabled = True  # False: always the bridge (the benchmark's ablation, and tests comparing the two)
+_AGREES: "weakref.WeakKeyDictionary[TransformerBridge, bool]" = weakref.WeakKeyDictionary()
+_MODULES: "weakref.WeakKeyDictionary[TransformerBridge, list]" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class _HookPoint:
+    """What a hook function receives as `hook`: the name it was asked for (the bridge gives its canonical name)."""
+
+    name: str
+
+
+def _original(bridge_module):
+    return getattr(bridge_module, "_original_component", bridge_module)
+
+
+@functools.cache
+def _fired_sites_of(n_layers: int) -> dict[str, tuple[int, Site]]:
+    return {hook_name(site, layer): (layer, site) for layer in range(n_layers) for site in FIRED}
+
+
+def _fired_sites(model: TransformerBridge) -> dict[str, tuple[int, Site]]:
+    return _fired_sites_of(model.cfg.n_layers)
+
+
+def _bridge_hooked(model: TransformerBridge) -> bool:
+    """Whether any hook is attached to the model's hook points (named hooks, however attached) or as a global module
+    hook. The bridge's own pre-hooks on its norms (which capture block inputs) are not hook points."""
+    from torch.nn.modules import module as torch_module  # the global hook registries, private to torch
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    if model not in _MODULES:  # `hook_dict` rebuilds its alias map on every read: walk the modules once
+        _MODULES[model] = [m for m in model.modules() if isinstance(m, HookPoint)]
+    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in _MODULES[model])
+
+
+def usable(model: TransformerBridge, hooks: Sequence[Hook] = ()) -> bool:
+    """Whether a direct forward with `hooks` computes exactly what the bridge would with them attached."""
+    if not enabled or model.training or type(model.original_model).__name__ not in ARCHITECTURES:
+        return False
+    sites = _fired_sites(model)
+    if any(name not in sites for name, _ in hooks) or _bridge_hooked(model):
+        return False
+    if model not in _AGREES:
+        _AGREES[model] = _agrees(model)
+    return _AGREES[model]
+
+
+def _agrees(model: TransformerBridge) -> bool:
+    """One short forward both ways (catches weights the bridge processed or an attention this module misreads)."""
+    tokens = torch.arange(min(9, model.cfg.n_ctx), device=model.cfg.device)[None] % model.cfg.d_vocab
+    with torch.no_grad():
+        bridge = model(tokens)[0, -1]
+        mine = forward(model, tokens, torch.tensor([tokens.shape[1] - 1]))[0]
+    return bool(torch.allclose(bridge, mine, rtol=1e-5, atol=1e-5))
+
+
+def _by_site(model: TransformerBridge, hooks: Sequence[Hook]) -> dict[tuple[int, Site], list[tuple[str, Callable]]]:
+    sites, out = _fired_sites(model), {}
+    for name, fn in hooks:
+        out.setdefault(sites[name], []).append((name, fn))
+    return out
+
+
+def _fire(hooks: dict, layer: int, site: Site, act: Tensor) -> Tensor:
+    for name, fn in hooks.get((layer, site), ()):
+        out = fn(act, _HookPoint(name))
+        act = act if out is None else out
+    return act
+
+
+def position_embeddings(model: TransformerBridge, hidden: Tensor, width: int) -> dict:
+    """The keyword arguments HF gives the first block for an unmasked, right-padded batch of `width` positions
+    (what `engine.reference_run` records from the bridge): position ids and, on Qwen2, the rotary tables."""
+    position_ids = torch.arange(width, device=hidden.device)[None]
+    if type(model.original_model).__name__ == "Qwen2ForCausalLM":
+        rotary = _original(model.rotary_emb)
+        return {"position_embeddings": rotary(hidden, position_ids), "position_ids": position_ids}
+    return {"encoder_attention_mask": None, "position_ids": position_ids}
+
+
+def blocks(
+    model: TransformerBridge, hidden: Float[Tensor, "batch pos d_model"], layer: int, block_kwargs: dict, hooks: Sequence[Hook] = (), prefix: dict[int, tuple[Tensor, Tensor]] | None = None,
+    record: dict[int, tuple[Tensor, Tensor]] | None = None, resid_pre: list | None = None,
+) -> Float[Tensor, "batch pos d_model"]:
+    """Blocks `layer`.. on `hidden`, the last positions of the sequence (`block_kwargs` cut to them, as
+    `engine.resume` cuts them); `prefix`: each layer's keys/values (batch, kv_head, pos, d_head) of the positions
+    before them; `record`: filled
+    with each layer's keys/values; `resid_pre`: appended each block's input (after its hooks)."""
+    by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
+    rope = block_kwargs.get("position_embeddings")
+    for i in range(layer, model.cfg.n_layers):
+        hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
+        if resid_pre is not None:
+            resid_pre.append(hidden)
+        k_v = None if prefix is None else prefix.get(i)
+        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, rope if qwen else None, by_site, k_v, record)
+    return hidden
+
+
+def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record) -> Tensor:
+    attn, (b, p, _) = block.attn, x.shape
+    h = _norm(block.ln1, x)
+    # GPT-2's q, k, v are views of its one Conv1D's weight; projecting them one by one is what the bridge does (one
+    # fused matmul rounds differently, by ~1e-7)
+    q, k, v = _original(attn.q)(h), _original(attn.k)(h), _original(attn.v)(h)
+    n_heads, n_kv = q.shape[-1] // d_head, k.shape[-1] // d_head
+    q, k, v = (t.view(b, p, -1, d_head).transpose(1, 2) for t in (q, k, v))  # (batch, head, pos, d_head)
+    if rope is not None:
+        cos, sin = (t.unsqueeze(1) for t in rope)
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+    if record is not None:
+        record[i] = (k, v)
+    if k_v is not None:
+        k, v = torch.cat([k_v[0], k], dim=-2), torch.cat([k_v[1], v], dim=-2)
+    if n_kv != n_heads:
+        k, v = (t.repeat_interleave(n_heads // n_kv, dim=1) for t in (k, v))
+    scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, head, query_pos, key_pos)
+    keys = k.shape[-2]
+    future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
+    pattern = scores.masked_fill(future, float("-inf")).softmax(-1, dtype=torch.float32).to(q.dtype)
+    z = _fire(hooks, i, Site.Z, (pattern @ v).transpose(1, 2))  # (batch, pos, head, d_head)
+    attn_out = _fire(hooks, i, Site.ATTN_OUT, _original(attn.o)(z.reshape(b, p, n_heads * d_head)))
+    x = _fire(hooks, i, Site.RESID_MID, x + attn_out)
+    mlp_out = _fire(hooks, i, Site.MLP_OUT, _mlp(block.mlp, _norm(block.ln2, x)))
+    return _fire(hooks, i, Site.RESID_POST, x + mlp_out)
+
+
+def _norm(norm, x: Tensor) -> Tensor:
+    """The bridge's normalization without its hook points: in compatibility mode it normalizes in Python, not with
+    HF's LayerNorm/RMSNorm (different rounding, ~1e-7), so this repeats its arithmetic step by step."""
+    if norm.use_native_layernorm_autograd or getattr(norm.config, "layer_norm_folding", False):
+        return _original(norm)(x)
+    h = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    if not norm.uses_rms_norm:
+        h = h - h.mean(-1, keepdim=True)
+    h = h / (h.pow(2).mean(-1, keepdim=True) + getattr(norm.config, "eps", 1e-05)).sqrt()
+    h = h * ((1.0 + norm.weight) if norm.uses_weight_offset else norm.weight)
+    bias = getattr(_original(norm), "bias", None)
+    if not norm.uses_rms_norm and bias is not None:
+        h = h + bias
+    return h.to(x.dtype)
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _mlp(mlp, h: Tensor) -> Tensor:
+    hf = _original(mlp)
+    if hasattr(mlp, "gate"):  # Qwen2: down(act(gate(h)) · up(h))
+        return _original(mlp.out)(hf.act_fn(_original(mlp.gate)(h)) * _original(getattr(mlp, "in"))(h))
+    return _original(mlp.out)(hf.act(_original(getattr(mlp, "in"))(h)))
+
+
+def embed(model: TransformerBridge, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+    hidden = _original(model.embed)(tokens)
+    if hasattr(model, "pos_embed"):  # GPT-2's learned positions
+        hidden = hidden + _original(model.pos_embed)(torch.arange(tokens.shape[1], device=tokens.device))[None]
+    return hidden
+
+
+def unembed(model: TransformerBridge, final: Float[Tensor, "rows d_model"]) -> Float[Tensor, "rows d_vocab"]:
+    return _original(model.unembed)(_norm(model.ln_final, final))
+
+
+def forward(
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"],
+    hooks: Sequence[Hook] = (), record: dict | None = None, resid_pre: list | None = None,
+) -> Float[Tensor, "batch d_vocab"]:
+    """Answer-position logits of a whole direct forward of `tokens` with `hooks` (see `blocks` for the rest)."""
+    tokens = tokens.to(model.cfg.device)
+    hidden = embed(model, tokens)
+    kwargs = position_embeddings(model, hidden, tokens.shape[1])
+    hidden = blocks(model, hidden, 0, kwargs, hooks, record=record, resid_pre=resid_pre)
+    rows = torch.arange(len(tokens), device=hidden.device)
+    return unembed(model, hidden[rows, answer_pos.to(hidden.device)])
+
+
+def answer_forward(
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"],
+    hooks: Sequence[Hook] = (),
+) -> Float[Tensor, "batch d_vocab"]:
+    """Answer-position logits with `hooks` fired: a direct forward where `usable`, else the bridge's with the hooks
+    attached for the call."""
+    if usable(model, hooks):
+        return forward(model, tokens, answer_pos, hooks)
+    from rcid_tl.interventions.read import answer_forward as bridge_forward  # read imports nothing from here
+
+    with model.hooks(fwd_hooks=list(hooks)):
+        return bridge_forward(model, tokens, answer_pos)
+
+
+def cache(
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], names: Sequence[str],
+    answer_pos: Int[Tensor, " batch"],
+) -> tuple[Float[Tensor, "batch d_vocab"], dict[str, Tensor]]:
+    """`read.cache_hooks` (answer logits and detached activations at `names`), directly where `usable`."""
+    store: dict[str, Tensor] = {}
+
+    def keep(name: str):
+        def hook(act: Tensor, hook) -> Tensor:
+            store[name] = act.detach()
+            return act
+        return hook
+
+    hooks = [(name, keep(name)) for name in names]
+    if not usable(model, hooks):
+        from rcid_tl.interventions.read import cache_hooks  # read imports nothing from here
+
+        return cache_hooks(model, tokens, names, answer_pos)
+    with torch.no_grad():
+        logits = forward(model, tokens, answer_pos, hooks)
+    return logits, {name: store[name] for name in names}

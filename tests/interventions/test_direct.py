@@ -1,0 +1,111 @@
+"""Direct forwards (the HF modules called one after another, hooks fired by name) against the bridge: every fired
+hook point and the logits, resumed sweeps and knockouts with and without them, attribution, and the cases that must
+fall back to the bridge (a hook attached to the model, a hook point the direct forward does not fire, training mode).
+
+Tolerance 1e-6 absolute: the direct forward repeats the bridge's arithmetic op for op (its Python normalization,
+q/k/v projected one by one), so activations agree bitwise on these models; the margin covers kernels that pick
+another blocking for another batch shape.
+"""
+
+import pytest
+import torch
+
+from rcid_tl.hooks.names import Head, Site, hook_name
+from rcid_tl.interventions import direct
+from rcid_tl.interventions.attribution import attribution_patch
+from rcid_tl.interventions.knockout import knockout_added, prepare_knockout
+from rcid_tl.interventions.read import cache_hooks
+from rcid_tl.interventions.write import PATCHABLE, PatchSite, patch_sites
+from rcid_tl.metrics import metric_for
+from rcid_tl.models import load_model
+from rcid_tl.tasks import build_task
+
+ATOL = 1e-6  # see module docstring
+
+
+@pytest.fixture(scope="module", params=["world-gpt2", "world-qwen2"])
+def model(request):
+    return load_model(request.param)
+
+
+def _noop(act, hook):
+    return act
+
+
+def _bridge(monkeypatch):
+    monkeypatch.setattr(direct, "enabled", False)
+
+
+def test_every_fired_hook_point_and_the_logits_equal_the_bridge(model):
+    dataset = build_task(model, "ioi", n=6, seed=3)
+    batch = dataset.batch()
+    names = [hook_name(site, layer) for layer in range(model.cfg.n_layers) for site in direct.FIRED]
+    assert direct.usable(model, [(name, _noop) for name in names])
+    logits, acts = cache_hooks(model, batch.clean, names, batch.answer_pos)
+    mine_logits, mine = direct.cache(model, batch.clean, names, batch.answer_pos)
+    torch.testing.assert_close(mine_logits, logits, atol=ATOL, rtol=0)
+    for name in names:
+        torch.testing.assert_close(mine[name], acts[name], atol=ATOL, rtol=0, msg=name)
+
+
+def test_resumed_sweeps_equal_the_bridge_path(model, monkeypatch):
+    """Every patchable site kind at two positions, resumed rows with and without direct forwards."""
+    dataset = build_task(model, "ioi", n=4, seed=1)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = [PatchSite(site, layer, position, 1 if site.per_head else None)
+             for site in PATCHABLE for layer in (0, model.cfg.n_layers - 1) for position in ("s2", "end")]
+    fast, fast_runs = patch_sites(model, batch, sites, metric)
+    _bridge(monkeypatch)
+    slow, slow_runs = patch_sites(model, batch, sites, metric)
+    torch.testing.assert_close(fast, slow, atol=ATOL, rtol=0)
+    torch.testing.assert_close(fast_runs.clean, slow_runs.clean, atol=ATOL, rtol=0)
+    assert fast.abs().max() > 1e-2
+
+
+def test_knockout_from_an_ablated_run_equals_the_bridge_path(model, monkeypatch):
+    """The circuit search's step: the run with a base circuit mean-ablated, each added head resumed from it."""
+    dataset = build_task(model, "ioi", n=5, seed=2)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    prepared = prepare_knockout(model, batch, metric)
+    base, added = [Head(1, 0)], [Head(layer, 1) for layer in range(model.cfg.n_layers)]
+    fast = knockout_added(model, batch, base, added, metric, prepared)
+    _bridge(monkeypatch)
+    slow = knockout_added(model, batch, base, added, metric, prepare_knockout(model, batch, metric))
+    torch.testing.assert_close(fast, slow, atol=ATOL, rtol=0)
+
+
+def test_attribution_equals_the_bridge_path(model, monkeypatch):
+    dataset = build_task(model, "ioi", n=4, seed=0)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = [PatchSite(Site.Z, layer, "end", h) for layer in range(model.cfg.n_layers) for h in range(2)]
+    sites += [PatchSite(Site.RESID_PRE, 1, "s2")]
+    fast, _ = attribution_patch(model, batch, sites, metric)
+    _bridge(monkeypatch)
+    slow, _ = attribution_patch(model, batch, sites, metric)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)  # gradients: autograd's order of sums may differ
+
+
+def test_a_hook_on_the_model_runs_the_bridge_and_fires(model):
+    """A user's hook attached to the model always fires: the sweep then runs on the bridge, with the same Δ."""
+    dataset = build_task(model, "ioi", n=3, seed=4)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = [PatchSite(Site.Z, layer, "end", 0) for layer in range(model.cfg.n_layers)]
+    plain, _ = patch_sites(model, batch, sites, metric)
+    calls = []
+    watched = hook_name(Site.MLP_OUT, model.cfg.n_layers - 1)
+    with model.hooks(fwd_hooks=[(watched, lambda act, hook: calls.append(act.shape) and None)]):
+        assert not direct.usable(model)
+        watched_run, _ = patch_sites(model, batch, sites, metric)
+    assert len(calls) >= 3  # the reference run, the source run and each chunk of rows
+    torch.testing.assert_close(watched_run, plain, atol=ATOL, rtol=0)
+    assert direct.usable(model)
+
+
+def test_hook_points_it_does_not_fire_and_training_mode_fall_back(model):
+    assert not direct.usable(model, [(hook_name(Site.PATTERN, 0), _noop)])
+    model.train()
+    try:
+        assert not direct.usable(model)
+    finally:
+        model.eval()
+    assert direct.usable(model, [(hook_name(Site.Z, 0), _noop)])
