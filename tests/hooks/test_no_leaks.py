@@ -4,8 +4,9 @@ import pytest
 
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Head, Site, hook_name
+from rcid_tl.interventions import direct
 from rcid_tl.interventions import knockout as knockout_module
-from rcid_tl.interventions import write as write_module
+from rcid_tl.interventions import read as read_module
 from rcid_tl.interventions.knockout import Ablation, Method, knockout
 from rcid_tl.interventions.write import Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
@@ -53,8 +54,12 @@ def test_raising_metric_leaves_no_hooks(tiny_gpt2, ioi):
 
 @pytest.mark.parametrize("where", ["patch", "knockout"])
 def test_forward_failing_under_hooks_leaves_no_hooks(tiny_gpt2, ioi, monkeypatch, where):
-    """The patched forward itself raises while the intervention's hooks are attached."""
-    module = write_module if where == "patch" else knockout_module
+    """The patched forward itself raises while the intervention's hooks are attached. The whole-forward patch engine
+    takes the direct forward (its hooks then never attach to the model) unless that is off; off, it runs the bridge's
+    `read.answer_forward` with the hooks attached, which is what this test makes fail."""
+    if where == "patch":
+        monkeypatch.setattr(direct, "enabled", False)
+    module = read_module if where == "patch" else knockout_module
     real = module.answer_forward
     seen = []
 
