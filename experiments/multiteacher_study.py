@@ -87,7 +87,10 @@ def summarise(runs: dict[str, dict[int, dict]]) -> dict:
     for split in ["validation", *(s.value for s in TEST_SPLITS)]:
         for key in ("accuracy", "perplexity"):
             scores = {arm: [m["scores"][split][key] for m in per.values()] for arm, per in runs.items()}
-            table = compare_arms(scores, BASELINE)
+            reference = BASELINE if BASELINE in scores else next(iter(scores))
+            table = compare_arms(scores, reference)
+            if reference != BASELINE:  # a partial report: no baseline run has finished yet
+                table = {arm: {k: v for k, v in row.items() if k != "vs_baseline"} for arm, row in table.items()}
             if CE in scores:
                 for arm, row in compare_arms(scores, CE).items():
                     if arm != CE:

@@ -21,8 +21,9 @@ def test_distill_kv_end_to_end_and_resume(cli, cot_teacher_dir, tmp_path):
     assert [r["curve_step"] for r in log] == [0.0, 2.0]
     assert all({"ce", "kv", "cka", "codi", "curve_accuracy"} <= r.keys() for r in log)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["scores"]) == {"id", "ood-longer", "ood-pairs"}
-    assert metrics["config"]["kv"]["kv_loss"] == "cosine" and metrics["data"]["train"]["n"] == 16
+    assert set(metrics["scores"]) == {"id", "ood-longer", "ood-pairs", "validation"}
+    assert metrics["config"]["kv"]["kv_loss"] == "cosine" and metrics["data"]["sizes"]["student"] == 16
+    assert (out / "data_streams.json").is_file()
     assert metrics["rcid_tl_version"] and (out / "learning_curves.html").is_file()
     assert (out / "student" / "config.json").is_file()
     again = cli(*args)  # a finished run resumes at its end: no training step is repeated
