@@ -17,7 +17,9 @@ from rcid_tl.models.loading import namer
 @dataclass
 class KVStates:
     """One forward's logits and the states the KV objective reads. `keys`/`values` are (batch, layer, kv_head,
-    time, d_head) over `layers` (n_key_value_heads heads on GQA models), `attention` the (batch, head, query, key)
+    time, d_head) over `layers` (n_key_value_heads heads on GQA models; keys as TransformerLens's hook_k gives them,
+    before any rotary embedding, so on rotary models they equal HF's cached keys only at position 0 and in norm,
+    values equal HF's cache everywhere: tests/architectures), `attention` the (batch, head, query, key)
     pattern of `attention_layer` (None when not asked for), `hidden` the resid_post (batch, time, d_model) by
     layer."""
 
