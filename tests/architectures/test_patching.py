@@ -80,8 +80,10 @@ def test_whole_forwards_equal_transformer_lens_patching(model, arch, ioi, reques
 
 
 @pytest.mark.slow
-def test_whole_forwards_equal_transformer_lens_head_patching(model, ioi):
+def test_whole_forwards_equal_transformer_lens_head_patching(model, arch, ioi, request):
     """As above, with every head's z at every named position as well (TL runs one forward per head)."""
+    if arch.name == "qwen2-sliding":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="the direct forward ignores Qwen2's sliding window"))
     _transformer_lens_agreement(model, ioi, per_head=True)
 
 
