@@ -253,7 +253,8 @@ def main(argv: list[str]) -> None:
     write_text(name.with_suffix(".md"), markdown(summary, shift, teachers, header))
     write_figure(name.with_suffix(".html"), figure(summary))
     first = {arm: per[min(per)] for arm, per in runs.items()}
-    curves = {arm: [r for r in read_log(args.out / f"{arm}-{m['seed']}" / "train_log.jsonl")] for arm, m in first.items()}
+    curves = {arm: [{k: r[k] for k in ("step", "curve_accuracy") if k in r}
+                    for r in read_log(args.out / f"{arm}-{m['seed']}" / "train_log.jsonl")] for arm, m in first.items()}
     write_figure(args.figures / f"{args.name}_curve_accuracy", learning_curve_figure(
         curves, "curve_accuracy", "validation accuracy during training, first seed"))
 
