@@ -10,6 +10,7 @@ the search never saw. Means come from the task's `all` split, per frame and answ
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -84,11 +85,16 @@ def markdown(result: dict) -> str:
                         f"on it {v['grown_circuit']['faithfulness']:.2f}"
                         for k, v in result["controls_held_out"].items()),
               "", "## Each head's role (held-out prompts)", "",
-              "| head | end→word | end→previous | end→first | end→self | ablated at word | ablated at end | "
-              "ablated everywhere | direct effect | DLA | reading |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "Attention from the answer position (end) and from the word's last token (word); ablation at one "
+              "position or everywhere (relative change of the mean logit difference); direct effect = path-patched "
+              "into the final residual at end.", "",
+              "| head | end→word | end→previous | end→first | word→previous | word→earlier word tokens | word→first | "
+              "ablated at word | ablated at end | ablated everywhere | direct effect | DLA | reading |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for head, r in result["roles"].items():
         lines.append(f"| {head} | {r['attn_end_to_word']:.2f} | {r['attn_end_to_previous']:.2f} | "
-                     f"{r['attn_end_to_first']:.2f} | {r['attn_end_to_self']:.2f} | {r['ablate_at_word']:+.1%} | "
+                     f"{r['attn_end_to_first']:.2f} | {r['attn_word_to_previous']:.2f} | "
+                     f"{r['attn_word_to_word_start']:.2f} | {r['attn_word_to_first']:.2f} | {r['ablate_at_word']:+.1%} | "
                      f"{r['ablate_at_end']:+.1%} | {r['ablate_everywhere']:+.1%} | {r['direct_effect']:+.3f} | "
                      f"{r['direct_logit_attribution']:+.3f} | {result['role_summary'][head]} |")
     top = sorted(result["all_heads_direct_effect"].items(), key=lambda kv: -abs(kv[1]))[:5]
@@ -109,9 +115,22 @@ def main() -> None:
     parser.add_argument("--grow-to", type=int, default=16, help="at most this many heads when growing for faithfulness")
     parser.add_argument("--faithfulness", type=float, default=0.8, help="growth stops at this faithfulness")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    parser.add_argument("--roles-only", action="store_true",
+                        help="keep OUT.json's search and circuit, recompute only the heads' roles")
     args = parser.parse_args()
     torch.set_num_threads(1)
     set_progress(False)
+    if args.roles_only:
+        result = json.loads(args.out.with_suffix(".json").read_text())
+        model = load_model(result["model"])
+        circuit = [parse_head(h) for h in result["grown"][-1]["heads"]]
+        result["roles"] = head_roles(model, tinystories_task(model, result["task"]), circuit)
+        result["role_summary"] = {h: role_of(r) for h, r in result["roles"].items()}
+        result["rcid_tl_version"] = rcid_tl.__version__
+        write_json(args.out.with_suffix(".json"), result)
+        write_text(args.out.with_suffix(".md"), markdown(result))
+        print(markdown(result))
+        return
     result = run(args.model, args.task, args.n, args.seed, args.max_heads, args.target_cut, args.tolerance,
                  args.grow_to, args.faithfulness)
     write_json(args.out.with_suffix(".json"), result)

@@ -100,22 +100,25 @@ def markdown(result: dict) -> str:
              f"{result['gen_len']} tokens (seed {result['gen_seed']}); pronoun pairs of the `:train` split. "
              "Accuracy and logit difference on the 72 held-out prompts; perplexity on 64 held-out teacher samples "
              "(another seed); consistency with the causal head map fitted on training prompts.", "",
-             "| student | seed | accuracy | logit diff | perplexity | mechanistic r [95% CI] | r_out | mean r |",
-             "|---|---|---|---|---|---|---|---|",
-             f"| teacher (stories260K) | – | {t['accuracy']:.3f} | {t['logit_diff']:+.3f} | {t['perplexity']:.2f} | "
+             "| student | seed | accuracy | logit diff | train-split accuracy | perplexity | mechanistic r [95% CI] | "
+             "r_out | mean r |", "|---|---|---|---|---|---|---|---|---|",
+             f"| teacher (stories260K) | – | {t['accuracy']:.3f} | {t['logit_diff']:+.3f} | "
+             f"{result['teacher_train']['accuracy']:.3f} | {t['perplexity']:.2f} | "
              f"{_r(result['controls']['teacher'])} | {result['controls']['teacher']['r_out']:+.3f} | "
              f"{result['controls']['teacher']['mean_r']:+.3f} |"]
     u = result["controls"]["untrained"]
-    lines.append(f"| untrained student | {result['seeds'][0]} | {u['accuracy']:.3f} | {u['logit_diff']:+.3f} | "
+    lines.append(f"| untrained student | {result['seeds'][0]} | {u['accuracy']:.3f} | {u['logit_diff']:+.3f} | – | "
                  f"{u['perplexity']:.2f} | {_r(u)} | {_num(u['r_out'])} | {_num(u['mean_r'])} |")
     for run in result["runs"]:
         lines.append(f"| {run['method']} | {run['seed']} | {run['accuracy']:.3f} | {run['logit_diff']:+.3f} | "
+                     f"{run['train_accuracy']:.3f} | "
                      f"{run['perplexity']:.2f} | {_r(run)} | {_num(run['r_out'])} | {_num(run['mean_r'])} |")
     if len(result["seeds"]) > 1:
-        lines += ["", "Mean over seeds:", "", "| method | accuracy | logit diff | perplexity | mechanistic r | r_out |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "Mean over seeds:", "", "| method | accuracy | logit diff | train-split accuracy | perplexity | "
+                  "mechanistic r | r_out |", "|---|---|---|---|---|---|---|"]
         for method, m in result["summary"].items():
-            lines.append(f"| {method} | {m['accuracy']:.3f} | {m['logit_diff']:+.3f} | {m['perplexity']:.2f} | "
+            lines.append(f"| {method} | {m['accuracy']:.3f} | {m['logit_diff']:+.3f} | {m['train_accuracy']:.3f} | "
+                         f"{m['perplexity']:.2f} | "
                          f"{_num(m['mechanistic_r'])} | {_num(m['r_out'])} |")
     return "\n".join(lines) + "\n"
 
@@ -163,13 +166,18 @@ def main() -> None:
                          "teacher_scores": metrics["teacher_scores"], "student_shape": student_shape(out)})
             write_json(out / "row.json", runs[-1])
     teacher = load_model(args.teacher)
+    train = build_task(TaskSpec(f"{TASK}:train"), teacher.tokenizer, teacher.cfg.n_ctx)
+    for run in runs:  # the pairs it was trained on: does the student fit them (and fail only on new names)?
+        scores = task_scores(load_model(str(args.runs / f"{run['method']}-{run['seed']}" / "student")), train)
+        run["train_accuracy"], run["train_logit_diff"] = scores["accuracy"], scores["metric_mean"]
+    teacher_train = task_scores(teacher, train)
     untrained_dir = save_hf_model(build_llama_student_for(teacher, seed=seeds[0]), args.runs / f"untrained-{seeds[0]}")
     first = runs[0]
     scores = untrained_scores(teacher, load_model(str(untrained_dir)), args)
     controls = {"teacher": consistency(args.teacher, args.teacher),
                 "untrained": {**scores, **consistency(args.teacher, str(untrained_dir))}}
     summary = {m: {k: statistics.mean(r[k] for r in runs if r["method"] == m and r[k] is not None)
-                   for k in ("accuracy", "logit_diff", "perplexity", "mechanistic_r", "r_out")}
+                   for k in ("accuracy", "logit_diff", "perplexity", "mechanistic_r", "r_out", "train_accuracy")}
                for m in args.methods.split(",")}
     result = {"rcid_tl_version": rcid_tl.__version__, "teacher": args.teacher, "task": TASK, "seeds": seeds,
               "steps": args.steps, "pretrain_steps": args.pretrain_steps, "gen_n": args.gen_n,
@@ -178,6 +186,7 @@ def main() -> None:
               "teacher": {"accuracy": first["teacher_scores"]["accuracy"],
                           "logit_diff": first["teacher_scores"]["metric_mean"],
                           "perplexity": first["teacher_scores"]["perplexity"]},
+              "teacher_train": {"accuracy": teacher_train["accuracy"], "logit_diff": teacher_train["metric_mean"]},
               "controls": controls, "runs": runs, "summary": summary}
     write_json(args.out.with_suffix(".json"), result)
     write_text(args.out.with_suffix(".md"), markdown(result))

@@ -175,7 +175,9 @@ def search_circuit(
     steps, best = [], {name: 0.0 for name in tasks}
     while len(circuit) < max_heads and best[target] > -target_cut:
         candidates = [h for h in heads if h not in circuit]
-        if prepared is None:
+        if not circuit:  # the first step's head sets are the single heads, already scored
+            changes = singles
+        elif prepared is None:
             _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
         else:
             _, changes, _ = added_changes(model, tasks, circuit, candidates, prepared)

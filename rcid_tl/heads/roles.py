@@ -27,7 +27,8 @@ def word_span(position_names: Sequence[str]) -> tuple[str, str]:
 def head_roles(model: TransformerBridge, task: CircuitTask, circuit: Sequence[Head]) -> dict[str, dict[str, float]]:
     """Per circuit head ("L.H"), on `task`'s clean prompts, means over examples of:
     attention from the answer position (`end`) to the word's tokens (summed), to the token before `end`, to the
-    first token (BOS), and to `end` itself; the relative change of the mean metric when the head is mean-ablated
+    first token (BOS), and to `end` itself; attention from the word's last token to the token before it, to the
+    word's earlier tokens (summed; the pieces of a multi-token name), to the first token and to itself; the relative change of the mean metric when the head is mean-ablated
     only at the word's last token (`ablate_at_word`), only at `end` (`ablate_at_end`) and everywhere; the
     path-patched direct effect on the metric (the head's clean → corrupt output into the final residual at `end`)
     and its direct logit attribution."""
@@ -37,6 +38,8 @@ def head_roles(model: TransformerBridge, task: CircuitTask, circuit: Sequence[He
     rows, end = torch.arange(len(batch)), batch.position("end")
     keys = torch.arange(batch.clean.shape[1])
     in_word = (keys[None] >= batch.position(first)[:, None]) & (keys[None] <= batch.position(last)[:, None])
+    word_end = batch.position(last)
+    before = (keys[None] >= batch.position(first)[:, None]) & (keys[None] < word_end[:, None])  # earlier word tokens
     ready = prepare_knockout(model, batch, task.metric, Method.MEAN, task.reference, rows_per_forward=ROWS,
                              reference_batch=task.reference_dataset.batch())
     ablations = [Ablation((h,), positions) for h in circuit for positions in ((last,), ("end",), None)]
@@ -47,7 +50,12 @@ def head_roles(model: TransformerBridge, task: CircuitTask, circuit: Sequence[He
     roles = {}
     for k, h in enumerate(circuit):
         from_end = attn[h.layer, rows, h.head, end]  # (batch, key)
+        from_word = attn[h.layer, rows, h.head, word_end]
         roles[str(h)] = {
+            "attn_word_to_previous": from_word[rows, word_end - 1].mean().item(),
+            "attn_word_to_word_start": (from_word * before).sum(-1).mean().item(),
+            "attn_word_to_first": from_word[:, 0].mean().item(),
+            "attn_word_to_self": from_word[rows, word_end].mean().item(),
             "attn_end_to_word": (from_end * in_word).sum(-1).mean().item(),
             "attn_end_to_previous": from_end[rows, end - 1].mean().item(),
             "attn_end_to_first": from_end[:, 0].mean().item(),
@@ -63,8 +71,14 @@ def head_roles(model: TransformerBridge, task: CircuitTask, circuit: Sequence[He
 
 def role_of(role: dict[str, float]) -> str:
     """A one-phrase reading of `head_roles`' numbers: where the head acts and what it attends to from there."""
-    where = "at the word" if abs(role["ablate_at_word"]) > abs(role["ablate_at_end"]) else "at the answer position"
-    targets = {"the word": role["attn_end_to_word"], "the previous token": role["attn_end_to_previous"],
-               "the first token": role["attn_end_to_first"], "itself": role["attn_end_to_self"]}
+    if abs(role["ablate_at_word"]) > abs(role["ablate_at_end"]):
+        where, targets = "the word's last token", {
+            "the previous token": role["attn_word_to_previous"], "the word's earlier tokens":
+            role["attn_word_to_word_start"], "the first token": role["attn_word_to_first"],
+            "itself": role["attn_word_to_self"]}
+    else:
+        where, targets = "the answer position", {
+            "the word": role["attn_end_to_word"], "the previous token": role["attn_end_to_previous"],
+            "the first token": role["attn_end_to_first"], "itself": role["attn_end_to_self"]}
     top = max(targets, key=targets.get)
-    return f"acts {where}; from the answer position attends mostly to {top} ({targets[top]:.2f})"
+    return f"acts at {where}, attending mostly to {top} ({targets[top]:.2f}) from there"

@@ -10,7 +10,7 @@ from rcid_tl.hooks.names import Head
 
 
 def test_pronoun_circuit_search_on_stories260k(stories):
-    tasks = tinystories_tasks(stories, "tinystories-pronoun", n=12)
+    tasks = tinystories_tasks(stories, "tinystories-pronoun", n=8)
     assert list(tasks) == ["tinystories-pronoun", "tinystories-object"]  # target first, the control after it
     for name, task in tasks.items():  # means per frame over the `all` split, whose frames cover the training split
         assert task.reference_dataset.task == f"{name}:all" and task.dataset.task == f"{name}:train"

@@ -1,4 +1,5 @@
-"""`rcid-tl distill --text teacher-text` on the real stories260K: one pre-training and one distillation step on
+"""`rcid-tl distill --text teacher-text` (its library call) on the real stories260K: one pre-training and one
+distillation step on
 sequences the teacher sampled, with the generation seed and every token id recorded; the sample is reproducible
 and comes from the teacher (its own perplexity on a held-out sample is low); bad generation options refused."""
 
@@ -7,24 +8,29 @@ import json
 import torch
 from transformers import AutoModelForCausalLM
 
+from rcid_tl.distill.config import DistillConfig, OptimConfig
 from rcid_tl.distill.evaluate import perplexity
-from rcid_tl.distill.teacher_text import plain_copy, sample_sequences
+from rcid_tl.distill.run import run_distill
+from rcid_tl.distill.teacher_text import Generation, plain_copy, sample_sequences
+from rcid_tl.tasks.registry import TaskSpec
 
 
-def test_distill_on_teacher_text_records_the_sample(cli, tmp_path, stories, stories_dir):
+def test_distill_on_teacher_text_records_the_sample(tmp_path, stories, stories_dir):
     out = tmp_path / "kd"
-    run = cli("distill", "--teacher", stories_dir, "--method", "standard-kd", "--task", "tinystories-pronoun:train",
-              "--n", "8", "--steps", "1", "--pretrain-steps", "1", "--batch-size", "4", "--top-k", "1",
-              "--text", "teacher-text", "--gen-n", "3", "--gen-len", "12", "--gen-seed", "7", "--mix-weight", "0.5",
-              "--save-every", "1", "--out", out)
-    assert run.code == 0, run.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
+    config = DistillConfig(
+        teacher=str(stories_dir), method="standard-kd", task=TaskSpec("tinystories-pronoun:train", n=8),
+        optim=OptimConfig(steps=1, warmup=1), pretrain=OptimConfig(steps=1, warmup=1), batch_size=4, top_k=1,
+        text="teacher-text", mix_weight=0.5, generation=Generation(n=4, length=20, seed=7), ppl_rows=2,
+        n_bootstrap=10, checkpoint_every=1, log_every=1)
+    metrics = run_distill(config, out)
     record = metrics["teacher_text"]
-    assert (record["seed"], record["n"], record["length"], record["file"]) == (7, 3, 12, "teacher_text.json")
+    assert (record["seed"], record["n"], record["length"], record["file"]) == (7, 4, 20, "teacher_text.json")
     sample = json.loads((out / "teacher_text.json").read_text())
     assert sample["seed"] == 7 and sample["sha256"] == record["sha256"]
-    assert torch.equal(torch.tensor(sample["token_ids"]), sample_sequences(stories, 3, 12, 7))  # reproducible
+    assert torch.equal(torch.tensor(sample["token_ids"]), sample_sequences(stories, 4, 20, 7))  # reproducible
     assert all(row[0] == stories.tokenizer.bos_token_id for row in sample["token_ids"])
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r["step"]) for r in log] == [("pretrain", 1), ("distill", 1)] and "mix_kl" in log[1]
     assert metrics["n_eval"] == 72 and metrics["task"] == "tinystories-pronoun:train"  # evaluated on held-out
     hf = AutoModelForCausalLM.from_pretrained(out / "student")
     assert hf.config.model_type == "llama" and hf.config.hidden_size == 32  # half the teacher's width
