@@ -96,3 +96,21 @@ def test_head_class_needs_gpt2_small(spec, tiny_gpt2):
         run_knockout(config, model=tiny_gpt2)
     with pytest.raises(InputError, match="unknown head class 'movers'; allowed: name-mover"):
         run_knockout(KnockoutConfig(spec, TaskSpec("ioi", n=1), head_class="movers"), model=tiny_gpt2)
+
+
+def test_sweeps_on_direct_forwards_equal_the_bridge_path(spec, tiny_gpt2, monkeypatch):
+    """The patch and knockout sweeps run on direct forwards (the bridge's HF modules, hooks fired by name) when
+    nothing is attached to the model; with them turned off every forward goes through the bridge: the same numbers
+    (1e-6: the same arithmetic op for op, tests/interventions/test_direct.py)."""
+    from rcid_tl.interventions import direct
+
+    patch = PatchConfig(spec, TaskSpec("ioi", n=3, seed=1), site=Site.RESID_PRE, layers="all", positions="s2,end")
+    knock = KnockoutConfig(spec, TaskSpec("ioi", n=2, seed=2), all_heads=True, method=Method.ZERO)
+    assert direct.usable(tiny_gpt2)
+    fast = run_patch(patch, model=tiny_gpt2).effects, run_knockout(knock, model=tiny_gpt2).ablations
+    monkeypatch.setattr(direct, "enabled", False)
+    slow = run_patch(patch, model=tiny_gpt2).effects, run_knockout(knock, model=tiny_gpt2).ablations
+    for a, b in zip(fast[0], slow[0]):
+        assert a["per_example"] == pytest.approx(b["per_example"], abs=1e-6)
+    for a, b in zip(fast[1], slow[1]):
+        assert a["metric"] == pytest.approx(b["metric"], abs=1e-6)
