@@ -75,7 +75,8 @@ def test_knockout_equals_a_zeroed_head_in_plain_transformers(model, arch, hf_cop
 def test_knockout_engines_agree_as_wired(model, arch, ioi, request):
     """The engine as it stands against whole forwards (the sliding-window models fail until the fix is wired)."""
     if arch.sliding or arch.softcap:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the engine does not yet apply the architecture's "
+        request.applymarker(pytest.mark.xfail(not (wiring.ENGINE_WIRED and wiring.DIRECT_WIRED), strict=True,
+                                              reason="the engine does not yet apply the architecture's "
                                                                   "sliding-window mask and final soft-cap"))
     batch, metric = ioi.batch(), metric_for(ioi)
     assert reference_run(model, batch.clean, batch.answer_pos).reproduces_head  # it resumes, no fallback
@@ -122,7 +123,8 @@ def test_attribution_matches_a_finite_difference(arch, world_tokenizer, ioi, req
     in float64. Tolerance 2e-4 absolute + 1e-3 relative: HF keeps RMSNorm and rotary tables in float32 even in a
     float64 model, so the metric (O(1)–O(10)) is rounded to ~1e-6 and the stencil divides that by ~h."""
     if arch.name == "qwen2-sliding":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="attribution's runs take the direct forward, which "
+        request.applymarker(pytest.mark.xfail(not wiring.DIRECT_WIRED, strict=True,
+                                              reason="attribution's runs take the direct forward, which "
                                                                   "ignores Qwen2's sliding window"))
     model = build_bridge(arch, world_tokenizer)
     model.original_model.double()

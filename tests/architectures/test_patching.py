@@ -75,7 +75,8 @@ def test_whole_forwards_equal_transformer_lens_patching(model, arch, ioi, reques
     a sliding window the direct forward (interventions/direct.py) builds only the causal mask, and its 9-token
     agreement check cannot see a window of 10: Δ is off by O(1) until it leaves such models to the bridge."""
     if arch.name == "qwen2-sliding":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the direct forward ignores Qwen2's sliding window"))
+        request.applymarker(pytest.mark.xfail(not wiring.DIRECT_WIRED, strict=True,
+                                              reason="the direct forward ignores Qwen2's sliding window"))
     _transformer_lens_agreement(model, ioi, per_head=False)
 
 
@@ -83,7 +84,8 @@ def test_whole_forwards_equal_transformer_lens_patching(model, arch, ioi, reques
 def test_whole_forwards_equal_transformer_lens_head_patching(model, arch, ioi, request):
     """As above, with every head's z at every named position as well (TL runs one forward per head)."""
     if arch.name == "qwen2-sliding":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the direct forward ignores Qwen2's sliding window"))
+        request.applymarker(pytest.mark.xfail(not wiring.DIRECT_WIRED, strict=True,
+                                              reason="the direct forward ignores Qwen2's sliding window"))
     _transformer_lens_agreement(model, ioi, per_head=True)
 
 
@@ -105,7 +107,8 @@ def test_resumed_rows_equal_whole_forwards(model, arch, ioi, request):
     engine fall back to whole forwards (silently slower); both until the engine calls rcid_tl.models.architectures
     (test_resumed_rows_equal_whole_forwards_with_the_fix shows that it then is exact)."""
     if arch.name in ("mistral", "gemma2"):  # Qwen2's window: both engines take the direct forward and agree, wrongly
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the engine does not yet apply the architecture's "
+        request.applymarker(pytest.mark.xfail(not wiring.ENGINE_WIRED, strict=True,
+                                              reason="the engine does not yet apply the architecture's "
                                                                   "sliding-window mask and final soft-cap"))
     batch = ioi.batch()
     assert reference_run(model, batch.clean, batch.answer_pos).reproduces_head  # it resumes, no fallback

@@ -1,16 +1,17 @@
-"""The resumed engine with the architecture fixes applied around it, standing in for the few lines proposed for
-`rcid_tl.interventions.engine` until they are wired: while a resumed row runs, each block whose attention slides gets
-`resumed_attention_mask` (the engine passes no mask, so the bridge applies only the causal one), and the unembedding
-applies the final soft-cap (`answer_logits`); and the direct forward (`rcid_tl.interventions.direct`), which builds
-only the causal mask, is used only where every layer has full attention (`full_attention_only`). The engine itself is left untouched; the wrapper only adds arguments
-and edits the head's output, so the matrix shows the fix exact before it is wired."""
+"""The architecture fixes applied around the sweep engine until the few lines proposed for
+`rcid_tl.interventions.engine` and `.direct` are wired: while a resumed row runs, each block whose attention slides
+gets `resumed_attention_mask` (the engine passes no mask, so the bridge applies only the causal one), and the
+unembedding applies the final soft-cap (`answer_logits`); the direct forward, which builds only the causal mask, is
+used only where every layer has full attention (`full_attention_only`). Each part turns itself off once the library
+has it (`ENGINE_WIRED`, `DIRECT_WIRED`), and the tests marked xfail on those flags then pass as they are."""
 
 import contextlib
 import functools
+import inspect
 
 import torch
 
-from rcid_tl.interventions import direct, engine
+from rcid_tl.interventions import direct, engine, read
 from rcid_tl.models.architectures import full_attention_only, hf_config, resumed_attention_mask
 
 
@@ -39,10 +40,21 @@ def _fixed(model):
             handle.remove()
 
 
+# Whether the proposed lines are in the library: then `wire` does nothing and the tests marked xfail until then pass.
+ENGINE_WIRED = hasattr(engine, "answer_logits") and hasattr(engine, "resumed_attention_mask")
+DIRECT_WIRED = hasattr(direct, "full_attention_only")
+UPCAST_WIRED = "promote_types" in inspect.getsource(read.answer_forward)
+
+
 def wire(monkeypatch) -> None:
-    usable = direct.usable
-    # the direct forward builds only the causal mask: it must leave sliding-window models to the bridge
-    monkeypatch.setattr(direct, "usable", lambda model, *a, **k: full_attention_only(model) and usable(model, *a, **k))
+    """Apply the fixes around the engine and the direct forward, each unless it is wired already."""
+    if not DIRECT_WIRED:
+        usable = direct.usable
+        # the direct forward builds only the causal mask: it must leave sliding-window models to the bridge
+        monkeypatch.setattr(direct, "usable",
+                            lambda model, *a, **k: full_attention_only(model) and usable(model, *a, **k))
+    if ENGINE_WIRED:
+        return
     for name in ("resume", "_same_head"):
         original = getattr(engine, name)
 
