@@ -3,8 +3,9 @@ engine's ablation (batching only, + lower-layer skip, + earlier-position skip), 
 and figure. Imported by bench_engine.py, which prints every table in one process.
 
 Peak memory is read from torch's profiler (`profile_memory=True`): each op's own allocations (at the op's start) and
-the allocator's frees, summed in time order; the peak is the most bytes live at once above what was live at the start. Python objects are
-not counted (tracemalloc would miss torch's CPU tensors instead).
+the allocator's frees, summed in time order; the peak is the most bytes live at once above what was live at the
+start. Python objects are not counted (tracemalloc would miss torch's CPU tensors instead). An approximation: it can
+miss allocations made outside profiled ops.
 """
 
 import contextlib

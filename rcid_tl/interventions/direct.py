@@ -107,7 +107,8 @@ def position_embeddings(model: TransformerBridge, hidden: Tensor, width: int) ->
 
 
 def blocks(
-    model: TransformerBridge, hidden: Float[Tensor, "batch pos d_model"], layer: int, block_kwargs: dict, hooks: Sequence[Hook] = (), prefix: dict[int, tuple[Tensor, Tensor]] | None = None,
+    model: TransformerBridge, hidden: Float[Tensor, "batch pos d_model"], layer: int, block_kwargs: dict,
+    hooks: Sequence[Hook] = (), prefix: dict[int, tuple[Tensor, Tensor]] | None = None,
     record: dict[int, tuple[Tensor, Tensor]] | None = None, resid_pre: list | None = None,
 ) -> Float[Tensor, "batch pos d_model"]:
     """Blocks `layer`.. on `hidden`, the last positions of the sequence (`block_kwargs` cut to them, as
