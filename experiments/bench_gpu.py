@@ -31,8 +31,9 @@ from rcid_tl.world.tokenizer import load_tokenizer, save_tokenizer
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # TL's loop draws a progress bar per sweep
 GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, n_positions=128)
-# |Δ_resumed − Δ_loop| allowed: fp32 logit differences O(1) agree to float32 rounding (the engine tests' 1e-5 on tiny
-# models; 12 layers of 768-wide matmuls accumulate more); in bfloat16/float16 weights both sides round at 8/11 bits
+# |Δ_resumed − Δ_loop| allowed: fp32 logit differences O(1) agree to float32 rounding (the engine tests' 1e-5 on
+# tiny models; 12 layers of 768-wide matmuls accumulate more); in bfloat16/float16 weights both sides round at 8/11
+# bits
 TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 0.1, torch.float16: 2e-2}
 
 

@@ -98,7 +98,9 @@ def resumed_attention_mask(
     return mask[None, None]
 
 
-def answer_logits(model: TransformerBridge, final: Float[Tensor, "rows pos d_model"]) -> Float[Tensor, "rows pos d_vocab"]:
+def answer_logits(
+    model: TransformerBridge, final: Float[Tensor, "rows pos d_model"]
+) -> Float[Tensor, "rows pos d_vocab"]:
     """The model's logits from the last block's output: final norm, unembedding and, where the architecture has one,
     the final logit soft-cap cap·tanh(logits / cap) that Gemma 2's HF forward applies after its LM head."""
     logits = model.unembed(model.ln_final(final))

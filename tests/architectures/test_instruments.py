@@ -5,7 +5,8 @@ real patches), path patching (through the whole downstream residual it is activa
 distillation step, and KV capture (HF's own key/value cache).
 
 Tolerance 1e-5 absolute on metrics and activations (fp32, values O(0.1)–O(10)): the two sides compute the same
-function with other batch shapes or arithmetic order, so they agree to float32 rounding, not bitwise (measured ≤ 5e-6).
+function with other batch shapes or arithmetic order, so they agree to float32 rounding, not bitwise (measured
+≤ 5e-6).
 """
 
 import pytest
@@ -22,12 +23,12 @@ from rcid_tl.interventions.attribution import attribution_patch
 from rcid_tl.interventions.engine import reference_run
 from rcid_tl.interventions.knockout import Ablation, Method, knockout
 from rcid_tl.interventions.path_patching import PathPatch, Receiver, path_patch
-from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_sites
+from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_together
 from rcid_tl.kv.capture import kv_heads, read_kv
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.architectures import sliding_window
 from tests.architectures import wiring
-from tests.architectures.conftest import build_bridge, build_hf
+from tests.architectures.conftest import build_bridge
 
 ATOL = 1e-5  # see module docstring
 HEADS = (Head(0, 1), Head(1, 2))
@@ -162,16 +163,10 @@ def test_path_patching_through_the_whole_residual_is_activation_patching(model, 
                PathPatch((Head(1, 2),), (Receiver(Site.RESID_POST, 1),))]
     ours, _ = path_patch(model, batch, patches, metric, sender_positions=("s2", "end"))
     plain = [PatchSite(Site.Z, h.layer, p, h.head) for h in HEADS for p in ("s2", "end")]
-    theirs = torch.stack([_patch_together(model, batch, metric, plain[:2]), _patch_together(model, batch, metric,
-                                                                                             plain[2:])])
+    theirs = torch.stack([patch_together(model, batch, plain[:2], metric), patch_together(model, batch, plain[2:],
+                                                                                           metric)])
     torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
     assert theirs.abs().max() > 1e-3
-
-
-def _patch_together(model, batch, metric, sites):
-    from rcid_tl.interventions.write import patch_together
-
-    return patch_together(model, batch, sites, metric)
 
 
 def test_one_distillation_step(arch, model, world_tokenizer, ioi):

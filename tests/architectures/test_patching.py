@@ -55,13 +55,15 @@ def _transformer_lens_agreement(model, ioi, per_head: bool) -> None:
     clean = tl_metric(clean_logits)
     positions = {name: int(p[0]) for name, p in batch.positions.items() if name in POSITIONS}
     index = pd.DataFrame([(layer, p) for layer in range(2) for p in positions.values()], columns=["layer", "pos"])
-    theirs = clean - patching.get_act_patch_resid_pre(model, batch.corrupt, cache, tl_metric, index_axis_names=None, index_df=index)
+    theirs = clean - patching.get_act_patch_resid_pre(model, batch.corrupt, cache, tl_metric,
+                                                      index_axis_names=None, index_df=index)
     sites = [PatchSite(Site.RESID_PRE, layer, name) for layer in range(2) for name in positions]
     if per_head:
         heads = range(model.cfg.n_heads)
         index = pd.DataFrame([(layer, p, h) for layer in range(2) for p in positions.values() for h in heads],
                              columns=["layer", "pos", "head"])
-        z = patching.get_act_patch_attn_head_out_by_pos(model, batch.corrupt, cache, tl_metric, index_axis_names=None, index_df=index)
+        z = patching.get_act_patch_attn_head_out_by_pos(model, batch.corrupt, cache, tl_metric,
+                                                        index_axis_names=None, index_df=index)
         theirs = torch.cat([theirs, clean - z])
         sites += [PatchSite(Site.Z, layer, name, h) for layer in range(2) for name in positions for h in heads]
     ours, _ = patch_sites(model, batch, sites, metric, Direction.DENOISING, engine=Engine.FULL)
