@@ -114,10 +114,10 @@ def markdown(result: dict) -> str:
                      f"{run['train_accuracy']:.3f} | "
                      f"{run['perplexity']:.2f} | {_r(run)} | {_num(run['r_out'])} | {_num(run['mean_r'])} |")
     if len(result["seeds"]) > 1:
-        lines += ["", "Mean over seeds:", "", "| method | accuracy | logit diff | train-split accuracy | perplexity | "
-                  "mechanistic r | r_out |", "|---|---|---|---|---|---|---|"]
+        lines += ["", "Mean over the seeds each method finished:", "", "| method | seeds | accuracy | logit diff | train-split accuracy | perplexity | "
+                  "mechanistic r | r_out |", "|---|---|---|---|---|---|---|---|"]
         for method, m in result["summary"].items():
-            lines.append(f"| {method} | {m['accuracy']:.3f} | {m['logit_diff']:+.3f} | {m['train_accuracy']:.3f} | "
+            lines.append(f"| {method} | {', '.join(map(str, m['seeds']))} | {m['accuracy']:.3f} | {m['logit_diff']:+.3f} | {m['train_accuracy']:.3f} | "
                          f"{m['perplexity']:.2f} | "
                          f"{_num(m['mechanistic_r'])} | {_num(m['r_out'])} |")
     return "\n".join(lines) + "\n"
@@ -145,6 +145,8 @@ def main() -> None:
     parser.add_argument("--gen-len", type=int, default=128)
     parser.add_argument("--gen-seed", type=int, default=0)
     parser.add_argument("--runs", type=Path, default=Path("runs/tinystories_distill"))
+    parser.add_argument("--finished-only", action="store_true",
+                        help="report only the runs already finished (their row.json), training none")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -156,6 +158,8 @@ def main() -> None:
             out = args.runs / f"{method}-{seed}"
             if (out / "row.json").is_file():  # a finished run of this script: its row as it was written
                 runs.append(json.loads((out / "row.json").read_text()))
+                continue
+            if args.finished_only:
                 continue
             t0 = time.perf_counter()
             metrics = run_distill(distill_config(method, seed, args), out, command=command(method, seed, args, out))
@@ -178,6 +182,7 @@ def main() -> None:
                 "untrained": {**scores, **consistency(args.teacher, str(untrained_dir))}}
     summary = {m: {k: statistics.mean(r[k] for r in runs if r["method"] == m and r[k] is not None)
                    for k in ("accuracy", "logit_diff", "perplexity", "mechanistic_r", "r_out", "train_accuracy")}
+               | {"seeds": [r["seed"] for r in runs if r["method"] == m]}
                for m in args.methods.split(",")}
     result = {"rcid_tl_version": rcid_tl.__version__, "teacher": args.teacher, "task": TASK, "seeds": seeds,
               "steps": args.steps, "pretrain_steps": args.pretrain_steps, "gen_n": args.gen_n,
