@@ -20,6 +20,7 @@ from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.models.architectures import full_attention_only
 
 Hook = tuple[str, Callable]
 FIRED = (Site.RESID_PRE, Site.Z, Site.ATTN_OUT, Site.RESID_MID, Site.MLP_OUT, Site.RESID_POST)
@@ -64,6 +65,8 @@ def _bridge_hooked(model: TransformerBridge) -> bool:
 def usable(model: TransformerBridge, hooks: Sequence[Hook] = ()) -> bool:
     """Whether a direct forward with `hooks` computes exactly what the bridge would with them attached."""
     if not enabled or model.training or type(model.original_model).__name__ not in ARCHITECTURES:
+        return False
+    if not full_attention_only(model):  # this forward builds only the causal mask (a Qwen2 may slide)
         return False
     sites = _fired_sites(model)
     if any(name not in sites for name, _ in hooks) or _bridge_hooked(model):
@@ -190,7 +193,8 @@ def embed(model: TransformerBridge, tokens: Int[Tensor, "batch pos"]) -> Float[T
 
 
 def unembed(model: TransformerBridge, final: Float[Tensor, "rows d_model"]) -> Float[Tensor, "rows d_vocab"]:
-    return _original(model.unembed)(_norm(model.ln_final, final))
+    logits = _original(model.unembed)(_norm(model.ln_final, final))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32 at least under autocast
 
 
 def forward(

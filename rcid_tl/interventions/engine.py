@@ -21,6 +21,7 @@ from rcid_tl.hooks.names import Site, hook_name
 from rcid_tl.interventions import direct
 from rcid_tl.interventions.hook_fns import record_hook
 from rcid_tl.interventions.read import _kept_positions
+from rcid_tl.models.architectures import answer_logits, check_resumable, resumed_attention_mask
 from rcid_tl.parallel import map_shards
 
 # the HF block arguments that describe the whole reference sequence and are rebuilt (or dropped) for a resumed row
@@ -69,6 +70,7 @@ def reference_run(
 ) -> Reference:
     """The forward of `tokens` with `hooks` (none: the unpatched run), keeping what `resume` needs (no gradients).
     A direct forward where `direct.usable`, else the bridge's with the hooks attached for the call."""
+    check_resumable(model)  # one line where a layer's attention cannot be rebuilt on a resumed row
     if direct.usable(model, hooks):
         return _direct_reference_run(model, tokens, answer_pos, hooks)
     n_layers = model.cfg.n_layers
@@ -120,7 +122,7 @@ def _same_head(model: TransformerBridge, final: Tensor, answer_pos: Tensor, logi
     head (CausalQwen's causal head, in any inference mode) does not, and must be patched with whole forwards."""
     rows = torch.arange(len(final), device=final.device)
     with torch.no_grad():
-        head = model.unembed(model.ln_final(final[rows, answer_pos.to(final.device)][:, None]))[:, 0]
+        head = answer_logits(model, final[rows, answer_pos.to(final.device)][:, None])[:, 0]
     return head.shape == logits.shape and bool(torch.allclose(head, logits, rtol=1e-3, atol=1e-3))
 
 
@@ -158,11 +160,14 @@ def resume(
         hidden = direct.blocks(model, hidden, layer, kwargs, hooks, prefix=prefix)
     else:
         with model.hooks(fwd_hooks=list(hooks)) if hooks else contextlib.nullcontext():
-            for block in model.blocks[layer:]:
-                out = block(hidden, **kwargs)
+            for index, block in enumerate(model.blocks[layer:], layer):
+                # a sliding window's mask (the bridge applies only the causal one when given none)
+                mask = resumed_attention_mask(model, index, start, stop, device=hidden.device, dtype=hidden.dtype)
+                out = block(hidden, **kwargs, attention_mask=mask)
                 hidden = out[0] if isinstance(out, tuple) else out
     final = hidden[torch.arange(len(rows), device=device), (answer_pos.to(device) - start)]
-    return model.unembed(model.ln_final(final[:, None]))[:, 0]
+    logits = answer_logits(model, final[:, None])[:, 0]
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))  # under autocast: Δ is a difference
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ def answer_forward(
     """Logits at each row's answer position, computing the unembedding only where needed."""
     keep, slot = _kept_positions(answer_pos.cpu())
     logits = model(tokens.to(model.cfg.device), logits_to_keep=keep.to(model.cfg.device))
-    return logits[torch.arange(len(slot)), slot.to(logits.device)]
+    answer = logits[torch.arange(len(slot)), slot.to(logits.device)]
+    return answer.to(torch.promote_types(answer.dtype, torch.float32))  # float32 at least under autocast
 
 
 def cache_hooks(
