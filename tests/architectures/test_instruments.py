@@ -27,7 +27,6 @@ from rcid_tl.interventions.write import Direction, Engine, PatchSite, patch_toge
 from rcid_tl.kv.capture import kv_heads, read_kv
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.architectures import sliding_window
-from tests.architectures import wiring
 from tests.architectures.conftest import build_bridge
 
 ATOL = 1e-5  # see module docstring
@@ -45,11 +44,9 @@ def _out_projection(layer):
     return next(getattr(attn, n) for n in ("c_proj", "o_proj", "dense") if hasattr(attn, n))
 
 
-def test_knockout_equals_a_zeroed_head_in_plain_transformers(model, arch, hf_copy, ioi, monkeypatch):
+def test_knockout_equals_a_zeroed_head_in_plain_transformers(model, hf_copy, ioi):
     """Zero-ablating a head (resumed engine) equals the HF model with that head's z slice zeroed at the input of its
-    output projection. The sliding-window and soft-capped models resume exactly only with the fix applied."""
-    if arch.sliding or arch.softcap:
-        wiring.wire(monkeypatch)
+    output projection (sliding-window masks and the final soft-cap rebuilt on resumed rows)."""
     batch, metric = ioi.batch(), metric_for(ioi)
     ablations = [Ablation((h,)) for h in HEADS] + [Ablation(HEADS)]
     ours, runs, _ = knockout(model, batch, ablations, metric, Method.ZERO)
@@ -73,12 +70,8 @@ def test_knockout_equals_a_zeroed_head_in_plain_transformers(model, arch, hf_cop
     assert (ours - runs.clean).abs().max() > 1e-3
 
 
-def test_knockout_engines_agree_as_wired(model, arch, ioi, request):
-    """The engine as it stands against whole forwards (the sliding-window models fail until the fix is wired)."""
-    if arch.sliding or arch.softcap:
-        request.applymarker(pytest.mark.xfail(not (wiring.ENGINE_WIRED and wiring.DIRECT_WIRED), strict=True,
-                                              reason="the engine does not yet apply the architecture's "
-                                                                  "sliding-window mask and final soft-cap"))
+def test_knockout_engines_agree(model, ioi):
+    """The resumed engine against whole forwards, every architecture resuming (no fallback)."""
     batch, metric = ioi.batch(), metric_for(ioi)
     assert reference_run(model, batch.clean, batch.answer_pos).reproduces_head  # it resumes, no fallback
     ablations = [Ablation((h,)) for h in HEADS]
@@ -87,8 +80,7 @@ def test_knockout_engines_agree_as_wired(model, arch, ioi, request):
     torch.testing.assert_close(fast, full, atol=ATOL, rtol=0)
 
 
-def test_a_model_is_causally_consistent_with_itself(model, ioi, monkeypatch):
-    wiring.wire(monkeypatch)  # consistency patches with the resumed engine
+def test_a_model_is_causally_consistent_with_itself(model, ioi):
     """r = 1 at every checkpoint where it is defined (on the sliding-window models a far position cannot reach the
     answer: Δ is constant there and r undefined, which is reported, not averaged)."""
     checkpoints = [Checkpoint(layer, p, "resid_post", 1.0, False) for layer in (0, 1) for p in ("s2", "end")]
@@ -118,15 +110,11 @@ def test_head_patterns_equal_transformers_attentions(model, arch, hf_copy):
     assert all(s.shape == (2, model.cfg.n_heads) and 0 <= s.min() and s.max() <= 1 for s in scores.values())
 
 
-def test_attribution_matches_a_finite_difference(arch, world_tokenizer, ioi, request):
+def test_attribution_matches_a_finite_difference(arch, world_tokenizer, ioi):
     """AtP's estimate is the first-order change of the metric when a site moves toward its corrupt value: the slope of
     real patches moved a fraction ±h, ±2h of the way (fourth-order central difference, h = 0.01, truncation O(h⁴)),
     in float64. Tolerance 2e-4 absolute + 1e-3 relative: HF keeps RMSNorm and rotary tables in float32 even in a
     float64 model, so the metric (O(1)–O(10)) is rounded to ~1e-6 and the stencil divides that by ~h."""
-    if arch.name == "qwen2-sliding":
-        request.applymarker(pytest.mark.xfail(not wiring.DIRECT_WIRED, strict=True,
-                                              reason="attribution's runs take the direct forward, which "
-                                                                  "ignores Qwen2's sliding window"))
     model = build_bridge(arch, world_tokenizer)
     model.original_model.double()
     batch, metric = ioi.batch(), metric_for(ioi)

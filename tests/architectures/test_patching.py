@@ -20,7 +20,6 @@ from rcid_tl.interventions.write import PATCHABLE, Direction, Engine, PatchSite,
 from rcid_tl.metrics import metric_for
 from rcid_tl.models.architectures import absent_sites, check_resumable, resume_refusal
 from rcid_tl.models.loading import namer
-from tests.architectures import wiring
 
 ATOL = 1e-5  # see module docstring
 POSITIONS = ("io", "s2", "end")
@@ -71,23 +70,16 @@ def _transformer_lens_agreement(model, ioi, per_head: bool) -> None:
     assert theirs.abs().max() > 1e-2
 
 
-def test_whole_forwards_equal_transformer_lens_patching(model, arch, ioi, request):
+def test_whole_forwards_equal_transformer_lens_patching(model, ioi):
     """The whole-forward engine (denoising: clean value into the corrupt run) against TL's own looped patching of
-    resid_pre at the named positions of one prompt (TL patches a position across the whole batch). On the Qwen2 with
-    a sliding window the direct forward (interventions/direct.py) builds only the causal mask, and its 9-token
-    agreement check cannot see a window of 10: Δ is off by O(1) until it leaves such models to the bridge."""
-    if arch.name == "qwen2-sliding":
-        request.applymarker(pytest.mark.xfail(not wiring.DIRECT_WIRED, strict=True,
-                                              reason="the direct forward ignores Qwen2's sliding window"))
+    resid_pre at the named positions of one prompt (TL patches a position across the whole batch). The direct forward
+    (interventions/direct.py) builds only the causal mask, so a Qwen2 with a sliding window is left to the bridge."""
     _transformer_lens_agreement(model, ioi, per_head=False)
 
 
 @pytest.mark.slow
-def test_whole_forwards_equal_transformer_lens_head_patching(model, arch, ioi, request):
+def test_whole_forwards_equal_transformer_lens_head_patching(model, ioi):
     """As above, with every head's z at every named position as well (TL runs one forward per head)."""
-    if arch.name == "qwen2-sliding":
-        request.applymarker(pytest.mark.xfail(not wiring.DIRECT_WIRED, strict=True,
-                                              reason="the direct forward ignores Qwen2's sliding window"))
     _transformer_lens_agreement(model, ioi, per_head=True)
 
 
@@ -103,35 +95,18 @@ def _resumed_error(model, ioi, direction: Direction) -> float:
     return float((fast - full).abs().max())
 
 
-def test_resumed_rows_equal_whole_forwards(model, arch, ioi, request):
-    """The engine as it stands: exact at every site on every full-attention architecture. On Mistral's and Gemma 2's
-    sliding layers a resumed row gets only the causal mask (Δ off by O(1)), and Gemma 2's soft-capped logits make the
-    engine fall back to whole forwards (silently slower); both until the engine calls rcid_tl.models.architectures
-    (test_resumed_rows_equal_whole_forwards_with_the_fix shows that it then is exact)."""
-    if arch.name in ("mistral", "gemma2"):  # Qwen2's window: both engines take the direct forward and agree, wrongly
-        request.applymarker(pytest.mark.xfail(not wiring.ENGINE_WIRED, strict=True,
-                                              reason="the engine does not yet apply the architecture's "
-                                                                  "sliding-window mask and final soft-cap"))
-    batch = ioi.batch()
-    assert reference_run(model, batch.clean, batch.answer_pos).reproduces_head  # it resumes, no fallback
-    assert _resumed_error(model, ioi, Direction.NOISING) <= ATOL
-
-
-def test_resumed_rows_equal_whole_forwards_with_the_fix(model, arch, ioi, monkeypatch):
-    """With the per-layer masks and the final soft-cap applied around the engine (tests/architectures/wiring.py),
-    the sliding-window and soft-capped architectures resume (no fallback) and equal whole forwards at every site."""
-    if not (arch.sliding or arch.softcap):
-        pytest.skip("full attention and plain logits: the engine as it stands is tested exact above")
-    wiring.wire(monkeypatch)
+def test_resumed_rows_equal_whole_forwards(model, arch, ioi):
+    """Exact at every site on every architecture, resuming (no fallback): a resumed row on a sliding layer gets the
+    window's mask (rcid_tl.models.architectures.resumed_attention_mask; without it, Δ is off by O(1) on Mistral and
+    Gemma 2) and Gemma 2's logits the final soft-cap."""
     batch = ioi.batch()
     assert reference_run(model, batch.clean, batch.answer_pos).reproduces_head
     assert _resumed_error(model, ioi, Direction.NOISING) <= ATOL
 
 
 @pytest.mark.slow
-def test_resumed_rows_equal_whole_forwards_denoising(model, ioi, monkeypatch):
-    """Denoising as well, on every architecture, with the fix applied (a no-op on full-attention models)."""
-    wiring.wire(monkeypatch)
+def test_resumed_rows_equal_whole_forwards_denoising(model, ioi):
+    """Denoising as well, on every architecture."""
     assert _resumed_error(model, ioi, Direction.DENOISING) <= ATOL
 
 

@@ -17,7 +17,6 @@ from rcid_tl.distill.targets import fit_maps, precompute_targets
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions.write import Engine, PatchSite, patch_sites
 from rcid_tl.metrics import metric_for
-from tests.architectures import wiring
 from tests.gpu.conftest import NO_CUDA, tiny_model
 
 SCALE = {Precision.BF16: 5e-2, Precision.FP16: 1e-2}  # relative bound on Δ and the loss (module docstring)
@@ -46,9 +45,6 @@ def test_sweeps_under_autocast_stay_near_fp32(qwen2, ioi, device, precision, eng
     assert 0 < float((half.float() - full).abs().max()) <= bound  # autocast was on, and stayed close
 
 
-@pytest.mark.xfail(not wiring.UPCAST_WIRED, strict=True,
-                   reason="answer logits leave the sweep in the autocast dtype; the metric and Δ then round to 8 "
-                          "mantissa bits (clean − patched cancels), until they are upcast")
 def test_sweep_results_stay_float32_under_autocast(qwen2, ioi, device):
     """Δ is a difference of two nearby metrics: computed in bfloat16 it keeps ~2 significant digits of the metric
     (a small effect rounds to 0), so logits should be upcast before the metric, as the fp32 weights' sweep has."""
