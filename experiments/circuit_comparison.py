@@ -18,7 +18,7 @@ import rcid_tl
 from rcid_tl.artifacts import write_json, write_text
 from rcid_tl.models.loading import load_model
 from rcid_tl.progress import set_progress
-from rcid_tl.study.circuits import TARGET, comparison_row, compare_circuits, measure_side
+from rcid_tl.study.circuits import MIN_SCALE, TARGET, comparison_row, compare_circuits, measure_side
 
 CONTROLS = {"teacher": "itself", "permuted": "heads relabelled", "random": "fresh random weights"}
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,16 +65,22 @@ def table(payload: dict) -> str:
              f"{first['fit_n']} others, mean ablation ({first['reference_n']} reference prompts)", "",
              f"CPR = area under faithfulness over circuit size (higher: few heads do the work), CMD = area under "
              f"|1 − faithfulness| (lower: closer to the whole model); random = mean CPR of {first['n_random']} random "
-             f"orders. Circuit = shortest prefix reaching faithfulness {TARGET}.", "",
-             "| student | teacher CPR / CMD | student's own CPR / CMD | teacher's order mapped: CPR / CMD | random "
-             "CPR (student) | student's circuit | teacher's circuit mapped |", "|---|---|---|---|---|---|---|"]
+             f"orders. Circuit = shortest prefix reaching faithfulness {TARGET}. Scale = the student's clean − "
+             f"all-ablated logit difference over the teacher's; below {MIN_SCALE} the curves divide by almost "
+             "nothing (a student at chance) and are undefined (–).", "",
+             "| student | scale | student's own CPR / CMD | teacher's order mapped: CPR / CMD | random CPR "
+             "(student) | student's circuit | teacher's circuit mapped |", "|---|---|---|---|---|---|---|"]
+    teacher = payload["rows"][0]
+    lines.insert(4, f"Teacher: CPR {teacher['teacher_cpr']:.3f}, CMD {teacher['teacher_cmd']:.3f}, random CPR "
+                    f"{teacher['random_cpr_teacher']:.3f}, circuit {', '.join(teacher['teacher_circuit'])}.\n")
     for row in payload["rows"]:
         mapped = payload["results"][row["student"]]["mapping"]
         teacher_circuit = ", ".join(f"{h}→{mapped[h]}" for h in row["teacher_circuit"])
-        lines.append(f"| {row['student']} | {row['teacher_cpr']:.3f} / {row['teacher_cmd']:.3f} | "
-                     f"{row['student_cpr']:.3f} / {row['student_cmd']:.3f} | {row['mapped_cpr']:.3f} / "
-                     f"{row['mapped_cmd']:.3f} | {row['random_cpr_student']:.3f} | "
-                     f"{', '.join(row['student_circuit'])} | {teacher_circuit} |")
+        pair = lambda a, b: f"{row[a]:.3f} / {row[b]:.3f}" if row["defined"] else "–"  # noqa: E731
+        floor = f"{row['random_cpr_student']:.3f}" if row["defined"] else "–"
+        lines.append(f"| {row['student']} | {row['scale']:.2f} | {pair('student_cpr', 'student_cmd')} | "
+                     f"{pair('mapped_cpr', 'mapped_cmd')} | {floor} | {', '.join(row['student_circuit'])} | "
+                     f"{teacher_circuit} |")
     return "\n".join(lines) + "\n"
 
 

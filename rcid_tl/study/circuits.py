@@ -38,6 +38,7 @@ TARGET = 0.8  # a circuit: the shortest prefix of an order whose faithfulness re
 # IOI reference prompts per model: ~20 per (template, answer position) group; the search's default (≥ 50 per group,
 # ~3,000 prompts) costs a minute per model here and moves these curves little
 REFERENCE_N = 600
+MIN_SCALE = 0.1  # curves of a student whose clean − all-ablated metric is below this share of the teacher's: undefined
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Curve:
 
     order: list[str]
     faithfulness: list[float]
+    clean: float  # the mean metric with nothing ablated, m(M)
+    none: float  # with every head ablated, m(∅): the curve's scale is clean − none
 
     @property
     def cpr(self) -> float:
@@ -62,7 +65,7 @@ class Curve:
 
     def to_json(self) -> dict[str, Any]:
         return {"order": self.order, "faithfulness": self.faithfulness, "cpr": self.cpr, "cmd": self.cmd,
-                "circuit": self.circuit()}
+                "circuit": self.circuit(), "clean": self.clean, "none": self.none}
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def faithfulness_curve(model: TransformerBridge, task: CircuitTask, order: Seque
     if abs(clean - none) < 1e-9:
         raise InputError("ablating every head leaves the metric unchanged: no circuit to measure")
     faithfulness = [(v - none) / (clean - none) for v in [*kept.tolist(), clean]]
-    return Curve([str(h) for h in order], faithfulness)
+    return Curve([str(h) for h in order], faithfulness, clean, none)
 
 
 def own_order(model: TransformerBridge, profiles: np.ndarray) -> list[Head]:
@@ -215,8 +218,12 @@ def _without(task: CircuitTask, clean_ids: set) -> CircuitTask:
 
 
 def comparison_row(name: str, result: CircuitComparison) -> dict[str, Any]:
-    """One table row: CPR/CMD of the three curves, the random floor, and the circuits at `TARGET`."""
-    return {"student": name, "teacher_cpr": result.teacher.cpr, "teacher_cmd": result.teacher.cmd,
+    """One table row: CPR/CMD of the three curves, the random floor, and the circuits at `TARGET`. `defined`: the
+    student's clean − all-ablated metric is at least `MIN_SCALE` of the teacher's (a student at chance has almost
+    nothing to keep, and its normalised faithfulness divides by nearly 0)."""
+    scale = (result.student.clean - result.student.none) / (result.teacher.clean - result.teacher.none)
+    return {"student": name, "defined": bool(scale >= MIN_SCALE), "scale": scale,
+            "teacher_cpr": result.teacher.cpr, "teacher_cmd": result.teacher.cmd,
             "student_cpr": result.student.cpr, "student_cmd": result.student.cmd,
             "mapped_cpr": result.mapped.cpr, "mapped_cmd": result.mapped.cmd,
             "random_cpr_teacher": float(np.mean(result.random_cpr["teacher"])),

@@ -13,7 +13,7 @@ from rcid_tl.validation import (KnownStudent, permutation_correspondence, permut
 
 def test_area_and_circuit():
     assert area([0, 1]) == 0.5 and area([1, 1, 1]) == 1.0 and area([0, 0.5, 1]) == 0.5
-    curve = Curve(["0.1", "0.0", "1.0"], [0.0, 0.7, 0.9, 1.0])
+    curve = Curve(["0.1", "0.0", "1.0"], [0.0, 0.7, 0.9, 1.0], clean=2.0, none=0.0)
     assert curve.circuit() == ["0.1", "0.0"] and curve.circuit(0.95) == ["0.1", "0.0", "1.0"]
     assert curve.cpr == pytest.approx((0.35 + 0.8 + 0.95) / 3)
     assert curve.cmd == pytest.approx((0.65 + 0.2 + 0.05) / 3)
