@@ -18,7 +18,7 @@ def models() -> None:
     # compact, borderless, names never cut: readable at 80 columns (wider terminals just get more room)
     table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True, header_style="bold")
     table.add_column("name", no_wrap=True)
-    for header in ("arch", "shape", "params", "IOI acc/ld", "GT pd", "rel 5/0", "ppl", "circuit"):
+    for header in ("shape", "params", "IOI acc/ld", "GT pd", "rel 5/0", "ppl", "circuit"):  # the name says the arch
         table.add_column(header, no_wrap=True)
     for name in embedded_names():
         path = embedded_path(name)
@@ -31,9 +31,9 @@ def models() -> None:
         heads = config.get("n_head", config.get("num_attention_heads"))
         kv = config.get("num_key_value_heads")
         table.add_row(
-            name, config["model_type"], f"{layers}×{width},{heads}" + (f" kv{kv}" if kv else ""),
+            name, f"{layers}×{width},{heads}" + (f" kv{kv}" if kv else ""),
             f"{record.get('n_params', 0) / 1e6:.2f}M", _pair(scores, "ioi_acc", "ioi_logit_diff"),
-            _one(scores, "gt_prob_diff", 3), _pair(scores, "relation_5shot_acc", "relation_0shot_acc"),
+            _one(scores, "gt_prob_diff"), _pair(scores, "relation_5shot_acc", "relation_0shot_acc"),
             _one(scores, "val_perplexity"), _circuit(circuit),
         )
     Console().print(table)

@@ -8,12 +8,14 @@ from rich.console import Console
 from rcid_tl.checks import check_out
 from rcid_tl.cli import options as o
 
+IOI_FINETUNE_STEPS = 100  # the circuit-ablated fine-tune on IOI when --finetune-steps is not given
+
 Teacher = Annotated[str, typer.Option("--teacher", help="Teacher: embedded name or local HF directory (gpt2/qwen2/llama).")]
 FitN = Annotated[int, typer.Option("--fit-n", help="Examples the causal maps are fitted on (none measured).")]
 Sigmas = Annotated[str, typer.Option("--sigmas", help="Weight-noise ladder, × each tensor's std, increasing.")]
 FinetuneSteps = Annotated[Optional[int], typer.Option(
-    "--finetune-steps", help="Steps of the circuit-ablated IOI fine-tune (0 leaves that case out; default 100 on IOI, "
-                             "0 on other tasks).", show_default=False)]
+    "--finetune-steps", help="Steps of the circuit-ablated IOI fine-tune (0 leaves that case out; default "
+                             f"{IOI_FINETUNE_STEPS} on IOI, 0 on other tasks).", show_default=False)]
 FitTask = Annotated[Optional[str], typer.Option(
     "--fit-task", help="Task the causal maps are fitted on (default: --task, another seed), e.g. "
                        "tinystories-pronoun:train when --task is a small held-out split.")]
@@ -56,7 +58,7 @@ def validate(
     if unknown:
         raise InputError(f"unknown instrument {unknown[0]!r}; allowed: {', '.join(known)}")
     if finetune_steps is None:
-        finetune_steps = 100 if task == "ioi" else 0
+        finetune_steps = IOI_FINETUNE_STEPS if task == "ioi" else 0
     config = ValidateConfig(teacher=teacher, task=task, fit_task=fit_task, n=n, task_seed=seed, top_k=top_k, fit_n=fit_n, sigmas=ladder,
                             finetune_steps=finetune_steps, n_bootstrap=n_bootstrap,
                             instruments=tuple(known[name] for name in chosen))

@@ -13,6 +13,8 @@ from rcid_tl.causalqwen import causal_qwen_from_qwen2, save_causal_qwen
 from rcid_tl.models import load_model, save_hf_model
 from rcid_tl.models.embedded import embedded_names, embedded_path
 from rcid_tl.models.student import StudentConfig, build_student_for
+
+EMBEDDED = ["world-gpt2", "world-gpt2-cot", "world-gpt2-cot-digits", "world-qwen2", "world-qwen2-cot"]
 from rcid_tl.portable import make_tokenizer_portable, write_tokenizer
 from rcid_tl.world.teachers import TINY_SHAPES, Arch, build_teacher
 from rcid_tl.world.tokenizer import build_cot_tokenizer, build_tokenizer
@@ -42,10 +44,10 @@ def assert_loads_the_same(directory: Path) -> None:
 
 
 def test_every_model_is_checked():
-    assert embedded_names() == ["world-gpt2", "world-gpt2-cot", "world-qwen2", "world-qwen2-cot"]
+    assert embedded_names() == EMBEDDED
 
 
-@pytest.mark.parametrize("name", ["world-gpt2", "world-gpt2-cot", "world-qwen2", "world-qwen2-cot"])
+@pytest.mark.parametrize("name", EMBEDDED)
 def test_embedded_model_loads_the_same_with_plain_transformers(name):
     assert_loads_the_same(embedded_path(name))
 

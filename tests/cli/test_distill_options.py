@@ -29,11 +29,15 @@ SAMPLES = {
     "--teachers": ["world-qwen2-cot,world-gpt2-cot"], "--fusion": ["similarity"], "--teacher-weights": ["1,3"],
     "--projection": ["flat"], "--time-alignment": ["hard"], "--layer-map": ["cka"], "--student-reasoning": ["full"],
     "--objective": ["kv"], "--checkpoint-every": ["100"],
+    "--gen-n": ["64"], "--gen-len": ["32"], "--gen-seed": ["3"], "--gen-temperature": ["0.5"],
 }
 # options that only mean something beside another: (arguments, the baseline they are compared with)
 PAIRED = {
     "--use-teacher-attention": (["--attention-weighted-kv", "--use-teacher-attention"], ["--attention-weighted-kv"]),
     "--gradient-checkpointing": (["--device", "cuda", "--gradient-checkpointing"], ["--device", "cuda"]),
+    # how teacher-text is sampled: beside --text teacher-text
+    **{option: (["--text", "teacher-text", option, *SAMPLES[option]], ["--text", "teacher-text"])
+       for option in ("--gen-n", "--gen-len", "--gen-seed", "--gen-temperature")},
 }
 
 

@@ -16,6 +16,8 @@ from rcid_tl.consistency.run import ConsistencyConfig, SelectionConfig
 from rcid_tl.models.embedded import embedded_names
 from rcid_tl.sweeps.knockout import KnockoutConfig
 from rcid_tl.sweeps.patch import PatchConfig
+from rcid_tl.cli.validate import IOI_FINETUNE_STEPS
+from rcid_tl.distill.teacher_text import Generation
 from rcid_tl.task_defaults import DEFAULT_N
 from rcid_tl.tasks.registry import TaskSpec
 
@@ -30,7 +32,9 @@ def _commands(group, prefix: tuple[str, ...] = ()):
 
 COMMANDS = dict(_commands(typer.main.get_command(app)))
 # numbers a help text may state in words ("default 100"), each with the constant it must be built from
-STATED_DEFAULTS = {"--n": DEFAULT_N}
+STATED_DEFAULTS = {"--n": DEFAULT_N, "--finetune-steps": IOI_FINETUNE_STEPS, "--gen-n": Generation.n,
+                   "--gen-len": Generation.length, "--gen-seed": Generation.seed,
+                   "--gen-temperature": Generation.temperature}
 # commands whose options go straight into a library config (CLI name -> field name where they differ)
 LIBRARY_CONFIGS = {
     ("patch",): ((PatchConfig, TaskSpec), {"batch_size": "rows_per_forward"}),

@@ -3,7 +3,7 @@ edits are graded, and the built students save, load and fine-tune as promised.""
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers import AutoModelForCausalLM, GPTNeoXConfig
 
 from rcid_tl.errors import InputError
 from rcid_tl.models.embedded import embedded_path
@@ -132,11 +132,11 @@ def test_the_default_merge_keeps_ioi_and_gpt2s_is_its_most_similar_pair():
 
 
 def test_other_architectures_are_refused():
-    config = LlamaConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1,
-                         vocab_size=32)
-    with pytest.raises(InputError, match="support gpt2, qwen2 models, not 'llama'"):
+    config = GPTNeoXConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1,
+                           vocab_size=32)
+    with pytest.raises(InputError, match="support gpt2, qwen2, llama models, not 'gpt_neox'"):
         random_weights(config, seed=0)
-    with pytest.raises(InputError, match="not 'llama'"):
+    with pytest.raises(InputError, match="not 'gpt_neox'"):
         rotate_value_heads(AutoModelForCausalLM.from_config(config), seed=0)
 
 
