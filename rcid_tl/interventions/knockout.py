@@ -23,7 +23,7 @@ from rcid_tl.interventions.engine import Reference as RecordedRun
 from rcid_tl.interventions.engine import Rows, reference_run, run_rows
 from rcid_tl.interventions.direct import cache as direct_cache
 from rcid_tl.interventions.hook_fns import masked_replace_hook, position_mask
-from rcid_tl.interventions.read import answer_forward, cache_hooks
+from rcid_tl.interventions.read import answer_forward
 from rcid_tl.interventions.write import Engine
 from rcid_tl.metrics import Metric, RunMetrics
 from rcid_tl.models.loading import namer
@@ -87,41 +87,21 @@ def knockout(
     clean or corrupt run (`reference`) supplies the replacement values; None uses `batch` itself. With the resumed
     engine each row starts at its ablation's lowest layer from the cached clean residual and at its first ablated
     position (`engine.run_rows`); the whole-forward engine (`Engine.FULL`) is the reference it is tested against."""
+    _check_ablations(model, batch, ablations)
+    prepared = prepare_knockout(model, batch, metric, method, reference, seed, rows_per_forward, reference_batch,
+                                engine, layers=sorted({h.layer for a in ablations for h in a.heads}))
+    return (knockout_prepared(model, batch, ablations, metric, prepared, rows_per_forward), prepared.metrics,
+            prepared.groups)
+
+
+def _check_ablations(model: TransformerBridge, batch: Batch, ablations: Sequence[Ablation]) -> None:
+    """Every head exists and every named position is the batch's (an InputError before any forward)."""
     names = namer(model)
     for ablation in ablations:
         for head in ablation.heads:
             names.check_head(head)
         for position in ablation.positions or ():
             batch.position(position)
-    layers = sorted({h.layer for a in ablations for h in a.heads})
-    hook_names = [names.name(Site.Z, layer) for layer in layers]
-    target = reference_run(model, batch.clean, batch.answer_pos) if Engine(engine) is Engine.RESUME else None
-    if target is not None and not target.reproduces_head:
-        target = None  # logits that do not come from the final norm and unembedding (CausalQwen): whole forwards
-    with torch.no_grad():
-        clean = target.logits if target is not None else direct_cache(model, batch.clean, [], batch.answer_pos)[0]
-        corrupt = direct_cache(model, batch.corrupt, [], batch.answer_pos)[0]
-    metrics = RunMetrics(clean=metric(clean, batch).cpu(), corrupt=metric(corrupt, batch).cpu())
-    replacement, groups = _replacements(model, batch, reference_batch if reference_batch is not None else batch,
-                                        hook_names, Method(method), Reference(reference), seed, rows_per_forward)
-
-    n = len(batch)
-    lowest = [min(h.layer for h in a.heads) for a in ablations]
-    if target is not None:  # rows (ablation, example) on the one sweep engine
-        return _resumed(model, batch, ablations, replacement, metric, layers, hook_names, target, lowest,
-                        rows_per_forward), metrics, groups
-    # rows (ablation, example) grouped by the ablation's lowest layer
-    chunks = [chunk for layer in sorted(set(lowest))
-              for chunk in _split([(a, e) for a in range(len(ablations)) if lowest[a] == layer for e in range(n)],
-                                  rows_per_forward)]
-    # under torchrun each process runs its share of the chunks; every process gets all of them back
-    values = torch.cat(map_shards(
-        chunks, lambda chunk: _ablated_metric(model, batch, ablations, replacement, chunk, metric, layers, hook_names),
-        "knockout"))
-    out = torch.empty(len(ablations), n)
-    index = torch.tensor([a * n + e for chunk in chunks for a, e in chunk])
-    out.view(-1)[index] = values
-    return out, metrics, groups
 
 
 def _resumed(model, batch, ablations, replacement, metric, layers, hook_names, target, lowest, rows_per_forward):
@@ -242,15 +222,19 @@ def _hooks(batch, ablations, replacement, pairs, layers, hook_names, start: int,
 @dataclass(frozen=True)
 class Prepared:
     """What every knockout of one batch shares, whatever its ablations: the unablated clean/corrupt metrics, the
-    resumed engine's clean reference run (None: whole forwards) and the replacement values at every layer. A search
-    that scores many ablation sets on one batch (`heads.circuit`'s greedy steps) computes this once per task."""
+    resumed engine's clean reference run (None: whole forwards) and the replacement values at its layers (every
+    layer unless asked for fewer). A search that scores many ablation sets on one batch (`heads.circuit`'s greedy
+    steps) computes this once per task."""
 
     metrics: RunMetrics
     replacement: dict[str, Tensor]  # hook name -> (batch, pos, head, d_head)
     groups: ReferenceGroups | None
     layers: list[int]
-    hook_names: list[str]
+    hook_names: list[str]  # one per layer of `layers`
     target: RecordedRun | None  # the clean run kept for resuming, or None: whole forwards
+
+    def hook_name(self, layer: int) -> str:
+        return self.hook_names[self.layers.index(layer)]
 
 
 def prepare_knockout(
@@ -263,15 +247,17 @@ def prepare_knockout(
     rows_per_forward: int = 64,
     reference_batch: Batch | None = None,
     engine: Engine = Engine.RESUME,
+    layers: Sequence[int] | None = None,
 ) -> Prepared:
-    """`knockout`'s ablation-independent part, for every layer: the same runs and replacement values, so
-    `knockout_prepared(…, prepare_knockout(…))` returns exactly what `knockout` returns for the same arguments."""
+    """`knockout`'s ablation-independent part, for `layers` (None: every layer): the same runs and replacement
+    values, so `knockout_prepared(…, prepare_knockout(…))` returns exactly what `knockout` returns for the same
+    arguments."""
     names = namer(model)
-    layers = list(range(model.cfg.n_layers))
+    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     hook_names = [names.name(Site.Z, layer) for layer in layers]
     target = reference_run(model, batch.clean, batch.answer_pos) if Engine(engine) is Engine.RESUME else None
     if target is not None and not target.reproduces_head:
-        target = None
+        target = None  # logits that do not come from the final norm and unembedding (CausalQwen): whole forwards
     with torch.no_grad():
         clean = target.logits if target is not None else direct_cache(model, batch.clean, [], batch.answer_pos)[0]
         corrupt = direct_cache(model, batch.corrupt, [], batch.answer_pos)[0]
@@ -288,14 +274,9 @@ def knockout_prepared(
     rows_per_forward: int = 64,
 ) -> Float[Tensor, "ablation batch"]:
     """The metric after each ablation, per example, as `knockout` computes it, from `prepare_knockout`'s runs."""
-    names = namer(model)
-    for ablation in ablations:
-        for head in ablation.heads:
-            names.check_head(head)
-        for position in ablation.positions or ():
-            batch.position(position)
+    _check_ablations(model, batch, ablations)
     used = sorted({h.layer for a in ablations for h in a.heads})  # hooks only where `knockout` would attach them
-    hook_names = [prepared.hook_names[layer] for layer in used]
+    hook_names = [prepared.hook_name(layer) for layer in used]
     lowest = [min(h.layer for h in a.heads) for a in ablations]
     if prepared.target is not None:
         return _resumed(model, batch, ablations, prepared.replacement, metric, used, hook_names, prepared.target,
@@ -334,7 +315,7 @@ def knockout_added(
     ablations = [Ablation((*base, h)) for h in added]
     used = sorted({h.layer for a in ablations for h in a.heads})
     return _resumed_every_position(model, batch, ablations, prepared.replacement, metric, used,
-                                   [prepared.hook_names[layer] for layer in used], target, [h.layer for h in added],
+                                   [prepared.hook_name(layer) for layer in used], target, [h.layer for h in added],
                                    rows_per_forward)
 
 
