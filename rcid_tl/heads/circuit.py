@@ -93,17 +93,31 @@ def circuit_tasks(model: TransformerBridge, n: int, seed: int, reference_n: int 
     """The three tasks with `n` scored examples each and their reference distributions (`reference_n` examples
     each; None: enough for ≥ 50 per group on IOI and Greater-Than, 10 × n 5-shot prompts on relations)."""
     tok = model.tokenizer
-    ioi_spec, gt_spec = TaskSpec("ioi", n=n, seed=seed, corruption="abc"), TaskSpec("greater-than", n=n, seed=seed)
-    ioi, gt = build_task(ioi_spec, tok), build_task(gt_spec, tok)
+    gt_spec = TaskSpec("greater-than", n=n, seed=seed)
+    gt = build_task(gt_spec, tok)
     relations = relation_dataset(tok, n, seed)
+    ioi = ioi_task(model, n, seed, reference_n)
     return {
-        "ioi": CircuitTask(ioi, metric_for(ioi), Reference.CORRUPT,
-                           reference_distribution(ioi_spec, tok, ioi, reference_n)),
+        "ioi": ioi,
         "greater-than": CircuitTask(gt, metric_for(gt), Reference.CLEAN,
                                     reference_distribution(gt_spec, tok, gt, reference_n)),
         "relations": CircuitTask(relations, top1_accuracy, Reference.CLEAN,
-                                 relation_dataset(tok, reference_n or 10 * n, reference_seed(ioi_spec, None))),
+                                 relation_dataset(tok, reference_n or 10 * n, reference_seed(ioi_spec(n, seed), None))),
     }
+
+
+def ioi_spec(n: int, seed: int) -> TaskSpec:
+    """IOI as the circuit search scores it: the ABC corruption (every name replaced)."""
+    return TaskSpec("ioi", n=n, seed=seed, corruption="abc")
+
+
+def ioi_task(model: TransformerBridge, n: int, seed: int, reference_n: int | None = None) -> CircuitTask:
+    """IOI with the ABC corruption, mean-ablated to Wang et al.'s p_ABC: the corrupt run of `reference_n` other
+    prompts (None: ≥ 50 per template and answer position)."""
+    spec = ioi_spec(n, seed)
+    data = build_task(spec, model.tokenizer)
+    return CircuitTask(data, metric_for(data), Reference.CORRUPT,
+                       reference_distribution(spec, model.tokenizer, data, reference_n))
 
 
 def prepare_tasks(model: TransformerBridge, tasks: dict[str, CircuitTask], seed: int = 0) -> dict[str, Prepared]:

@@ -25,14 +25,9 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.alignment.correspondence import match_profiles
 from rcid_tl.errors import InputError
-from rcid_tl.heads.circuit import ROWS, CircuitTask, tinystories_task
+from rcid_tl.heads.circuit import ROWS, CircuitTask, ioi_task, tinystories_task
 from rcid_tl.hooks.names import Head
-from rcid_tl.interventions.knockout import (Ablation, Method, Prepared, Reference, knockout_prepared,
-                                            prepare_knockout)
-from rcid_tl.interventions.reference import reference_distribution
-from rcid_tl.metrics import metric_for
-from rcid_tl.tasks.base import ContrastiveDataset
-from rcid_tl.tasks.registry import TaskSpec, build_task
+from rcid_tl.interventions.knockout import Ablation, Method, Prepared, knockout_prepared, prepare_knockout
 
 TARGET = 0.8  # a circuit: the shortest prefix of an order whose faithfulness reaches this
 # IOI reference prompts per model: ~20 per (template, answer position) group; the search's default (≥ 50 per group,
@@ -96,10 +91,7 @@ def circuit_task(model: TransformerBridge, task: str, n: int, seed: int, referen
     """IOI (means over `reference_n` ABC prompts of another seed, as the circuit search) or a TinyStories task (its
     `all` split's clean means)."""
     if task == "ioi":
-        spec = TaskSpec("ioi", n=n, seed=seed, corruption="abc")
-        data = build_task(spec, model.tokenizer)
-        return CircuitTask(data, metric_for(data), Reference.CORRUPT,
-                           reference_distribution(spec, model.tokenizer, data, reference_n))
+        return ioi_task(model, n, seed, reference_n)
     if task.startswith("tinystories-"):
         return tinystories_task(model, task, n, seed)
     raise InputError(f"circuit comparison task must be ioi or a TinyStories task, got {task!r}")
@@ -109,16 +101,16 @@ def all_heads(model: TransformerBridge) -> list[Head]:
     return [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
 
 
-def _prepare(model: TransformerBridge, task: CircuitTask, dataset: ContrastiveDataset) -> Prepared:
-    return prepare_knockout(model, dataset.batch(), task.metric, Method.MEAN, task.reference, rows_per_forward=ROWS,
+def _prepare(model: TransformerBridge, task: CircuitTask) -> Prepared:
+    return prepare_knockout(model, task.dataset.batch(), task.metric, Method.MEAN, task.reference, rows_per_forward=ROWS,
                             reference_batch=task.reference_dataset.batch())
 
 
-def single_head_profiles(model: TransformerBridge, task: CircuitTask, dataset: ContrastiveDataset,
-                         prepared: Prepared | None = None) -> np.ndarray:
+def single_head_profiles(model: TransformerBridge, task: CircuitTask, prepared: Prepared | None = None
+                         ) -> np.ndarray:
     """Per head (N, examples): the metric each example loses when that head alone is mean-ablated."""
-    prepared = prepared or _prepare(model, task, dataset)
-    ablated = knockout_prepared(model, dataset.batch(), [Ablation((h,)) for h in all_heads(model)], task.metric,
+    prepared = prepared or _prepare(model, task)
+    ablated = knockout_prepared(model, task.dataset.batch(), [Ablation((h,)) for h in all_heads(model)], task.metric,
                                 prepared, rows_per_forward=ROWS)
     return (prepared.metrics.clean[None] - ablated).double().numpy()
 
@@ -176,13 +168,13 @@ def measure_side(model: TransformerBridge, task: str = "ioi", n: int = 100, seed
     scored = circuit_task(model, task, n, seed, reference_n)
     fit = circuit_task(model, task, fit_n, seed + 1, reference_n)
     fit = _without(fit, {e.clean_ids for e in scored.dataset.examples})
-    ready = _prepare(model, scored, scored.dataset)
-    order = own_order(model, single_head_profiles(model, scored, scored.dataset, ready))
+    ready = _prepare(model, scored)
+    order = own_order(model, single_head_profiles(model, scored, ready))
     heads, rng = all_heads(model), np.random.default_rng(seed)
     random_cpr = [faithfulness_curve(model, scored, [heads[i] for i in rng.permutation(len(heads))], ready).cpr
                   for _ in range(n_random)]
     return Side(model, scored, ready, faithfulness_curve(model, scored, order, ready),
-                single_head_profiles(model, fit, fit.dataset), len(fit.dataset), random_cpr)
+                single_head_profiles(model, fit), len(fit.dataset), random_cpr)
 
 
 def compare_circuits(teacher: Side, student: Side) -> CircuitComparison:
