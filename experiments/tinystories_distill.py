@@ -22,13 +22,13 @@ import rcid_tl
 from rcid_tl.artifacts import write_json, write_text
 from rcid_tl.consistency.run import ConsistencyConfig, run_consistency
 from rcid_tl.distill.config import DistillConfig, OptimConfig
-from rcid_tl.distill.llama_student import build_llama_student_for
 from rcid_tl.distill.run import run_distill
 from rcid_tl.distill.data import PPL_LEN, PPL_ROWS
 from rcid_tl.distill.evaluate import perplexity, task_scores
 from rcid_tl.distill.teacher_text import Generation, TeacherText
 from rcid_tl.models.loading import load_model
 from rcid_tl.models.saving import save_hf_model
+from rcid_tl.models.student import build_llama_student_for
 from rcid_tl.progress import set_progress
 from rcid_tl.sweeps.common import ModelSpec
 from rcid_tl.tasks.registry import TaskSpec, build_task

@@ -31,13 +31,12 @@ from rcid_tl.distill.precision import Precision, autocast, grad_scaler
 from rcid_tl.distill.processes import check_world
 from rcid_tl.distill.targets import fit_maps, precompute_targets
 from rcid_tl.distill.teacher_text import Generation, TeacherText
-from rcid_tl.distill.llama_student import build_llama_student_for
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.models.loading import load_model
 from rcid_tl.models.placement import load_dispatched
 from rcid_tl.models.saving import save_hf_model
-from rcid_tl.models.student import build_student_for, student_config_for
+from rcid_tl.models.student import build_llama_student_for, build_student_for, student_config_for
 from rcid_tl.parallel import from_main, rank_slice, world
 from rcid_tl.tasks.base import ContrastiveDataset
 from rcid_tl.tasks.registry import TaskSpec, build_task

@@ -6,7 +6,8 @@ from typing import Literal
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
+from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 from rcid_tl.errors import InputError
 from rcid_tl.models.loading import wrap_hf_model
@@ -99,3 +100,27 @@ def build_student_for(teacher: TransformerBridge, config: StudentConfig | None =
         config, teacher.tokenizer, vocab_size=teacher.cfg.d_vocab, n_ctx=teacher.cfg.n_ctx,
         device=str(teacher.cfg.device),
     )
+
+
+def build_llama_student_for(teacher: TransformerBridge, seed: int = 0, **overrides) -> TransformerBridge:
+    """A Llama student for a Llama teacher (the TinyStories models), so teacher and student share RMSNorm, rotary
+    positions and the gated MLP. Randomly initialised (seeded): `scaled_student_config`'s shape (fields
+    overridable), the MLP at the teacher's width ratio, tied embeddings, the teacher's vocabulary, context, norm
+    epsilon and rotary base."""
+    t = teacher.original_model.config
+    shape = scaled_student_config("qwen2", t.num_hidden_layers, t.num_attention_heads, teacher.cfg.d_head,
+                                  t.num_key_value_heads, seed=seed, **overrides)
+    d_mlp = shape.d_mlp or round(t.intermediate_size * shape.d_model / t.hidden_size)
+    config = LlamaConfig(
+        vocab_size=t.vocab_size, hidden_size=shape.d_model, intermediate_size=d_mlp,
+        num_hidden_layers=shape.n_layers, num_attention_heads=shape.n_heads,
+        num_key_value_heads=shape.n_kv_heads or shape.n_heads, head_dim=teacher.cfg.d_head,
+        max_position_embeddings=shape.n_ctx or t.max_position_embeddings, rms_norm_eps=t.rms_norm_eps,
+        rope_parameters=dict(t.rope_parameters), tie_word_embeddings=True, bos_token_id=t.bos_token_id,
+        eos_token_id=t.eos_token_id, attention_bias=False, mlp_bias=False,
+    )
+    torch.manual_seed(shape.seed)
+    hf_model = LlamaForCausalLM(config)
+    hf_model.config._attn_implementation = "eager"
+    label = f"student-llama-{shape.n_layers}L-{shape.d_model}d"
+    return wrap_hf_model(hf_model, teacher.tokenizer, label=label, device=str(teacher.cfg.device))
