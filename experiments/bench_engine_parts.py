@@ -88,6 +88,64 @@ def nnsight_sweep(lm, hf, batch, sites: list[PatchSite], metric, d_head: int) ->
     return torch.stack([clean - metric(o, batch) for o in outs])
 
 
+def pyvene_sweep(hf, batch, sites: list[PatchSite], metric, d_head: int, chunk: int = 64) -> torch.Tensor:
+    """Δ per (site, example) with pyvene: one `IntervenableModel` per hook (a `VanillaIntervention` at that layer's
+    `head_attention_value_output`, unit `h.pos`, or `block_input`, unit `pos`), and one batched call per chunk of
+    sites, each (site, example) a row of the base batch with its own unit location. The source's values come from one
+    run of the corrupt prompts, passed in as `source_representations` (pyvene's way to skip re-running the source for
+    every row). Noising: the corrupt value into the clean run, as in `nnsight_sweep`."""
+    import pyvene as pv  # deferred: the `bench` extra
+
+    n, z = len(batch), sites[0].site is Site.Z
+    rows, answer = torch.arange(n), batch.answer_pos
+    component, unit = ("head_attention_value_output", "h.pos") if z else ("block_input", "pos")
+    layers = sorted({s.layer for s in sites})
+    out = torch.empty(len(sites), n)
+    with torch.no_grad():
+        clean = metric(hf(batch.clean).logits[rows, answer], batch)
+        source = _source_values(pv, hf, batch, layers, "attention_value_output" if z else "block_input")
+        for layer in layers:
+            model = pv.IntervenableModel(pv.IntervenableConfig(
+                [pv.RepresentationConfig(layer, component, unit, 1)], intervention_types=pv.VanillaIntervention), hf)
+            mine = [i for i, s in enumerate(sites) if s.layer == layer]
+            for start in range(0, len(mine), chunk):
+                part = mine[start:start + chunk]
+                pos = torch.cat([batch.position(sites[i].position) for i in part])  # row (site j, example e)
+                example = rows.repeat(len(part))
+                value = source[layer][example, pos]  # (rows, d_model)
+                if z:
+                    head = torch.tensor([sites[i].head for i in part]).repeat_interleave(n)
+                    value = value.view(len(example), -1, d_head)[torch.arange(len(example)), head][:, None, None]
+                    where = (head[:, None].tolist(), pos[:, None].tolist())
+                else:
+                    value, where = value[:, None], pos[:, None].tolist()
+                _, patched = model({"input_ids": batch.clean[example]}, unit_locations={"sources->base": (
+                    [where], [where])}, source_representations=value)
+                logits = patched.logits[torch.arange(len(example)), answer[example]].view(len(part), n, -1)
+                out[part] = torch.stack([clean - metric(lg, batch) for lg in logits])
+    return out
+
+
+def _source_values(pv, hf, batch, layers: list[int], component: str) -> dict[int, torch.Tensor]:
+    """Each layer's `component` (d_model wide) at every position of the corrupt prompts, collected by pyvene in one
+    forward."""
+    every = list(range(batch.corrupt.shape[1]))
+    collect = pv.IntervenableModel(pv.IntervenableConfig(
+        [pv.RepresentationConfig(layer, component, "pos", len(every)) for layer in layers],
+        intervention_types=pv.CollectIntervention), hf)
+    (_, values), _ = collect({"input_ids": batch.corrupt}, unit_locations={"base": every})
+    return dict(zip(layers, values))
+
+
+def pyvene_model(model):
+    """A plain HF copy for pyvene. Qwen2's config gets `head_dim` (d_model / heads, what Qwen2's attention uses when
+    it is absent), which pyvene's Qwen2 map reads to split `o_proj`'s input into heads."""
+    hf = hf_copy(model)
+    if not hasattr(hf.config, "head_dim") or hf.config.head_dim is None:
+        hf.config.head_dim = model.cfg.d_head
+    return hf
+
+
 def nnsight_model(model):
     from nnsight.modeling.transformers import TransformersModel  # deferred: the `bench` extra
 
