@@ -1,8 +1,11 @@
-"""Benchmark table for the exact sweep engine, in one process: `transformer_lens.patching`'s loop vs plain batch
-expansion (every row a whole forward, `Engine.FULL`) vs resumed rows (`Engine.RESUME`) vs the tight FLOP bound, for
-`z` at `end`, `z` at every position and `resid_pre` at every position, on world-gpt2 and a GPT-2-small-shaped model
-(random weights, the real GPT-2 tokenizer); attribution patching vs exact (time ratio, Spearman, top-10 recall) on
-the embedded teachers, with edge attribution's (EAP, EAP-IG) time; and the FV CIE sweep vs the per-head, per-trial loop.
+"""Benchmark tables for the exact sweep engine, in one process: `transformer_lens.patching`'s loop vs the peers
+(nnsight's batched invokes, pyvene's interventions; the `bench` extra) vs resumed rows through the bridge vs resumed
+rows on direct forwards vs the tight FLOP bound, for `z` at `end`, `z` at every position and `resid_pre` at every
+position, on world-gpt2, world-qwen2 and a GPT-2-small-shaped model (random weights, the real GPT-2 tokenizer); the
+engine's ablation with peak memory; attribution patching vs exact (time ratio, Spearman, top-10 recall) with edge
+attribution's (EAP, EAP-IG) time; the FV CIE sweep vs the per-head, per-trial loop; and the scaling table and figure
+(`bench_scaling.py`). Every Δ is checked against the TL loop (or the bridge) within a stated tolerance, and peak
+memory against two sanity checks; the script exits non-zero if any is outside.
 
 Repeats are interleaved (A, B, C, A, B, C, ...); min and median seconds are printed, with ratios of minima. Seconds
 are the process's CPU seconds on one thread (`time.process_time`), not wall time: on a machine shared with other
@@ -14,6 +17,7 @@ per layer keeps the per-layer mix of a 144-head sweep). Not a test: timings depe
 
     OMP_NUM_THREADS=1 python experiments/bench_engine.py                  # every table, CPU, one thread
     python experiments/bench_engine.py --only sweeps --repeats 2
+    python experiments/bench_engine.py --quick --models world-qwen2      # every table, tiny sizes (the test's run)
 """
 
 import argparse
@@ -23,11 +27,13 @@ import io
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import torch
-from bench_engine_parts import (ablation, bridge_only, min_seconds, nnsight_model, nnsight_sweep, peak_bytes,
-                                plain_forward)
+from bench_engine_parts import (ablation, bridge_only, nnsight_model, nnsight_sweep, plain_forward, pyvene_model,
+                                pyvene_sweep)
+from bench_memory import peak_bytes
 from bench_sweep import GPT2_SMALL, TOKENIZER
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -50,6 +56,10 @@ SWEEPS = [("world-gpt2", "z-end", 8, "all", "all"), ("world-gpt2", "z-all", 8, "
           ("world-qwen2", "resid-all", 8, "all", "one"), ("world-qwen2", "z-end", 64, "all", "three"),
           ("gpt2-small", "z-end", 8, "all", "three"), ("gpt2-small", "z-all", 8, "three", "one"),
           ("gpt2-small", "resid-all", 8, "one", "one"), ("gpt2-small", "z-end", 64, "three", "one")]
+# --quick: one head per layer at end, one head (or the middle layer's resid_pre) at every position, 8 prompts
+QUICK_SWEEPS = [(name, sweep, 8, which, which) for name in ("world-gpt2", "world-qwen2", "gpt2-small")
+                for sweep, which in (("z-end", "per-layer"), ("z-all", "one"), ("resid-all", "one"))]
+PEERS = ("nnsight", "pyvene")
 
 
 def timed(methods: dict, repeats: int) -> tuple[dict, dict]:
@@ -140,7 +150,8 @@ def tl_loop(model, batch, metric, sites: list[PatchSite]) -> torch.Tensor:
 
 TOL_TL = 2e-5  # Δ vs the TL loop: the same function in fp32, logit differences O(10), other batch shapes
 TOL_BRIDGE = 1e-6  # direct vs bridge resumed rows: the same arithmetic op for op (tests/interventions/test_direct.py)
-TOL_NNSIGHT = 1e-4  # nnsight runs the plain HF model, whose LayerNorm rounds differently from the bridge's (~5e-6)
+# the peers run the plain HF model, whose LayerNorm rounds differently from the bridge's (~5e-6)
+TOL_PEER = {"nnsight": 1e-4, "pyvene": 1e-4}
 FAILURES: list[str] = []
 
 
@@ -150,11 +161,17 @@ def check(what: str, diff: float, tolerance: float) -> str:
     return f"{diff:.1e}"
 
 
-def bench_sweeps(models: dict, repeats: int, gflops: float, peers: dict) -> None:
+def check_memory(what: str, ok: bool, detail: str) -> None:
+    if not ok:
+        FAILURES.append(f"{what}: {detail}")
+
+
+def bench_sweeps(models: dict, repeats: int, gflops: float, peers: dict, sweeps: list) -> None:
     print("\nexact sweeps (noising, logit difference; seconds are minima; * = timed on a subset, scaled by forwards)")
-    print(f"{'model':<11}{'sweep':<10}{'n':>3}{'sites':>6}  {'TL loop':>9}{'nnsight':>9}{'bridge':>9}{'resumed':>9}"
-          f"{'bound':>8}  {'res/TL':>7}{'res/nns':>8}{'res/bridge':>11}{'res/bound':>10}  max|ΔΔ| vs TL, nnsight, bridge")
-    for name, sweep, n, which, slow_which in SWEEPS:
+    print(f"{'model':<12}{'sweep':<10}{'n':>3}{'sites':>6}  {'TL loop':>9}{'nnsight':>9}{'pyvene':>9}{'bridge':>9}"
+          f"{'resumed':>9}{'bound':>8}  {'res/TL':>7}{'res/nns':>8}{'res/pyv':>8}{'res/bridge':>11}{'res/bound':>10}"
+          f"  max|ΔΔ| vs TL: resumed, nnsight, pyvene; vs bridge")
+    for name, sweep, n, which, slow_which in sweeps:
         if name not in models:
             continue
         model = models[name]
@@ -171,56 +188,76 @@ def bench_sweeps(models: dict, repeats: int, gflops: float, peers: dict) -> None
 
         methods = {"tl": lambda: tl_loop(model, batch, metric, subset), "bridge": ours(True), "resumed": ours(False)}
         if name in peers:
-            lm, hf = peers[name]
-            methods["nnsight"] = lambda: nnsight_sweep(lm, hf, batch, subset, metric, model.cfg.d_head).mean(1)
+            lm, hf, hf_pyvene = peers[name]
+            d_head = model.cfg.d_head
+            methods["nnsight"] = lambda: nnsight_sweep(lm, hf, batch, subset, metric, d_head).mean(1)
+            methods["pyvene"] = lambda: pyvene_sweep(hf_pyvene, batch, subset, metric, d_head).mean(1)
         times, results = timed(methods, repeats)
         scale = (len(sites) + 2) / (len(subset) + 2)
-        best = {k: min(v) * (scale if k in ("tl", "nnsight") else 1) for k, v in times.items()}
+        best = {k: min(v) * (scale if k in ("tl", *PEERS) else 1) for k, v in times.items()}
         bound = tight_flops(model.cfg, sites, batch, end) / gflops / 1e9
         mine = results["resumed"][where]
         diffs = [check(f"{name} {sweep} vs TL", float((mine - results["tl"]).abs().max()), TOL_TL)]
-        diffs.append(check(f"{name} {sweep} nnsight vs TL", float((results["nnsight"] - results["tl"]).abs().max()),
-                           TOL_NNSIGHT) if "nnsight" in results else "-")
+        for peer in PEERS:
+            diffs.append(check(f"{name} {sweep} {peer} vs TL", float((results[peer] - results["tl"]).abs().max()),
+                               TOL_PEER[peer]) if peer in results else "–")
         diffs.append(check(f"{name} {sweep} vs bridge", float((results["resumed"] - results["bridge"]).abs().max()),
                            TOL_BRIDGE))
         mark = "*" if scale != 1 else " "
-        nns = f"{best['nnsight']:8.2f}{mark}" if "nnsight" in best else f"{'-':>8} "
-        nns_ratio = f"{best['nnsight'] / best['resumed']:7.1f}×" if "nnsight" in best else f"{'-':>8}"
-        print(f"{name:<11}{sweep:<10}{n:>3}{len(sites):>6}  {best['tl']:8.2f}{mark}{nns}{best['bridge']:9.3f}"
-              f"{best['resumed']:9.3f}{bound:8.3f}  {best['tl'] / best['resumed']:6.1f}×{nns_ratio}"
+        peer_s = "".join(f"{best[p]:8.2f}{mark}" if p in best else f"{'–':>8} " for p in PEERS)
+        peer_r = "".join(f"{best[p] / best['resumed']:7.1f}×" if p in best else f"{'–':>8}" for p in PEERS)
+        print(f"{name:<12}{sweep:<10}{n:>3}{len(sites):>6}  {best['tl']:8.2f}{mark}{peer_s}{best['bridge']:9.3f}"
+              f"{best['resumed']:9.3f}{bound:8.3f}  {best['tl'] / best['resumed']:6.1f}×{peer_r}"
               f"{best['bridge'] / best['resumed']:10.1f}×{best['resumed'] / bound:9.1f}×  {', '.join(diffs)}   "
               f"(subset {len(subset)} sites)", flush=True)
+    absent = [name for name in models if name not in peers]
+    if absent:
+        print(f"– nnsight, pyvene: not run on {', '.join(absent)} (" + (
+            "--no-peers" if not peers else "peers are timed on the embedded models") + ")")
 
 
-def bench_ablation(models: dict, repeats: int) -> None:
+def bench_ablation(models: dict, repeats: int, which: str) -> None:
     """Each part of the engine as a measured ratio, and peak memory next to a plain forward's."""
-    print("\nablation (z at every position, 8 prompts, every head; seconds are minima; peak MiB from torch's profiler "
-          "memory events, CPU allocator)")
+    print("\nablation (z at every position, 8 prompts; seconds are minima; peak MiB: the resident set's high-water "
+          "mark during the call above the resident set before it, bench_memory.py)")
     for name in [m for m in ("world-gpt2", "world-qwen2") if m in models]:
         model = models[name]
         dataset, batch, end = one_template(model, 8)
-        metric, sites = metric_for(dataset), sweep_sites(model, "z-all", "all", end)
-        runs = ablation(model, batch, sites, metric)
-        times, results = timed({**runs, "plain forward": plain_forward(model, batch)}, repeats)
+        metric, sites = metric_for(dataset), sweep_sites(model, "z-all", which, end)
+        runs = {**ablation(model, batch, sites, metric), "plain forward": plain_forward(model, batch)}
+        times, results = timed(runs, repeats)
         first = results["bridge whole forwards"]
         for label in runs:
-            check(f"{name} ablation {label}", float((results[label] - first).abs().max()), TOL_TL)
-        runs_and_plain = {**runs, "plain forward": plain_forward(model, batch)}
-        peaks = {label: peak_bytes(run) / 2**20 for label, run in runs_and_plain.items()}
+            if label != "plain forward":
+                check(f"{name} ablation {label}", float((results[label] - first).abs().max()), TOL_TL)
+        peaks = {label: peak_bytes(run) / 2**20 for label, run in runs.items()}
+        four = one_template(model, 32)[1]
+        peaks["plain forward, 4× the prompts"] = peak_bytes(plain_forward(model, four)) / 2**20
         best, previous = {k: min(v) for k, v in times.items()}, None
-        for label in [*runs, "plain forward"]:
-            step = f"{best[previous] / best[label]:5.1f}× the row above" if previous and label in runs else ""
-            print(f"  {name:<11} {label:<24} {best[label]:8.3f}s  peak {peaks[label]:7.1f} MiB  {step}")
+        for label in runs:
+            step = f"{best[previous] / best[label]:5.1f}× the row above" if previous and label in runs and \
+                label != "plain forward" else ""
+            print(f"  {name:<11} {label:<24} {best[label]:8.3f}s  peak {peaks[label]:7.2f} MiB"
+                  f" ({peaks[label] / peaks['plain forward']:5.1f}× a forward's)  {step}")
             previous = label
+        print(f"  {name:<11} {'plain forward, 32 prompts':<24} {'':>9}  peak "
+              f"{peaks['plain forward, 4× the prompts']:7.2f} MiB")
         print(f"  {name:<11} all parts: {best['bridge whole forwards'] / best['+ earlier-position skip']:.1f}× "
               f"({len(sites)} sites)", flush=True)
+        # a forward of 4× the prompts holds about 4× the activations: at least 2× is "clearly larger"
+        check_memory(f"{name} memory: 4× the prompts", peaks["plain forward, 4× the prompts"]
+                     >= 2 * peaks["plain forward"], f"{peaks['plain forward, 4× the prompts']:.2f} MiB is not ≥ 2× "
+                     f"{peaks['plain forward']:.2f}")
+        for label in runs:  # each sweep runs at least one forward of the same prompts
+            check_memory(f"{name} memory: {label}", peaks[label] >= peaks["plain forward"],
+                         f"{peaks[label]:.2f} MiB < a plain forward's {peaks['plain forward']:.2f}")
 
 
-def bench_attribution(models: dict, repeats: int) -> None:
+def bench_attribution(models: dict, repeats: int, prompts: tuple[int, ...]) -> None:
     print("\nattribution patching vs exact (resumed), z at io, s2, end for every head, noising")
     for name in [m for m in ("world-gpt2", "world-qwen2") if m in models]:
         model = models[name]
-        for n in (8, 64):
+        for n in prompts:
             dataset = build_task(model, "ioi", n=n, seed=1)
             batch, metric = dataset.batch(), metric_for(dataset)
             sites = [PatchSite(Site.Z, layer, p, h) for layer in range(model.cfg.n_layers) for p in ("io", "s2", "end")
@@ -241,13 +278,13 @@ def bench_attribution(models: dict, repeats: int) -> None:
                       + ", ".join(f"{u}→{v} {s:+.2f}" for u, v, s in found.top(3)))
 
 
-def bench_cie(model, repeats: int) -> None:
+def bench_cie(name: str, model, repeats: int, n_trials: int) -> None:
     from rcid_tl.fv.cie import mean_last_token_z, patched_one, relation_cie
     from rcid_tl.fv.relations import world_relation_set
     from rcid_tl.fv.trials import PromptFormat, SamplingConfig, sample_trials
 
     trials = sample_trials(world_relation_set().select(["antonym"]), model.tokenizer,
-                           SamplingConfig(16, 5, 42, PromptFormat.COLON), "world-gpt2", model.cfg.n_ctx).of("antonym")
+                           SamplingConfig(n_trials, 5, 42, PromptFormat.COLON), name, model.cfg.n_ctx).of("antonym")
     heads = [Head(layer, h) for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
 
     def loop():
@@ -257,23 +294,28 @@ def bench_cie(model, repeats: int) -> None:
     times, results = timed({"loop": loop, "full": lambda: relation_cie(model, trials, heads, engine=Engine.FULL),
                             "resumed": lambda: relation_cie(model, trials, heads)}, repeats)
     corrupted = results["resumed"].corrupted.logprob
-    diff = float((results["resumed"].delta_logprob - (results["loop"] - corrupted)).abs().max())
-    diff_full = float((results["resumed"].delta_logprob - results["full"].delta_logprob).abs().max())
+    diff = check(f"{name} FV CIE vs loop", float((results["resumed"].delta_logprob - (results["loop"] - corrupted))
+                                                 .abs().max()), TOL_TL)
+    diff_full = check(f"{name} FV CIE vs whole forwards", float(
+        (results["resumed"].delta_logprob - results["full"].delta_logprob).abs().max()), TOL_TL)
     best = {k: min(v) for k, v in times.items()}
-    print(f"\nFV CIE, world-gpt2, {len(heads)} heads × {len(trials)} antonym trials: "
+    print(f"\nFV CIE, {name}, {len(heads)} heads × {len(trials)} antonym trials: "
           f"per-head loop {best['loop']:.3f}s, "
           f"batched whole forwards {best['full']:.3f}s, resumed {best['resumed']:.3f}s; resumed is "
           f"{best['loop'] / best['resumed']:.1f}× the loop, {best['full'] / best['resumed']:.1f}× whole forwards; "
-          f"max |ΔΔlog p| vs loop {diff:.1e}, vs whole forwards {diff_full:.1e}")
+          f"max |ΔΔlog p| vs loop {diff}, vs whole forwards {diff_full}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="sweeps,ablation,attribution,cie,scaling", help="comma list of tables")
-    parser.add_argument("--no-peers", action="store_true", help="skip nnsight (the `bench` extra)")
+    parser.add_argument("--no-peers", action="store_true", help="skip nnsight and pyvene (the `bench` extra)")
     parser.add_argument("--models", default="world-gpt2,world-qwen2,gpt2-small", help="comma list")
+    parser.add_argument("--quick", action="store_true", help="one repeat, the smallest sizes: checks every table runs")
+    parser.add_argument("--figures", type=Path, default=None, help="where the scaling figure goes (default figures/)")
     args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
     warnings.filterwarnings("ignore")
     set_progress(False)
     torch.set_num_threads(1)
@@ -283,23 +325,25 @@ def main() -> None:
                "gpt2-small": gpt2_small}
     models = {name: loaders[name]() for name in args.models.split(",")}
     tables = args.only.split(",")
-    if "cie" in tables and "world-gpt2" in models:
-        bench_cie(models["world-gpt2"], args.repeats)
+    embedded = [name for name in models if name != "gpt2-small"]
+    if "cie" in tables and embedded:
+        bench_cie(embedded[0], models[embedded[0]], repeats, 4 if args.quick else 16)
     if "attribution" in tables:
-        bench_attribution(models, args.repeats)
+        bench_attribution(models, repeats, (8,) if args.quick else (8, 64))
     if "sweeps" in tables:
-        peers = {} if args.no_peers else {name: nnsight_model(models[name]) for name in models if name != "gpt2-small"}
-        bench_sweeps(models, args.repeats, gflops, peers)
+        peers = {} if args.no_peers else {name: (*nnsight_model(models[name]), pyvene_model(models[name]))
+                                          for name in embedded}
+        bench_sweeps(models, repeats, gflops, peers, QUICK_SWEEPS if args.quick else SWEEPS)
     if "ablation" in tables:
-        bench_ablation(models, args.repeats)
+        bench_ablation(models, repeats, "per-layer" if args.quick else "all")
     if "scaling" in tables:
         from bench_scaling import bench_scaling  # its own table and figure
 
-        bench_scaling(models, gflops)
+        bench_scaling(models, gflops, check_memory, args.quick, *([args.figures] if args.figures else []))
     print(f"\nmatmul GFLOP/s re-measured at the end: {matmul_gflops():.1f}")
     if FAILURES:
         raise SystemExit("results outside their tolerance:\n" + "\n".join(FAILURES))
-    print("every result within its stated tolerance of the TL loop (and of the bridge)")
+    print("every result within its stated tolerance of the TL loop (and of the bridge), every memory sanity check met")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,6 @@
-"""Pieces of `bench_engine.py`: the peer libraries' sweeps (nnsight's batched invokes; pyvene where it runs), the
-engine's ablation (batching only, + lower-layer skip, + earlier-position skip), peak memory, and the scaling table
-and figure. Imported by bench_engine.py, which prints every table in one process.
-
-Peak memory is read from torch's profiler (`profile_memory=True`): each op's own allocations (at the op's start) and
-the allocator's frees, summed in time order; the peak is the most bytes live at once above what was live at the
-start. Python objects are not counted (tracemalloc would miss torch's CPU tensors instead). An approximation: it can
-miss allocations made outside profiled ops.
+"""Pieces of `bench_engine.py`: the peer libraries' sweeps (nnsight's batched invokes, pyvene's interventions) and
+the engine's ablation (batching only, + lower-layer skip, + earlier-position skip). Imported by bench_engine.py, which
+prints every table in one process; peak memory is `bench_memory.peak_bytes`.
 """
 
 import contextlib
@@ -27,21 +22,6 @@ def bridge_only():
         yield
     finally:
         direct.enabled = True
-
-
-def peak_bytes(run) -> int:
-    from torch.profiler import ProfilerActivity, profile  # deferred: only the memory rows need it
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    # each op's own allocations at its start, and every free as a `[memory]` event at its time
-    deltas = sorted((e.time_range.start, e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage)
-                    for e in prof.events())
-    live = peak = 0
-    for _, delta in deltas:
-        live += delta
-        peak = max(peak, live)
-    return peak
 
 
 def hf_copy(model):
@@ -88,18 +68,18 @@ def nnsight_sweep(lm, hf, batch, sites: list[PatchSite], metric, d_head: int) ->
     return torch.stack([clean - metric(o, batch) for o in outs])
 
 
-def pyvene_sweep(hf, batch, sites: list[PatchSite], metric, d_head: int, chunk: int = 64) -> torch.Tensor:
+def pyvene_sweep(hf, batch, sites: list[PatchSite], metric, d_head: int, rows_per_call: int = 512) -> torch.Tensor:
     """Δ per (site, example) with pyvene: one `IntervenableModel` per hook (a `VanillaIntervention` at that layer's
     `head_attention_value_output`, unit `h.pos`, or `block_input`, unit `pos`), and one batched call per chunk of
-    sites, each (site, example) a row of the base batch with its own unit location. The source's values come from one
-    run of the corrupt prompts, passed in as `source_representations` (pyvene's way to skip re-running the source for
-    every row). Noising: the corrupt value into the clean run, as in `nnsight_sweep`."""
+    sites (`rows_per_call` rows), each (site, example) a row of the base batch with its own unit location. The
+    source's values come from one run of the corrupt prompts, passed in as `source_representations` (pyvene's way to
+    skip re-running the source for every row). Noising: the corrupt value into the clean run, as `nnsight_sweep`."""
     import pyvene as pv  # deferred: the `bench` extra
 
     n, z = len(batch), sites[0].site is Site.Z
     rows, answer = torch.arange(n), batch.answer_pos
     component, unit = ("head_attention_value_output", "h.pos") if z else ("block_input", "pos")
-    layers = sorted({s.layer for s in sites})
+    layers, chunk = sorted({s.layer for s in sites}), max(1, rows_per_call // n)
     out = torch.empty(len(sites), n)
     with torch.no_grad():
         clean = metric(hf(batch.clean).logits[rows, answer], batch)
@@ -140,6 +120,8 @@ def _source_values(pv, hf, batch, layers: list[int], component: str) -> dict[int
 def pyvene_model(model):
     """A plain HF copy for pyvene. Qwen2's config gets `head_dim` (d_model / heads, what Qwen2's attention uses when
     it is absent), which pyvene's Qwen2 map reads to split `o_proj`'s input into heads."""
+    import pyvene  # noqa: F401  deferred: the `bench` extra; imported here, outside the timed sweeps
+
     hf = hf_copy(model)
     if not hasattr(hf.config, "head_dim") or hf.config.head_dim is None:
         hf.config.head_dim = model.cfg.d_head
@@ -176,7 +158,12 @@ def ablation(model, batch, sites, metric) -> dict:
 
 
 def plain_forward(model, batch):
-    return lambda: direct.answer_forward(model, batch.clean, batch.answer_pos)
+    """One forward of the clean prompts to the answer logits, without autograd (as every sweep runs: with it, the
+    forward would keep every activation for a backward, about 8× the memory on world-gpt2)."""
+    def run():
+        with torch.no_grad():
+            return direct.answer_forward(model, batch.clean, batch.answer_pos)
+    return run
 
 
 def min_seconds(run, repeats: int) -> float:
