@@ -38,9 +38,11 @@ def available() -> str | None:
     return None
 
 
-def peak_bytes(run) -> int:
-    """The most bytes resident during `run()` above the resident set just before it (after a warm-up call)."""
-    run()
+def peak_bytes(run, warm_up: bool = True) -> int:
+    """The most bytes resident during `run()` above the resident set just before it, after a warm-up call (pass
+    `warm_up=False` when `run` has already run in this process)."""
+    if warm_up:
+        run()
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # free memory the allocator kept goes back, so reusing it counts
     _CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
