@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from bench_engine import matmul_gflops, one_template, sweep_sites, tight_flops
 from bench_engine_parts import plain_forward
 from bench_memory import peak_bytes
+from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.subplots import make_subplots
 
 from rcid_tl.artifacts import write_figure, write_json
@@ -83,31 +84,32 @@ def bench_scaling(models: dict, gflops: float, check_memory=None, quick: bool = 
 
 
 def _figure(points: list[dict], gflops: float, figures: Path) -> None:
+    """Time (left) and peak memory (right) against prompts (top) and sites (bottom): a colour per model, a dash per
+    quantity (solid: the sweep, dotted: one forward, dashed: the FLOP bound)."""
     titles = ("time vs prompts", "peak memory vs prompts", f"time vs sites ({SITES_AT} prompts)", "peak memory vs sites")
     figure = make_subplots(rows=2, cols=2, subplot_titles=titles)
-    for name in sorted({p["model"] for p in points}):
+    lines = (("seconds", 1, "sweep", "solid"), ("forward_seconds", 1, "one forward", "dot"),
+             ("bound_seconds", 1, "FLOP bound", "dash"), ("peak_mib", 2, "sweep peak", "solid"),
+             ("forward_peak_mib", 2, "forward peak", "dot"))
+    for i, name in enumerate(sorted({p["model"] for p in points})):
+        colour = DEFAULT_PLOTLY_COLORS[i % len(DEFAULT_PLOTLY_COLORS)]
         sites = max(p["sites"] for p in points if p["model"] == name)
         by_n = sorted((p for p in points if p["model"] == name and p["sites"] == sites), key=lambda p: p["prompts"])
         by_s = sorted((p for p in points if p["model"] == name and p["prompts"] == SITES_AT),
                       key=lambda p: p["sites"])
-        for col, (series, axis) in enumerate(((by_n, "prompts"), (by_s, "sites"))):
-            x = [p[axis] for p in series]
-            figure.add_trace(go.Scatter(x=x, y=[p["seconds"] for p in series], name=f"{name} sweep",
-                                        legendgroup=name), row=1 + col, col=1)
-            figure.add_trace(go.Scatter(x=x, y=[p["forward_seconds"] for p in series], name=f"{name} one forward",
-                                        line={"dash": "dot"}, legendgroup=name), row=1 + col, col=1)
-            figure.add_trace(go.Scatter(x=x, y=[p["bound_seconds"] for p in series], name=f"{name} FLOP bound",
-                                        line={"dash": "dash"}, legendgroup=name), row=1 + col, col=1)
-            figure.add_trace(go.Scatter(x=x, y=[p["peak_mib"] for p in series], name=f"{name} sweep peak",
-                                        legendgroup=name), row=1 + col, col=2)
-            figure.add_trace(go.Scatter(x=x, y=[p["forward_peak_mib"] for p in series],
-                                        name=f"{name} forward peak", line={"dash": "dot"}, legendgroup=name),
-                             row=1 + col, col=2)
+        for row, (series, axis) in enumerate(((by_n, "prompts"), (by_s, "sites")), start=1):
+            for key, col, label, dash in lines:
+                figure.add_trace(go.Scatter(
+                    x=[p[axis] for p in series], y=[p[key] for p in series], name=f"{name} {label}",
+                    line={"dash": dash, "color": colour}, legendgroup=name, showlegend=row == 1), row=row, col=col)
     figure.update_xaxes(type="log")
+    figure.update_xaxes(title_text="prompts", row=1)
+    figure.update_xaxes(title_text="sites", row=2)
     figure.update_yaxes(type="log")
-    figure.update_yaxes(title_text="seconds", col=1)
-    figure.update_yaxes(title_text="MiB", col=2)
-    figure.update_layout(title=f"exact sweep (z at end): time and peak memory; CPU, one thread, {gflops:.0f} GFLOP/s")
+    figure.update_yaxes(title_text="CPU seconds", col=1)
+    figure.update_yaxes(title_text="peak MiB (resident, above the start)", col=2)
+    figure.update_layout(title=f"exact sweep (z at end): time and peak memory; CPU, one thread, {gflops:.0f} GFLOP/s",
+                         height=800)
     written = write_figure(figures / "bench_scaling", figure)
     write_json(figures / "bench_scaling.json", {"gflops": gflops, "points": points})
     print(f"wrote {', '.join(p.name for p in written)} and bench_scaling.json in {figures.name}/")
