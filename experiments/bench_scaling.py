@@ -86,7 +86,8 @@ def bench_scaling(models: dict, gflops: float, check_memory=None, quick: bool = 
 def _figure(points: list[dict], gflops: float, figures: Path) -> None:
     """Time (left) and peak memory (right) against prompts (top) and sites (bottom): a colour per model, a dash per
     quantity (solid: the sweep, dotted: one forward, dashed: the FLOP bound)."""
-    titles = ("time vs prompts", "peak memory vs prompts", f"time vs sites ({SITES_AT} prompts)", "peak memory vs sites")
+    titles = ("time vs prompts", "peak memory vs prompts", f"time vs sites ({SITES_AT} prompts)",
+              "peak memory vs sites")
     figure = make_subplots(rows=2, cols=2, subplot_titles=titles)
     lines = (("seconds", 1, "sweep", "solid"), ("forward_seconds", 1, "one forward", "dot"),
              ("bound_seconds", 1, "FLOP bound", "dash"), ("peak_mib", 2, "sweep peak", "solid"),
