@@ -3,14 +3,17 @@ word-tokenizer GQA Qwen2 teacher, so the character alignment does work; CE alone
 matrix around a two-teacher baseline (routing fixed / similarity / learned; K-only / V-only / K+V; soft vs hard
 alignment; flat vs structured × shared / per-head × uniform / random init; ratio vs CKA layer map; shallow vs full
 layer coverage). Every arm at the same steps, examples and tokens (asserted) on the same data streams (hash
-asserted); test-split accuracy and perplexity with bootstrap CIs and Welch tests against the baseline and CE alone;
-validation accuracy beside them (what settings were chosen on). Writes figures/<name>.{json,md,html}.
+asserted). Hyper-parameters are selected on the validation stream and scores reported on the test stream: first the
+KV weight, from `--kv-weights` on the baseline at `--select-seed` (best final validation accuracy), then every KV
+arm at that weight. Test-split accuracy and perplexity with bootstrap CIs and Welch tests against the baseline and
+CE alone; validation accuracy beside them. Writes figures/<name>.{json,md,html}.
 
     OMP_NUM_THREADS=1 python experiments/multiteacher_study.py --out runs/multiteacher_study
 
-Runs go seed-major in the arms' priority order (every arm gets seed 1 before any gets seed 2). Each run is an
-ordinary multi-teacher run in OUT/<arm>-<seed>; finished runs are reused, an interrupted one resumes.
-`--runs-only` trains a share of the arms (several processes), `--finished-only` reports what has finished.
+Selection runs first, then the arms seed-major in priority order (every arm gets seed 1 before any gets seed 2).
+Each run is an ordinary multi-teacher run in OUT/<arm>-kv<weight>-<seed> (OUT/ce-only-<seed>); finished runs are
+reused, an interrupted one resumes. `--runs-only` trains without reporting (several processes may share OUT),
+`--finished-only` reports what has finished (selection among the finished selection runs).
 """
 
 import argparse
@@ -66,9 +69,9 @@ def study_arms(digits: str, qwen2: str) -> tuple[list[Arm], dict[str, dict]]:
     return arms, overrides
 
 
-def run_config(args, arm: Arm, seed: int, overrides: dict) -> MultiTeacherRunConfig:
+def run_config(args, arm: Arm, seed: int, overrides: dict, kv_weight: float) -> MultiTeacherRunConfig:
     log_every = max(1, args.curve_every // 5)
-    settings = dict(seed=seed, student_from=args.student_from, reasoning=args.reasoning, kv_weight=args.kv_weight,
+    settings = dict(seed=seed, student_from=args.student_from, reasoning=args.reasoning, kv_weight=kv_weight,
                     student_shape=json.loads(args.student_shape), n_train=args.n_train, batch_size=args.batch_size,
                     eval_n=args.eval_n, curve_n=args.curve_n, eval_every=args.curve_every,
                     checkpoint_every=args.curve_every, log_every=log_every)
@@ -76,9 +79,37 @@ def run_config(args, arm: Arm, seed: int, overrides: dict) -> MultiTeacherRunCon
     return MultiTeacherRunConfig(arm, optim, **(settings | overrides.get(arm.name, {})))
 
 
-def finished(args, arm: str, seed: int) -> dict | None:
-    path = args.out / f"{arm}-{seed}" / "metrics.json"
+def run_dir(args, arm: str, seed: int, kv_weight: float) -> Path:
+    """OUT/<arm>-kv<weight>-<seed>; CE alone (no KV term) is OUT/ce-only-<seed> whatever the selected weight."""
+    return args.out / (f"{arm}-{seed}" if arm == CE else f"{arm}-kv{kv_weight:g}-{seed}")
+
+
+def finished(path: Path) -> dict | None:
+    path = path / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def train(args, arm: Arm, seed: int, overrides: dict, kv_weight: float, command: str) -> dict | None:
+    """The run's metrics: a finished run's, else (unless --finished-only) trained now (resuming), else None."""
+    path = run_dir(args, arm.name, seed, kv_weight)
+    if (metrics := finished(path)) is not None or args.finished_only:
+        return metrics
+    return run_multiteacher(run_config(args, arm, seed, overrides, kv_weight), path, command=command)
+
+
+def select_kv_weight(args, arm: Arm, overrides: dict, command: str) -> dict:
+    """The KV weight every KV arm uses, chosen on the validation stream only: `arm` (the baseline) at seed
+    `--select-seed` for each weight of `--kv-weights`; the best final validation accuracy wins (ties: the lower
+    validation perplexity, then the smaller weight). Test scores play no part. The chosen weight's run is the
+    baseline's run at that seed (same directory), so selection costs the grid's other weights only."""
+    grid = sorted(set(args.kv_weights))
+    scores = {w: m["scores"]["validation"] for w in grid
+              if (m := train(args, arm, args.select_seed, overrides, w, command)) is not None}
+    if not scores:
+        raise SystemExit(f"no selection run has finished in {args.out} (--finished-only): run without it first")
+    chosen = max(scores, key=lambda w: (scores[w]["accuracy"], -scores[w]["perplexity"], -w))
+    return {"parameter": "kv_weight", "arm": arm.name, "seed": args.select_seed, "grid": grid,
+            "finished": sorted(scores), "validation": {f"{w:g}": v for w, v in scores.items()}, "chosen": chosen}
 
 
 def summarise(runs: dict[str, dict[int, dict]]) -> dict:
@@ -129,6 +160,16 @@ def alignment_shift(student_from: str, teachers: list[str], n: int) -> dict[str,
                      "tokens_moved": sum(x > 0 for x in shares) / len(shares),
                      "number_tokens": len(numbers), "mean_off_diagonal_numbers": sum(numbers) / max(1, len(numbers))}
     return out
+
+
+def _selection_text(selection: dict | None) -> str:
+    if selection is None:
+        return "no KV arm"
+    scores = ", ".join(f"{w} → {v['accuracy']:.3f} (ppl {v['perplexity']:.2f})"
+                       for w, v in selection["validation"].items())
+    missing = [w for w in selection["grid"] if w not in selection["finished"]]
+    return (f"{selection['arm']} at seed {selection['seed']}, validation accuracy {scores}"
+            + (f"; not finished: {missing}" if missing else ""))
 
 
 def _cell(row: dict, key: str = "mean", digits: int = 3) -> str:
@@ -207,7 +248,9 @@ def main(argv: list[str]) -> None:
     p.add_argument("--arms", nargs="+", help="only these arms")
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--kv-weight", type=float, default=1.0)
+    p.add_argument("--kv-weights", type=float, nargs="+", default=[0.1, 0.3, 1.0],
+                   help="the KV weights selection tries (one value: no selection)")
+    p.add_argument("--select-seed", type=int, default=1, help="the seed of the selection runs")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--n-train", type=int, default=1024)
     p.add_argument("--eval-n", type=int, default=50)
@@ -221,16 +264,18 @@ def main(argv: list[str]) -> None:
     command = shlex.join(["python", "experiments/multiteacher_study.py", *argv])
     all_arms, overrides = study_arms(args.digits, args.qwen2)
     arms = [a for a in all_arms if not args.arms or a.name in args.arms]
-    if not args.finished_only:
-        for seed in args.seeds:
-            for arm in arms:
-                if finished(args, arm.name, seed) is None:
-                    run_multiteacher(run_config(args, arm, seed, overrides), args.out / f"{arm.name}-{seed}",
-                                     command=command)
+    # CE alone has no KV term: a run of CE arms only selects nothing
+    selection = select_kv_weight(args, next(a for a in all_arms if a.name == BASELINE), overrides, command) \
+        if any(a.name != CE for a in arms) else None
+    kv_weight = selection["chosen"] if selection else 0.0
+    runs: dict[str, dict[int, dict]] = {}
+    for seed in args.seeds:  # seed-major: every arm gets seed 1 before any gets seed 2
+        for arm in arms:
+            if (m := train(args, arm, seed, overrides, kv_weight, command)) is not None:
+                runs.setdefault(arm.name, {})[seed] = m
     if args.runs_only:
         return
-    runs = {a.name: {s: m for s in args.seeds if (m := finished(args, a.name, s))} for a in arms}
-    runs = {a: per for a, per in runs.items() if per}
+    runs = {a.name: runs[a.name] for a in arms if a.name in runs}
     controls = check_controls(runs)
     summary = summarise(runs)
     teachers = teacher_scores(args)
@@ -239,13 +284,15 @@ def main(argv: list[str]) -> None:
     header = (f"# Multi-teacher KV distillation study\n\nTeachers {args.digits} (MHA, digit tokenizer) and "
               f"{args.qwen2} (GQA, word tokenizer); student: {args.student_from}'s default shape "
               f"{args.student_shape}, {args.reasoning} reasoning; {args.steps} steps of batch {args.batch_size}, "
-              f"lr {args.lr}, KV weight {args.kv_weight}; compute per seed, equal across arms: {controls['compute']}; "
+              f"lr {args.lr}, KV weight {kv_weight:g} (selected on validation: {_selection_text(selection)}); "
+              f"compute per seed, equal across arms: {controls['compute']}; "
               f"data streams {controls['split_hash'][:12]}; {args.curve_n} validation and {args.eval_n} test "
               f"problems per split. `{command}` (rcid_tl {__version__}).")
     name = args.figures / args.name
     write_json(name.with_suffix(".json"), {
         "rcid_tl_version": __version__, "command": command, "args": vars(args) | {
-            "out": str(args.out), "figures": str(args.figures)}, "controls": controls, "summary": summary,
+            "out": str(args.out), "figures": str(args.figures)}, "selection": selection, "controls": controls,
+        "summary": summary,
         "teachers": teachers, "alignment_shift": shift, "router": routers,
         "runs": {arm: {seed: {k: m[k] for k in ("scores", "routing", "compute", "split_hash", "config", "layer_maps",
                                                  "data", "wall_s")} for seed, m in per.items()}
@@ -253,8 +300,8 @@ def main(argv: list[str]) -> None:
     write_text(name.with_suffix(".md"), markdown(summary, shift, teachers, header))
     write_figure(name.with_suffix(".html"), figure(summary))
     first = {arm: per[min(per)] for arm, per in runs.items()}
-    curves = {arm: [{k: r[k] for k in ("step", "curve_accuracy") if k in r}
-                    for r in read_log(args.out / f"{arm}-{m['seed']}" / "train_log.jsonl")] for arm, m in first.items()}
+    curves = {arm: [{k: r[k] for k in ("step", "curve_accuracy") if k in r} for r in read_log(
+        run_dir(args, arm, m["seed"], kv_weight) / "train_log.jsonl")] for arm, m in first.items()}
     write_figure(args.figures / f"{args.name}_curve_accuracy", learning_curve_figure(
         curves, "curve_accuracy", "validation accuracy during training, first seed"))
 

@@ -86,7 +86,9 @@ class RoutingLog:
 
     def __init__(self, teachers: Sequence[str], records: Sequence[dict]) -> None:
         self.teachers = list(teachers)
-        self.rows = [{"step": r["step"], **{f"w_{n}": r[f"w_{n}"] for n in self.teachers}} for r in records]
+        # records without weights (CE alone, KV weight 0: no teacher is read) give no rows
+        self.rows = [{"step": r["step"], **{f"w_{n}": r[f"w_{n}"] for n in self.teachers}} for r in records
+                     if all(f"w_{n}" in r for n in self.teachers)]
 
     def figure(self, title: str):
         fig = go.Figure()

@@ -21,12 +21,18 @@ from rcid_tl.alignment.layers import LayerMap, ratio_layer_map
 from rcid_tl.multiteacher.loss import structural_kv_loss
 
 
+QKV = tuple[Tensor, Tensor, Tensor]
+
+
 @dataclass(frozen=True)
 class TeacherView:
-    """One teacher's tokens of the batch and its [batch, T_s, T_t] alignment to the student's positions."""
+    """One teacher's tokens of the batch and its [batch, T_s, T_t] alignment to the student's positions; `qkv`: the
+    teacher's (Q, K, V) caches of these tokens when already computed (a `TeacherCache`), else the objective runs the
+    teacher."""
 
     tokens: Tensor
     alignment: Tensor
+    qkv: QKV | None = None
 
 
 def read_qkv(model: TransformerBridge, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -76,11 +82,21 @@ class MultiTeacherKV(nn.Module):
                 views: Mapping[str, TeacherView]) -> tuple[Tensor, dict[str, float]]:
         logits, s_q, s_k, s_v = read_qkv(student, batch.tokens)
         ce = next_token_ce(logits, batch)
+        if not self.kv_weight:
+            # CE alone (the control arm): 0·KV adds exactly 0 to the loss and to every student gradient, so the
+            # teachers are not read. The objective's own parameters still get their (zero) gradients: gradient
+            # clipping then sums the norms of the same tensors in the same order, and the student trains bit for
+            # bit as if the term were computed.
+            untouched = sum(p.sum() for p in self.parameters()) * 0.0
+            return check_finite("total", ce + untouched), {"ce": ce.item()}
         valid = batch.real.to(logits.device)
         aligned = []
         for i, name in enumerate(self.names):
-            with torch.no_grad():
-                _, t_q, t_k, t_v = read_qkv(teachers[name], views[name].tokens)
+            if views[name].qkv is not None:
+                t_q, t_k, t_v = views[name].qkv
+            else:
+                with torch.no_grad():
+                    _, t_q, t_k, t_v = read_qkv(teachers[name], views[name].tokens)
             device = logits.device
             aligned.append(self.aligners[str(i)](t_q.to(device), t_k.to(device), t_v.to(device),
                                                  views[name].alignment.to(device)))

@@ -30,6 +30,7 @@ from rcid_tl.multiteacher.data import Reasoning, encode_side, student_examples, 
 from rcid_tl.multiteacher.fusion import RoutingLog
 from rcid_tl.multiteacher.layers import LayerMap, cka_layer_map, ratio_layer_map, shallow_layer_map
 from rcid_tl.multiteacher.objective import MultiTeacherKV, TeacherView
+from rcid_tl.multiteacher.teacher_cache import TeacherCache
 from rcid_tl.training import read_state, settings_json, train_phase
 from rcid_tl.world.cot import CoTSplit, cot_examples
 from rcid_tl.world.cot_eval import evaluate_cot
@@ -127,8 +128,10 @@ def check_vocabulary(teachers, student) -> None:
                              "world-qwen2-cot) or a tokenizer that knows every word") from None
 
 
-def make_views(teachers, student, examples, config) -> tuple[SegmentBatch, dict[str, TeacherView]]:
-    """The student's batch (its reasoning format) and each teacher's tokens and alignment (full reasoning)."""
+def make_views(teachers, student, examples, config, caches: dict[str, TeacherCache] | None = None
+               ) -> tuple[SegmentBatch, dict[str, TeacherView]]:
+    """The student's batch (its reasoning format) and each teacher's tokens and alignment (full reasoning), with the
+    teacher's (Q, K, V) from `caches` where given."""
     s_examples = student_examples(examples, config.reasoning)
     s_side = encode_side(student.tokenizer, s_examples)
     views = {}
@@ -136,7 +139,8 @@ def make_views(teachers, student, examples, config) -> tuple[SegmentBatch, dict[
         t_side = encode_side(teacher.tokenizer, examples)
         views[name] = TeacherView(t_side.tokens, teacher_alignment(
             student.tokenizer, teacher.tokenizer, s_examples, examples, s_side.tokens.shape[1],
-            t_side.tokens.shape[1], config.arm.soft_alignment))
+            t_side.tokens.shape[1], config.arm.soft_alignment),
+            caches[name].batch(t_side.tokens, t_side.real) if caches else None)
     return SegmentBatch(s_side.tokens, s_side.segments, s_side.real), views
 
 
@@ -199,12 +203,15 @@ def run_multiteacher(config: MultiTeacherRunConfig, out: str | Path, *, command:
     student.eval()
     order = data_order(len(train), config.optim.steps, config.batch_size, config.seed)
     last: dict[str, float] = {}
+    # the objective reads no teacher at KV weight 0 (CE alone); otherwise each teacher runs once per problem
+    read = {} if not config.kv_weight else teachers
+    caches = {name: TeacherCache(teacher) for name, teacher in read.items()}
 
     def loss_at(step: int):
         if step % config.eval_every == 0 or not last:
             last.update(curve_accuracy=evaluate_cot(student, student.tokenizer, curve).accuracy, curve_step=step)
         rows = order[step * config.batch_size : (step + 1) * config.batch_size].tolist()
-        batch, views = make_views(teachers, student, [train[i] for i in rows], config)
+        batch, views = make_views(read, student, [train[i] for i in rows], config, caches)
         loss, parts = objective(teachers, student, batch, views)
         return loss, parts | last
 

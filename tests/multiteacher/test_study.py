@@ -23,10 +23,18 @@ def _one_thread():
 
 def test_multiteacher_study_tiny_run_writes_its_report(tmp_path) -> None:
     multiteacher_study.main(["--steps", "2", "--n-train", "8", "--eval-n", "2", "--curve-n", "2", "--curve-every", "2",
-                             "--arms", "ce-only", "baseline", "--seeds", "1", "--out", str(tmp_path / "runs"),
-                             "--figures", str(tmp_path)])
+                             "--arms", "ce-only", "baseline", "--seeds", "1", "--kv-weights", "1", "0.5", "--out",
+                             str(tmp_path / "runs"), "--figures", str(tmp_path)])
     report = json.loads((tmp_path / "multiteacher_study.json").read_text())
     assert set(report["runs"]) == {"ce-only", "baseline"}
+    selection = report["selection"]  # on the validation stream, before the arms
+    assert selection["grid"] == [0.5, 1.0] and selection["chosen"] in (0.5, 1.0)
+    best = max(v["accuracy"] for v in selection["validation"].values())
+    assert selection["validation"][f"{selection['chosen']:g}"]["accuracy"] == best
+    assert report["runs"]["baseline"]["1"]["config"]["kv_weight"] == selection["chosen"]
+    assert report["runs"]["ce-only"]["1"]["config"]["kv_weight"] == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert runs == ["baseline-kv0.5-1", "baseline-kv1-1", "ce-only-1"]
     assert report["controls"]["compute"]["1"]["steps"] == 2  # equal compute across the arms, asserted by the script
     shift = report["alignment_shift"]
     assert shift["world-qwen2-cot"]["mean_off_diagonal"] == 0  # same tokenizer as the student: the identity
