@@ -7,7 +7,7 @@ attribution's (EAP, EAP-IG) time; the FV CIE sweep vs the per-head, per-trial lo
 (`bench_scaling.py`). Every Δ is checked against the TL loop (or the bridge) within a stated tolerance, and peak
 memory against two sanity checks; the script exits non-zero if any is outside.
 
-Repeats are interleaved (A, B, C, A, B, C, ...); min and median seconds are printed, with ratios of minima. Seconds
+Repeats are interleaved (A, B, C, A, B, C, ...); minimum seconds are printed, with ratios of minima. Seconds
 are the process's CPU seconds on one thread (`time.process_time`), not wall time: on a machine shared with other
 work, wall time is mostly waiting for a core. The
 tight bound counts the matmul FLOPs a patch can change (blocks from the patched one up, positions from the patched
@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import statistics
 import time
 import warnings
 from pathlib import Path
