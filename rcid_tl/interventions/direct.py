@@ -9,6 +9,7 @@ mode, an architecture this module knows, every hook at a site it fires, and the 
 """
 
 import functools
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,25 @@ def blocks(
     return hidden
 
 
+def entering_blocks(
+    model: TransformerBridge, entering: dict[int, Float[Tensor, "rows pos d_model"]], block_kwargs: dict,
+    hooks: Sequence[Hook], prefix: dict[int, tuple[Tensor, Tensor]],
+) -> Float[Tensor, "batch pos d_model"]:
+    """`blocks` for rows that join at different blocks: `entering[i]` are the inputs of the rows that start at block
+    i, appended after the rows already running (so the rows run in the order they joined, and a hook at block i sees
+    the rows that have joined by then: a prefix of them). `prefix[i]`: the keys/values of the positions before them,
+    for the rows running at block i. One call per block for rows of every layer, instead of one per layer."""
+    by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
+    rope, hidden = block_kwargs.get("position_embeddings") if qwen else None, None
+    for i in range(min(entering), model.cfg.n_layers):
+        if i in entering:
+            hidden = entering[i] if hidden is None else torch.cat([hidden, entering[i]])
+        hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
+        tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
+        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, tables, by_site, prefix.get(i), None)
+    return hidden
+
+
 def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record) -> Tensor:
     attn, (b, p, _) = block.attn, x.shape
     h = _norm(block.ln1, x)
@@ -149,7 +169,9 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
     scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, head, query_pos, key_pos)
     keys = k.shape[-2]
     future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
-    pattern = scores.masked_fill(future, float("-inf")).softmax(-1, dtype=torch.float32).to(q.dtype)
+    # Qwen2's attention takes the softmax in float32 whatever the model's dtype; GPT-2's in the model's own
+    softmax_dtype = torch.float32 if rope is not None else q.dtype
+    pattern = scores.masked_fill(future, float("-inf")).softmax(-1, dtype=softmax_dtype).to(q.dtype)
     z = _fire(hooks, i, Site.Z, (pattern @ v).transpose(1, 2))  # (batch, pos, head, d_head)
     attn_out = _fire(hooks, i, Site.ATTN_OUT, _original(attn.o)(z.reshape(b, p, n_heads * d_head)))
     x = _fire(hooks, i, Site.RESID_MID, x + attn_out)
@@ -165,12 +187,16 @@ def _norm(norm, x: Tensor) -> Tensor:
     h = x if x.dtype in (torch.float32, torch.float64) else x.float()
     if not norm.uses_rms_norm:
         h = h - h.mean(-1, keepdim=True)
-    h = h / (h.pow(2).mean(-1, keepdim=True) + getattr(norm.config, "eps", 1e-05)).sqrt()
-    h = h * ((1.0 + norm.weight) if norm.uses_weight_offset else norm.weight)
-    bias = getattr(_original(norm), "bias", None)
-    if not norm.uses_rms_norm and bias is not None:
-        h = h + bias
-    return h.to(x.dtype)
+    weight = (1.0 + norm.weight) if norm.uses_weight_offset else norm.weight
+    bias = getattr(_original(norm), "bias", None) if not norm.uses_rms_norm else None
+    eps = getattr(norm.config, "eps", 1e-05)
+    if torch.is_grad_enabled():
+        h = h / (h.pow(2).mean(-1, keepdim=True) + eps).sqrt() * weight
+        return (h if bias is None else h + bias).to(x.dtype)
+    # the same ops in the same order, in place where nothing needs the input again: the same bits, less traffic
+    scale = h.pow(2).mean(-1, keepdim=True).add_(eps).sqrt_()
+    h = (h / scale if h is x else h.div_(scale)).mul_(weight)
+    return (h if bias is None else h.add_(bias)).to(x.dtype)
 
 
 def _rotate_half(x: Tensor) -> Tensor:
@@ -182,7 +208,19 @@ def _mlp(mlp, h: Tensor) -> Tensor:
     hf = _original(mlp)
     if hasattr(mlp, "gate"):  # Qwen2: down(act(gate(h)) · up(h))
         return _original(mlp.out)(hf.act_fn(_original(mlp.gate)(h)) * _original(getattr(mlp, "in"))(h))
-    return _original(mlp.out)(hf.act(_original(getattr(mlp, "in"))(h)))
+    return _original(mlp.out)(_act(hf.act, _original(getattr(mlp, "in"))(h)))
+
+
+_TANH_GELU = math.sqrt(2.0 / math.pi)
+
+
+def _act(act, x: Tensor) -> Tensor:
+    """GPT-2's activation. HF's `NewGELUActivation` (gelu_new) is six elementwise ops, each allocating a tensor the
+    size of the MLP's hidden layer; the same ops in the same order in place give the same bits in less time."""
+    if type(act).__name__ != "NewGELUActivation" or torch.is_grad_enabled():
+        return act(x)
+    t = torch.pow(x, 3.0).mul_(0.044715).add_(x).mul_(_TANH_GELU).tanh_().add_(1.0)
+    return (0.5 * x).mul_(t)
 
 
 def embed(model: TransformerBridge, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:

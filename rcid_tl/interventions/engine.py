@@ -182,24 +182,32 @@ class Rows:
     stop: Int[Tensor, " rows"]
     answer: Int[Tensor, " rows"]
 
-    def chunks(self, rows_per_forward: int) -> list[Tensor]:
-        """Rows sorted by (layer, start) and packed into chunks that never cross a layer (a chunk resumes at one
-        block) and compute at most `WASTE`× the positions their rows need (a chunk computes every row from its
-        earliest start to its latest stop), up to `rows_per_forward` rows each."""
-        order = torch.argsort(self.layer * (int(self.stop.max()) + 1) + self.start, stable=True).tolist()
+    def chunks(self, rows_per_forward: int, across_layers: bool = False) -> list[Tensor]:
+        """Rows packed into chunks of up to `rows_per_forward` rows that compute at most `WASTE`× the positions
+        their rows need (a chunk computes every row from its earliest start to its latest stop). A chunk resumes at
+        one block (rows sorted by layer, then start), or, `across_layers`, takes rows of any layer, each joining at
+        its own block (rows sorted by start, then layer; each chunk's rows in layer order, see
+        `direct.entering_blocks`)."""
+        width_key = int(self.stop.max()) + 1
+        key = self.start * (int(self.layer.max()) + 1) + self.layer if across_layers else \
+            self.layer * width_key + self.start
+        order = torch.argsort(key, stable=True).tolist()
         layer, start, stop = self.layer.tolist(), self.start.tolist(), self.stop.tolist()
         chunks, current, needed, low, high = [], [], 0, 0, 0
         for r in order:
             width = stop[r] - start[r]
-            if current and (layer[r] != layer[current[0]] or len(current) == rows_per_forward
+            if current and ((not across_layers and layer[r] != layer[current[0]]) or len(current) == rows_per_forward
                             or (len(current) + 1) * (max(high, stop[r]) - low) > WASTE * (needed + width)):
-                chunks.append(torch.tensor(current))
+                chunks.append(current)
                 current, needed = [], 0
             if not current:
                 low, high = start[r], stop[r]
             current.append(r)
             needed, high = needed + width, max(high, stop[r])
-        return chunks + ([torch.tensor(current)] if current else [])
+        chunks += [current] if current else []
+        if across_layers:
+            chunks = [sorted(chunk, key=layer.__getitem__) for chunk in chunks]  # stable: start order within a layer
+        return [torch.tensor(chunk) for chunk in chunks]
 
 
 WASTE = 1.25  # positions a chunk may compute, relative to those its rows need (fewer, larger forwards vs less waste)
@@ -237,16 +245,64 @@ def run_rows(
     start = rows.start if ref.has_all_keys_values(model.cfg.n_layers) else torch.zeros_like(rows.start)
     if rows_per_forward is None:
         rows_per_forward = rows_that_fit(model, int((rows.stop - start).max()), int(rows.stop.max()))
-    chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer).chunks(rows_per_forward)
+    # direct forwards take rows of every layer in one chunk, each joining at its block (`resume_entering`)
+    across_layers = direct.usable(model)
+    chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer).chunks(rows_per_forward, across_layers)
 
-    def run(chunk: Tensor) -> Tensor:
+    def run_one_layer(chunk: Tensor) -> Tensor:
         first = int(start[chunk].min())
         hooks = hooks_for(chunk, first)
         fast = direct.usable(model, hooks)  # else the hooks are attached to the bridge around the whole call
         with torch.no_grad(), contextlib.nullcontext() if fast else model.hooks(fwd_hooks=hooks):
-            logits = resume(model, ref, int(rows.layer[chunk[0]]), rows.example[chunk], first,
-                            int(rows.stop[chunk].max()), rows.answer[chunk], hooks if fast else [])
+            return resume(model, ref, int(rows.layer[chunk[0]]), rows.example[chunk], first,
+                          int(rows.stop[chunk].max()), rows.answer[chunk], hooks if fast else [])
+
+    def run(chunk: Tensor) -> Tensor:
+        first, layers = int(start[chunk].min()), rows.layer[chunk]
+        hooks = hooks_for(chunk, first) if across_layers else None
+        if hooks is None or not direct.usable(model, hooks):  # a hook the direct forward does not fire: per layer
+            logits = torch.cat([run_one_layer(chunk[layers == layer]) for layer in layers.unique().tolist()])
+        else:
+            with torch.no_grad():
+                logits = resume_entering(model, ref, layers, rows.example[chunk], first, int(rows.stop[chunk].max()),
+                                         rows.answer[chunk], hooks)
         return score(chunk, logits).cpu()
 
     scores = torch.cat(map_shards(chunks, run, description))
     return torch.empty_like(scores).index_copy_(0, torch.cat(chunks), scores)
+
+
+def resume_entering(
+    model: TransformerBridge, ref: Reference, layers: Int[Tensor, " rows"], examples: Int[Tensor, " rows"],
+    start: int, stop: int, answer_pos: Int[Tensor, " rows"], hooks: Sequence[direct.Hook],
+) -> Float[Tensor, "rows d_vocab"]:
+    """`resume` for rows sorted by layer, each row joining at its own block (`direct.entering_blocks`), in one direct
+    forward. `hooks` index the rows as `resume`'s do; at a block below some rows' layer they see the rows that have
+    joined (a prefix), so each hook is handed every row, the ones not yet running as zeros it never reads back."""
+    device, n = model.cfg.device, len(examples)
+    rows = examples.to(device)
+    running = torch.bincount(layers, minlength=model.cfg.n_layers).cumsum(0).tolist()  # rows running at each block
+    lowest = int(layers[0])
+    entering = {layer: ref.resid_pre[layer][rows[running[layer] - count:running[layer]], start:stop]
+                for layer, count in enumerate(torch.bincount(layers, minlength=model.cfg.n_layers).tolist()) if count}
+    prefix = {i: (k[rows[:running[i]], :, :start], v[rows[:running[i]], :, :start])
+              for i, (k, v) in ref.kv.items() if i >= lowest and start > 0}
+    kwargs = {k: _suffix(v, examples, start, stop) for k, v in ref.block_kwargs.items()}
+    padded = [(name, _every_row(fn, n)) for name, fn in hooks] if running[lowest] < n else list(hooks)
+    hidden = direct.entering_blocks(model, entering, kwargs, padded, prefix)
+    final = hidden[torch.arange(n, device=device), (answer_pos.to(device) - start)]
+    return direct.unembed(model, final)
+
+
+def _every_row(fn: Callable, n: int) -> Callable:
+    """`fn` handed all `n` rows of a chunk when fewer are running (the rest zeros), its result cut back to them."""
+
+    def hook(act: Tensor, hook_point) -> Tensor:
+        if len(act) == n:
+            return fn(act, hook_point)
+        full = act.new_zeros((n, *act.shape[1:]))
+        full[: len(act)] = act
+        out = fn(full, hook_point)
+        return (full if out is None else out)[: len(act)]
+
+    return hook

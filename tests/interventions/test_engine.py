@@ -176,12 +176,14 @@ def test_rows_per_forward_from_free_memory(world_gpt2, monkeypatch):
     forwards = []
     monkeypatch.setattr(engine_module, "free_memory", lambda device: 1)
     monkeypatch.setattr(engine_module, "resume", lambda *args: forwards.append(args) or real_resume(*args))
+    monkeypatch.setattr(engine_module, "resume_entering",
+                        lambda *args: forwards.append(args) or real_resume_entering(*args))
     tight, _ = patch_sites(world_gpt2, batch, sites, metric)
     assert len(forwards) == len(sites) * len(batch)  # one row per forward
     torch.testing.assert_close(tight, auto, atol=ATOL, rtol=1e-6)  # chunk sizes 1 vs 12: see chunking test
 
 
-real_resume = engine_module.resume
+real_resume, real_resume_entering = engine_module.resume, engine_module.resume_entering
 
 
 def test_chunks_stay_in_one_layer_and_compute_little_waste():
@@ -198,3 +200,23 @@ def test_chunks_stay_in_one_layer_and_compute_little_waste():
         assert len(chunk) <= 16 and len(rows.layer[chunk].unique()) == 1
         computed = len(chunk) * int(rows.stop[chunk].max() - rows.start[chunk].min())
         assert len(chunk) == 1 or computed <= engine_module.WASTE * int((rows.stop - rows.start)[chunk].sum())
+
+
+def test_chunks_across_layers_hold_rows_of_every_layer_in_layer_order():
+    """Packing for direct forwards: a chunk takes rows of any layer, sorted by layer (each joins at its block), with
+    the same row and waste limits; a sweep of every layer at one position fits in one chunk."""
+    torch.manual_seed(0)
+    n = 200
+    start = torch.randint(0, 15, (n,))
+    rows = engine_module.Rows(torch.randint(0, 3, (n,)), torch.arange(n), start, start + torch.randint(1, 6, (n,)),
+                              start)
+    chunks = rows.chunks(16, across_layers=True)
+    assert sorted(torch.cat(chunks).tolist()) == list(range(n))
+    assert any(len(rows.layer[chunk].unique()) > 1 for chunk in chunks)
+    for chunk in chunks:
+        assert len(chunk) <= 16 and bool((rows.layer[chunk].diff() >= 0).all())
+        computed = len(chunk) * int(rows.stop[chunk].max() - rows.start[chunk].min())
+        assert len(chunk) == 1 or computed <= engine_module.WASTE * int((rows.stop - rows.start)[chunk].sum())
+    same = engine_module.Rows(torch.arange(6).repeat(4), torch.arange(24), torch.full((24,), 9), torch.full((24,), 10),
+                              torch.full((24,), 9))
+    assert len(same.chunks(64, across_layers=True)) == 1 and len(same.chunks(64)) == 6
