@@ -51,10 +51,9 @@ def abba(template: str) -> str:
 
 def build_ioi(config: IOIConfig, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
     """Sample `config.n` IOI examples, each validated against `tokenizer` (every name one token)."""
-    for name in config.names:
-        single_token(tokenizer, " " + name, "name")
+    name_ids = {name: single_token(tokenizer, " " + name, "name") for name in config.names}
     rng = random.Random(config.seed)
-    examples = [_sample(config, tokenizer, rng, i) for i in range(config.n)]
+    examples = [_sample(config, tokenizer, rng, i, name_ids) for i in range(config.n)]
     return ContrastiveDataset(
         task="ioi", examples=tuple(examples), position_names=POSITIONS, metric_name="logit_diff",
         config={"task": "ioi", "n": config.n, "seed": config.seed, "corruption": config.corruption.value,
@@ -63,7 +62,8 @@ def build_ioi(config: IOIConfig, tokenizer: PreTrainedTokenizerBase) -> Contrast
     )
 
 
-def _sample(config: IOIConfig, tokenizer: PreTrainedTokenizerBase, rng: random.Random, index: int) -> Example:
+def _sample(config: IOIConfig, tokenizer: PreTrainedTokenizerBase, rng: random.Random, index: int,
+            name_ids: dict[str, int]) -> Example:
     t = rng.randrange(len(config.templates))
     template = config.templates[t] if index % 2 else abba(config.templates[t])
     io, s, *fresh = rng.sample(config.names, 5)
@@ -79,7 +79,7 @@ def _sample(config: IOIConfig, tokenizer: PreTrainedTokenizerBase, rng: random.R
     positions = {"io": pos["io"], "s1": pos["s1"], "s1+1": pos["s1"] + 1, "s2": pos["s2"], "end": end}
     return Example(
         clean_ids=clean_ids, corrupt_ids=corrupt_ids, answer_pos=end,
-        correct_id=single_token(tokenizer, " " + io, "name"), wrong_id=single_token(tokenizer, " " + s, "name"),
+        correct_id=name_ids[io], wrong_id=name_ids[s],
         # ABBA and BABA forms count as distinct templates (30 in all), as in Wang et al.'s per-template means
         positions=positions, template=t if index % 2 else t + len(config.templates), clean_text=clean[0], corrupt_text=corrupt[0],
         extra={"order": "BABA" if index % 2 else "ABBA"},
