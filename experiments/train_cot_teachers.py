@@ -28,8 +28,9 @@ PARENTS = {Arch.GPT2: ("world-gpt2", GPT2_TEACHER), Arch.QWEN2: ("world-qwen2", 
 FULL_STEPS = {Arch.GPT2: 500, Arch.QWEN2: 900}
 FULL = {"lr": 1.5e-3, "warmup": 50, "eval_every": 250, "eval_prompts": 100}
 COT_FRACTION = 0.6  # of documents; the rest are world documents, so the other task scores hold
-# The digit teacher starts from the shipped CoT teacher: it re-learns the task with numbers split into digits.
-DIGIT_STEPS, DIGIT_LR = 400, 1e-3
+# The digit teacher starts from the shipped CoT teacher: it re-learns the task with numbers split into digits (ID
+# accuracy on 100 problems 0.16 after 200 steps, 0.68 after 600, 0.98 after 1000, 1.00 after 1400 and 1600).
+DIGIT_STEPS, DIGIT_LR, DIGIT_EVAL_EVERY = 1600, 1e-3, 200
 TINY = {"steps": 4, "batch_size": 4, "seq_len": 64, "warmup": 2, "log_every": 2, "checkpoint_every": 2,
         "eval_every": 4, "eval_prompts": 8, "final_eval_prompts": 8}
 
@@ -38,7 +39,7 @@ def config_for(arch: Arch, tiny: bool, seed: int, steps: int | None, digits: boo
     """The run configuration of one CoT teacher (`digits`: the digit-tokenizer teacher fine-tuned from the CoT one)."""
     parent, shape = PARENTS[arch]
     full = {**FULL, "steps": FULL_STEPS[arch]} if not digits else {**FULL, "steps": DIGIT_STEPS, "lr": DIGIT_LR,
-                                                                   "eval_every": DIGIT_STEPS // 2}
+                                                                   "eval_every": DIGIT_EVAL_EVERY}
     train = TrainConfig(shape=shape, seed=seed, **(TINY if tiny else full))
     if steps:
         train = dataclasses.replace(train, steps=steps)
