@@ -174,6 +174,8 @@ def _selection_text(selection: dict | None) -> str:
 
 def _cell(row: dict, key: str = "mean", digits: int = 3) -> str:
     m = row[key]
+    if m["low"] != m["low"]:  # one seed: no interval
+        return f"{m['estimate']:.{digits}f}"
     return f"{m['estimate']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}]"
 
 
@@ -187,19 +189,23 @@ def _vs(row: dict, key: str) -> str:
 
 def markdown(summary: dict, shift: dict, teachers: dict, header: str) -> str:
     acc, ppl, val = summary["id accuracy"], summary["id perplexity"], summary["validation accuracy"]
-    lines = [header, "", "| arm | seeds | validation acc | ID test acc [95% CI] | vs CE-only (Welch p) | vs baseline "
-             "(Welch p) | ID ppl [95% CI] | OOD-longer acc | OOD-pairs acc |", "|---|" + "---|" * 8]
+    lines = [header, "", "| arm | seeds | validation acc | ID test acc per seed | ID test acc [95% CI] | vs CE-only "
+             "(Welch p) | vs baseline (Welch p) | ID ppl [95% CI] | OOD-longer acc | OOD-pairs acc |",
+             "|---|" + "---|" * 9]
     for arm, row in acc.items():
-        lines.append(f"| {arm} | {len(row['values'])} | {val[arm]['mean']['estimate']:.3f} | {_cell(row)} | "
-                     f"{_vs(row, 'vs_ce')} | {_vs(row, 'vs_baseline')} | {_cell(ppl[arm], digits=2)} | "
+        per_seed = ", ".join(f"{v:.2f}" for v in row["values"])
+        lines.append(f"| {arm} | {len(row['values'])} | {val[arm]['mean']['estimate']:.3f} | {per_seed} | "
+                     f"{_cell(row)} | {_vs(row, 'vs_ce')} | {_vs(row, 'vs_baseline')} | {_cell(ppl[arm], digits=2)} | "
                      f"{summary['ood-longer accuracy'][arm]['mean']['estimate']:.3f} | "
                      f"{summary['ood-pairs accuracy'][arm]['mean']['estimate']:.3f} |")
     for name, scores in teachers.items():
-        lines.append(f"| teacher {name} | | | {scores['id']['accuracy']:.3f} | | | {scores['id']['perplexity']:.2f} | "
-                     f"{scores['ood-longer']['accuracy']:.3f} | {scores['ood-pairs']['accuracy']:.3f} |")
+        lines.append(f"| teacher {name} | | | | {scores['id']['accuracy']:.3f} | | | "
+                     f"{scores['id']['perplexity']:.2f} | {scores['ood-longer']['accuracy']:.3f} | "
+                     f"{scores['ood-pairs']['accuracy']:.3f} |")
     lines += ["", "Character alignment, student tokenizer → each teacher's (ID test problems): share of a student "
               "token's characters read from teacher tokens with another span.", "",
-              "| teacher | student tokens | mean off-diagonal share | tokens moved | number tokens | their mean share |",
+              "| teacher | student tokens | mean off-diagonal share | tokens moved | number tokens | "
+              "their mean share |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {k} | {v['tokens']} | {v['mean_off_diagonal']:.3f} | {v['tokens_moved']:.3f} | {v['number_tokens']} "
               f"| {v['mean_off_diagonal_numbers']:.3f} |" for k, v in shift.items()]
