@@ -187,20 +187,30 @@ def search_circuit(
         baselines, singles, groups = added_changes(model, tasks, [], heads, prepared)
     circuit: list[Head] = []
     steps, best = [], {name: 0.0 for name in tasks}
+
+    def changes_of(names: Sequence[str], added: Sequence[Head]) -> list[dict[str, float]]:
+        """Each added head's relative changes on the tasks `names`, with the circuit so far ablated too."""
+        some = {name: tasks[name] for name in names}
+        if prepared is None:
+            return relative_changes(model, some, [[*circuit, h] for h in added])[1]
+        return added_changes(model, some, circuit, added, {name: prepared[name] for name in names})[1]
+
     while len(circuit) < max_heads and best[target] > -target_cut:
         candidates = [h for h in heads if h not in circuit]
-        if not circuit:  # the first step's head sets are the single heads, already scored
-            changes = singles
-        elif prepared is None:
-            _, changes, _ = relative_changes(model, tasks, [[*circuit, h] for h in candidates])
-        else:
-            _, changes, _ = added_changes(model, tasks, circuit, candidates, prepared)
-        allowed = [(c[target], h, c) for h, c in zip(candidates, changes) if _specific(c, tolerance, controls)]
-        if not allowed:
+        # the head that cuts the target most among those the controls allow: candidates in order of their target
+        # cut (ties in head order, as min() breaks them), controls scored only until one is within tolerance
+        cuts = [c[target] for c in singles] if not circuit else [c[target] for c in changes_of([target], candidates)]
+        chosen = None
+        for tried, k in enumerate(sorted(range(len(candidates)), key=cuts.__getitem__), 1):
+            change = singles[k] if not circuit else {target: cuts[k], **changes_of(controls, [candidates[k]])[0]}
+            if _specific(change, tolerance, controls):
+                chosen = candidates[k]
+                break
+        if chosen is None:
             break
-        cut, head, best = min(allowed, key=lambda item: item[0])
-        circuit.append(head)
-        steps.append({"added": str(head), "effects": best, "candidates_within_tolerance": len(allowed)})
+        circuit.append(chosen)
+        best = change
+        steps.append({"added": str(chosen), "effects": best, "candidates_tried": tried})
     config = {"n": n, "seed": seed, "max_heads": max_heads, "target_cut": target_cut, "tolerance": tolerance,
               "method": "mean", "reference_n": reference_n}
     if ioi:

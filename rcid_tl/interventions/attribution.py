@@ -51,14 +51,17 @@ def attribution_patch(
     clean_logits, corrupt_logits = (target_logits, source_logits) if noising else (source_logits, target_logits)
     with torch.no_grad():
         metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
-    rows = torch.arange(len(batch))
-    estimates = []
-    for s in sites:
-        name, pos = names.name(s.site, s.layer), batch.position(s.position)
-        pick = lambda t: t.detach().cpu()[rows, pos] if s.head is None else t.detach().cpu()[rows, pos, s.head]  # noqa: E731
-        change = ((pick(source[name]) - pick(acts[name])) * pick(grad_of[name])).sum(-1)  # first-order Δmetric
-        estimates.append(metrics.clean - (target_metric.detach().cpu() + change))
-    return torch.stack(estimates), metrics
+    rows, change = torch.arange(len(batch))[None, :], None
+    for name in hook_names:  # every site of one hook point at once
+        mine = [k for k, s in enumerate(sites) if names.name(s.site, s.layer) == name]
+        index = (rows, torch.stack([batch.position(sites[k].position) for k in mine]))  # (site, example) each
+        if sites[mine[0]].head is not None:
+            index = (*index, torch.tensor([sites[k].head for k in mine])[:, None])
+        pick = lambda t: t.detach().cpu()[index]  # noqa: E731  (site, example, features)
+        values = ((pick(source[name]) - pick(acts[name])) * pick(grad_of[name])).sum(-1)  # first-order Δmetric
+        change = values.new_empty(len(sites), len(batch)) if change is None else change
+        change[mine] = values
+    return metrics.clean[None, :] - (target_metric.detach().cpu()[None, :] + change), metrics
 
 
 def top_k_recall(estimate: Float[Tensor, " n"], exact: Float[Tensor, " n"], k: int) -> float:

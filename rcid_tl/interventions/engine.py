@@ -8,6 +8,7 @@ from the reference run: they are what the reference computed there, so the resul
 """
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,34 @@ def _direct_reference_run(model, tokens, answer_pos, hooks) -> Reference:
     return Reference(logits, tuple(resid_pre), record, kwargs, True)  # `usable` checked the head is the model's
 
 
+def reference_and_cache(
+    model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"],
+    other: Int[Tensor, "batch pos2"], names: Sequence[str],
+) -> tuple[Reference, Float[Tensor, "batch d_vocab"], dict[str, Tensor]]:
+    """`reference_run(tokens)` and `direct.cache(other, names)` (the other run's answer logits and activations): in
+    one direct forward of both batches where `direct.usable` (on small models a forward's per-module work, not its
+    rows, sets its time), else one after the other. Batches of other widths are right-padded to one width for the
+    forward (causal attention: padding changes nothing before it) and cut back after."""
+    store: dict[str, Tensor] = {}
+    hooks = [(name, functools.partial(_keep, store, name)) for name in names]
+    if not direct.usable(model, hooks):
+        ref = reference_run(model, tokens, answer_pos)
+        return ref, *direct.cache(model, other, names, answer_pos)
+    n, width, other_width = len(tokens), tokens.shape[1], other.shape[1]
+    both = torch.zeros(2 * n, max(width, other_width), dtype=tokens.dtype)
+    both[:n, :width], both[n:, :other_width] = tokens, other
+    ref = _direct_reference_run(model, both, torch.cat([answer_pos, answer_pos]), hooks)
+    mine = Reference(ref.logits[:n], tuple(r[:n, :width] for r in ref.resid_pre),
+                     {i: (k[:n, :, :width], v[:n, :, :width]) for i, (k, v) in ref.kv.items()},
+                     {k: _suffix(v, torch.arange(n), 0, width) for k, v in ref.block_kwargs.items()}, True)
+    return mine, ref.logits[n:], {name: store[name][n:, :other_width] for name in names}
+
+
+def _keep(store: dict[str, Tensor], name: str, act: Tensor, hook) -> Tensor:
+    store[name] = act.detach()
+    return act
+
+
 def _same_head(model: TransformerBridge, final: Tensor, answer_pos: Tensor, logits: Tensor) -> bool:
     """Whether `resume`'s head (final norm, unembedding) reproduces the model's answer logits. A model with another
     head (CausalQwen's causal head, in any inference mode) does not, and must be patched with whole forwards."""
@@ -186,11 +215,12 @@ class Rows:
         """Rows packed into chunks of up to `rows_per_forward` rows that compute at most `WASTE`× the positions
         their rows need (a chunk computes every row from its earliest start to its latest stop). A chunk resumes at
         one block (rows sorted by layer, then start), or, `across_layers`, takes rows of any layer, each joining at
-        its own block (rows sorted by start, then layer; each chunk's rows in layer order, see
+        its own block (rows sorted by start, stop and layer; each chunk's rows in layer order, see
         `direct.entering_blocks`)."""
-        width_key = int(self.stop.max()) + 1
-        key = self.start * (int(self.layer.max()) + 1) + self.layer if across_layers else \
-            self.layer * width_key + self.start
+        width, layers = int(self.stop.max()) + 1, int(self.layer.max()) + 1
+        # across layers, rows of similar width share a chunk: less of a chunk is computed for its longest row only
+        key = (self.start * width + self.stop) * layers + self.layer if across_layers else \
+            self.layer * width + self.start
         order = torch.argsort(key, stable=True).tolist()
         layer, start, stop = self.layer.tolist(), self.start.tolist(), self.stop.tolist()
         chunks, current, needed, low, high = [], [], 0, 0, 0

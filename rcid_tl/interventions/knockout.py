@@ -168,8 +168,12 @@ def _replacements(model, batch: Batch, ref_batch: Batch, hook_names: list[str], 
     group_of = {k: g for g, k in enumerate(sorted(members))}
     ref_group = torch.tensor([group_of[k] for k in ref_keys])
     sums: dict[str, Tensor] = {}
-    for chunk in track(torch.arange(len(ref_batch)).split(rows_per_forward), "reference means"):
-        _, cache = direct_cache(model, tokens[chunk], hook_names, ref_batch.answer_pos[chunk])
+    # reference examples in order of answer position, each chunk cut after its last: nothing after an example's
+    # answer position is ever read (its group's rows stop there), so it need not be computed
+    by_answer = torch.argsort(ref_batch.answer_pos, stable=True)
+    for chunk in track(by_answer.split(rows_per_forward), "reference means"):
+        width_needed = int(ref_batch.answer_pos[chunk].max()) + 1
+        _, cache = direct_cache(model, tokens[chunk, :width_needed], hook_names, ref_batch.answer_pos[chunk])
         for name in hook_names:
             z = cache[name].cpu().double()
             if name not in sums:

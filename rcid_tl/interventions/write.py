@@ -20,7 +20,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from rcid_tl.errors import InputError
 from rcid_tl.hooks.names import Site
 from rcid_tl.interventions import direct
-from rcid_tl.interventions.engine import Rows, reference_run, rows_that_fit, run_rows
+from rcid_tl.interventions.engine import Rows, reference_and_cache, rows_that_fit, run_rows
 from rcid_tl.interventions.hook_fns import masked_replace_hook, set_at_hook
 from rcid_tl.interventions.read import answer_forward, cache_hooks
 from rcid_tl.metrics import Metric, RunMetrics
@@ -80,11 +80,12 @@ def patch_sites(
         batch.position(s.position)
     hook_names = sorted({names.name(s.site, s.layer) for s in sites})
     if Engine(engine) is Engine.RESUME:
-        target = reference_run(model, batch.clean if Direction(direction) is Direction.NOISING else batch.corrupt,
-                               batch.answer_pos)
+        noising = Direction(direction) is Direction.NOISING
+        target_tokens, source_tokens = (batch.clean, batch.corrupt) if noising else (batch.corrupt, batch.clean)
+        target, *source = reference_and_cache(model, target_tokens, batch.answer_pos, source_tokens, hook_names)
         if target.reproduces_head:
-            return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, hook_names,
-                                  target)
+            return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, target,
+                                  *source)
         log.info("this model's logits do not come from its final norm and unembedding; patching whole forwards")
     clean_logits, clean_cache = direct.cache(model, batch.clean, hook_names, batch.answer_pos)
     corrupt_logits, corrupt_cache = direct.cache(model, batch.corrupt, hook_names, batch.answer_pos)
@@ -111,12 +112,10 @@ def patch_sites(
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
-def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, hook_names, target):
+def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, target, source_logits, source_cache):
     """`patch_sites` on resumed rows (`engine.run_rows`): each (site, example) row recomputes blocks from the site's
     layer and positions from its patched or answer position, whichever comes first."""
     noising = direction is Direction.NOISING
-    source_logits, source_cache = direct.cache(model, batch.corrupt if noising else batch.clean, hook_names,
-                                               batch.answer_pos)
     clean_logits, corrupt_logits = (target.logits, source_logits) if noising else (source_logits, target.logits)
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     plan = _PatchPlan.build(sites, batch, source_cache, namer(model))

@@ -101,7 +101,8 @@ def test_head_class_needs_gpt2_small(spec, tiny_gpt2):
 def test_sweeps_on_direct_forwards_equal_the_bridge_path(spec, tiny_gpt2, monkeypatch):
     """The patch and knockout sweeps run on direct forwards (the bridge's HF modules, hooks fired by name) when
     nothing is attached to the model; with them turned off every forward goes through the bridge: the same numbers
-    (1e-6: the same arithmetic op for op, tests/interventions/test_direct.py)."""
+    to float32 rounding (1e-5: the same arithmetic op for op, in batches of other shapes; tests/interventions/
+    test_direct.py)."""
     from rcid_tl.interventions import direct
 
     patch = PatchConfig(spec, TaskSpec("ioi", n=3, seed=1), site=Site.RESID_PRE, layers="all", positions="s2,end")
@@ -111,6 +112,6 @@ def test_sweeps_on_direct_forwards_equal_the_bridge_path(spec, tiny_gpt2, monkey
     monkeypatch.setattr(direct, "enabled", False)
     slow = run_patch(patch, model=tiny_gpt2).effects, run_knockout(knock, model=tiny_gpt2).ablations
     for a, b in zip(fast[0], slow[0]):
-        assert a["per_example"] == pytest.approx(b["per_example"], abs=1e-6)
+        assert a["per_example"] == pytest.approx(b["per_example"], abs=1e-5)
     for a, b in zip(fast[1], slow[1]):
-        assert a["metric"] == pytest.approx(b["metric"], abs=1e-6)
+        assert a["metric"] == pytest.approx(b["metric"], abs=1e-5)
