@@ -132,12 +132,13 @@ def blocks(
 
 def entering_blocks(
     model: TransformerBridge, entering: dict[int, Float[Tensor, "rows pos d_model"]], block_kwargs: dict,
-    hooks: Sequence[Hook], prefix: dict[int, tuple[Tensor, Tensor]],
+    hooks: Sequence[Hook], prefix: dict[int, tuple[Tensor, Tensor]], filled: bool = False,
 ) -> Float[Tensor, "batch pos d_model"]:
     """`blocks` for rows that join at different blocks: `entering[i]` are the inputs of the rows that start at block
     i, appended after the rows already running (so the rows run in the order they joined, and a hook at block i sees
     the rows that have joined by then: a prefix of them). `prefix[i]`: the keys/values of the positions before them,
-    for the rows running at block i. One call per block for rows of every layer, instead of one per layer."""
+    for the rows running at block i, or (`filled`) of every position through the last computed one, the computed
+    ones to be overwritten in place. One call per block for rows of every layer, instead of one per layer."""
     by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
     rope, hidden = block_kwargs.get("position_embeddings") if qwen else None, None
     for i in range(min(entering), model.cfg.n_layers):
@@ -145,11 +146,13 @@ def entering_blocks(
             hidden = entering[i] if hidden is None else torch.cat([hidden, entering[i]])
         hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
         tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
-        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, tables, by_site, prefix.get(i), None)
+        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, tables, by_site, prefix.get(i), None, filled)
     return hidden
 
 
-def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record) -> Tensor:
+def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record, filled: bool = False) -> Tensor:
+    """One block on `x` (the last positions); `k_v`: the earlier positions' keys/values, or (`filled`) buffers for
+    all positions whose last ones this block's keys/values overwrite (no concatenation)."""
     attn, (b, p, _) = block.attn, x.shape
     h = _norm(block.ln1, x)
     # GPT-2's q, k, v are views of its one Conv1D's weight; projecting them one by one is what the bridge does (one
@@ -162,7 +165,10 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
     if record is not None:
         record[i] = (k, v)
-    if k_v is not None:
+    if k_v is not None and filled:
+        k_v[0][:, :, -p:], k_v[1][:, :, -p:] = k, v
+        k, v = k_v
+    elif k_v is not None:
         k, v = torch.cat([k_v[0], k], dim=-2), torch.cat([k_v[1], v], dim=-2)
     if n_kv != n_heads:
         k, v = (t.repeat_interleave(n_heads // n_kv, dim=1) for t in (k, v))

@@ -315,11 +315,15 @@ def resume_entering(
     lowest = int(layers[0])
     entering = {layer: ref.resid_pre[layer][rows[running[layer] - count:running[layer]], start:stop]
                 for layer, count in enumerate(torch.bincount(layers, minlength=model.cfg.n_layers).tolist()) if count}
-    prefix = {i: (k[rows[:running[i]], :, :start], v[rows[:running[i]], :, :start])
+    # rows computing few positions after a long prefix take the reference's keys/values through `stop` and
+    # overwrite the computed ones (no concatenation; measured faster for `z` at `end`, slower for long rows)
+    filled = stop - start <= start
+    through = stop if filled else start
+    prefix = {i: (k[rows[:running[i]], :, :through], v[rows[:running[i]], :, :through])
               for i, (k, v) in ref.kv.items() if i >= lowest and start > 0}
     kwargs = {k: _suffix(v, examples, start, stop) for k, v in ref.block_kwargs.items()}
     padded = [(name, _every_row(fn, n)) for name, fn in hooks] if running[lowest] < n else list(hooks)
-    hidden = direct.entering_blocks(model, entering, kwargs, padded, prefix)
+    hidden = direct.entering_blocks(model, entering, kwargs, padded, prefix, filled)
     final = hidden[torch.arange(n, device=device), (answer_pos.to(device) - start)]
     return direct.unembed(model, final)
 
