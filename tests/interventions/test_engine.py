@@ -220,3 +220,27 @@ def test_chunks_across_layers_hold_rows_of_every_layer_in_layer_order():
     same = engine_module.Rows(torch.arange(6).repeat(4), torch.arange(24), torch.full((24,), 9), torch.full((24,), 10),
                               torch.full((24,), 9))
     assert len(same.chunks(64, across_layers=True)) == 1 and len(same.chunks(64)) == 6
+
+
+@pytest.mark.parametrize("name", ["world_gpt2", "world_qwen2"])
+def test_reference_and_source_in_one_forward_equal_two_forwards(name, request):
+    """`reference_and_cache` runs both batches in one direct forward, right-padding the narrower one: the reference
+    (answer logits, block inputs, keys/values) and the other run's logits and activations equal two separate runs,
+    shapes included, when the batches differ in width."""
+    model = request.getfixturevalue(name)
+    batch = build_task(model, "ioi", n=4, seed=6).batch()
+    tokens, other = batch.clean, batch.corrupt[:, :-2]  # narrower: its answer positions must stay inside it
+    answer = torch.minimum(batch.answer_pos, torch.tensor(other.shape[1] - 1))
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+    ref, logits, cache = engine_module.reference_and_cache(model, tokens, answer, other, names)
+    alone = reference_run(model, tokens, answer)
+    alone_logits, alone_cache = direct.cache(model, other, names, answer)
+    torch.testing.assert_close(ref.logits, alone.logits, atol=ATOL, rtol=0)
+    for mine, theirs in zip(ref.resid_pre, alone.resid_pre):
+        torch.testing.assert_close(mine, theirs, atol=ATOL, rtol=0)
+    for layer, (k, v) in alone.kv.items():
+        torch.testing.assert_close(ref.kv[layer][0], k, atol=ATOL, rtol=0)
+        torch.testing.assert_close(ref.kv[layer][1], v, atol=ATOL, rtol=0)
+    torch.testing.assert_close(logits, alone_logits, atol=ATOL, rtol=0)
+    for n in names:
+        torch.testing.assert_close(cache[n], alone_cache[n], atol=ATOL, rtol=0)
