@@ -217,10 +217,10 @@ class Rows:
         one block (rows sorted by layer, then start), or, `across_layers`, takes rows of any layer, each joining at
         its own block (rows sorted by start, stop and layer; each chunk's rows in layer order, see
         `direct.entering_blocks`)."""
-        width, layers = int(self.stop.max()) + 1, int(self.layer.max()) + 1
+        positions, layers = int(self.stop.max()) + 1, int(self.layer.max()) + 1
         # across layers, rows of similar width share a chunk: less of a chunk is computed for its longest row only
-        key = (self.start * width + self.stop) * layers + self.layer if across_layers else \
-            self.layer * width + self.start
+        key = (self.start * positions + self.stop) * layers + self.layer if across_layers else \
+            self.layer * positions + self.start
         order = torch.argsort(key, stable=True).tolist()
         layer, start, stop = self.layer.tolist(), self.start.tolist(), self.stop.tolist()
         chunks, current, needed, low, high = [], [], 0, 0, 0
@@ -311,10 +311,10 @@ def resume_entering(
     joined (a prefix), so each hook is handed every row, the ones not yet running as zeros it never reads back."""
     device, n = model.cfg.device, len(examples)
     rows = examples.to(device)
-    running = torch.bincount(layers, minlength=model.cfg.n_layers).cumsum(0).tolist()  # rows running at each block
-    lowest = int(layers[0])
+    joining = torch.bincount(layers, minlength=model.cfg.n_layers)
+    running, lowest = joining.cumsum(0).tolist(), int(layers[0])  # rows running at each block
     entering = {layer: ref.resid_pre[layer][rows[running[layer] - count:running[layer]], start:stop]
-                for layer, count in enumerate(torch.bincount(layers, minlength=model.cfg.n_layers).tolist()) if count}
+                for layer, count in enumerate(joining.tolist()) if count}
     # rows computing few positions after a long prefix take the reference's keys/values through `stop` and
     # overwrite the computed ones (no concatenation; measured faster for `z` at `end`, slower for long rows)
     filled = stop - start <= start

@@ -9,7 +9,7 @@ so group sizes below `MIN_GROUP` are logged as a warning and reported in `MeanSt
 
 from collections.abc import Sequence
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import torch
@@ -236,6 +236,8 @@ class Prepared:
     layers: list[int]
     hook_names: list[str]  # one per layer of `layers`
     target: RecordedRun | None  # the clean run kept for resuming, or None: whole forwards
+    # the last run recorded with a set of heads ablated (`knockout_added`'s base), kept while that base is asked for
+    ablated_run: dict[tuple[Head, ...], RecordedRun] = field(default_factory=dict, compare=False, repr=False)
 
     def hook_name(self, layer: int) -> str:
         return self.hook_names[self.layers.index(layer)]
@@ -311,11 +313,15 @@ def knockout_added(
     for head in (*base, *added):
         names.check_head(head)
     target = prepared.target  # nothing ablated: the clean run
-    if base:
+    if base and tuple(base) in prepared.ablated_run:  # the same base again (the search's next candidates)
+        target = prepared.ablated_run[tuple(base)]
+    elif base:
         n, width = len(batch), batch.clean.shape[1]
         base_hooks = _hooks(batch, [Ablation(tuple(base))], prepared.replacement, [(0, e) for e in range(n)],
                             prepared.layers, prepared.hook_names, 0, width, model.cfg.n_heads)
         target = reference_run(model, batch.clean, batch.answer_pos, hooks=base_hooks)
+        prepared.ablated_run.clear()
+        prepared.ablated_run[tuple(base)] = target
     ablations = [Ablation((*base, h)) for h in added]
     used = sorted({h.layer for a in ablations for h in a.heads})
     return _resumed_every_position(model, batch, ablations, prepared.replacement, metric, used,
