@@ -33,8 +33,9 @@ def test_many_chunks_equal_one(qwen2, ioi, monkeypatch):
     """Free memory too small for two rows forces one row per forward; plenty gives one chunk for every row."""
     batch, metric, sites = ioi.batch(), metric_for(ioi), _sites(qwen2)
     forwards = []
-    real = engine.resume
-    monkeypatch.setattr(engine, "resume", lambda *args, **kw: forwards.append(1) or real(*args, **kw))
+    for name in ("resume", "resume_entering"):  # rows of one layer, or (direct forwards) of every layer
+        real = getattr(engine, name)
+        monkeypatch.setattr(engine, name, lambda *args, real=real, **kw: forwards.append(1) or real(*args, **kw))
     one, _ = patch_sites(qwen2, batch, sites, metric, rows_per_forward=len(sites) * len(batch))
     chunks_for_one = len(forwards)
     monkeypatch.setattr(engine, "free_memory", lambda device: 1)
