@@ -33,7 +33,7 @@ STEPS = [
      "--eval-n", "50"],
     [PY, "experiments/kv_study.py", "--teacher", "world-gpt2-cot", "--out", "runs/kv_study_cot", "--steps", "100",
      "--eval-n", "50", "--name", "kv_study_100steps"],
-    [PY, "experiments/multiteacher_study.py", "--steps", "200", "--eval-n", "50", "--out", "runs/multiteacher_200"],
+    [PY, "experiments/multiteacher_study.py", "--out", "runs/multiteacher_study_v2"],  # KV weight chosen, then 16 arms
 ]
 REPLOT = [
     [PY, "experiments/distill_study.py", "--results", "figures/distill_study", "--replot"],
