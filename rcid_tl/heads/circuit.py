@@ -55,7 +55,9 @@ class CircuitReport:
     circuit_effects: dict[str, float]  # task -> relative change with the whole circuit ablated
     meets_criteria: bool  # IOI cut ≥ target_cut with every other task within tolerance
     reference_groups: dict[str, dict]  # task -> sizes of the reference groups the means were taken over
-    steps: list[dict]  # the greedy search, one entry per added head
+    # the greedy search, one entry per added head: its effects and how many candidates' controls were scored, in
+    # order of their target cut, before one was within tolerance (`candidates_tried`)
+    steps: list[dict]
     config: dict
 
     def to_dict(self) -> dict:
