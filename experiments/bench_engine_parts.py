@@ -4,7 +4,6 @@ prints every table in one process; peak memory is `bench_memory.peak_bytes`.
 """
 
 import contextlib
-import time
 from unittest import mock
 
 import torch
@@ -164,12 +163,3 @@ def plain_forward(model, batch):
         with torch.no_grad():
             return direct.answer_forward(model, batch.clean, batch.answer_pos)
     return run
-
-
-def min_seconds(run, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()  # CPU seconds: the shared machine's load made wall time mostly waiting
-        run()
-        best = min(best, time.process_time() - start)
-    return best

@@ -112,21 +112,19 @@ def position_embeddings(model: TransformerBridge, hidden: Tensor, width: int) ->
 
 def blocks(
     model: TransformerBridge, hidden: Float[Tensor, "batch pos d_model"], layer: int, block_kwargs: dict,
-    hooks: Sequence[Hook] = (), prefix: dict[int, tuple[Tensor, Tensor]] | None = None,
-    record: dict[int, tuple[Tensor, Tensor]] | None = None, resid_pre: list | None = None,
+    hooks: Sequence[Hook] = (), record: dict[int, tuple[Tensor, Tensor]] | None = None,
+    resid_pre: list | None = None,
 ) -> Float[Tensor, "batch pos d_model"]:
-    """Blocks `layer`.. on `hidden`, the last positions of the sequence (`block_kwargs` cut to them, as
-    `engine.resume` cuts them); `prefix`: each layer's keys/values (batch, kv_head, pos, d_head) of the positions
-    before them; `record`: filled
-    with each layer's keys/values; `resid_pre`: appended each block's input (after its hooks)."""
+    """Blocks `layer`.. on `hidden` (every position of the sequence; rows that resume after a prefix go through
+    `entering_blocks`); `record`: filled with each layer's keys/values (batch, kv_head, pos, d_head); `resid_pre`:
+    appended each block's input (after its hooks)."""
     by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
     rope = block_kwargs.get("position_embeddings")
     for i in range(layer, model.cfg.n_layers):
         hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
         if resid_pre is not None:
             resid_pre.append(hidden)
-        k_v = None if prefix is None else prefix.get(i)
-        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, rope if qwen else None, by_site, k_v, record)
+        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, rope if qwen else None, by_site, None, record)
     return hidden
 
 

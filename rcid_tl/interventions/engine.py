@@ -7,8 +7,6 @@ patched row starts at block L from the reference run's `hook_resid_pre`, compute
 from the reference run: they are what the reference computed there, so the result is exact, not an approximation.
 """
 
-import contextlib
-import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
 from rcid_tl.interventions import direct
-from rcid_tl.interventions.hook_fns import record_hook
+from rcid_tl.interventions.hook_fns import keep_hook, record_hook
 from rcid_tl.interventions.read import _kept_positions
 from rcid_tl.models.architectures import answer_logits, check_resumable, resumed_attention_mask
 from rcid_tl.parallel import map_shards
@@ -127,7 +125,7 @@ def reference_and_cache(
     rows, sets its time), else one after the other. Batches of other widths are right-padded to one width for the
     forward (causal attention: padding changes nothing before it) and cut back after."""
     store: dict[str, Tensor] = {}
-    hooks = [(name, functools.partial(_keep, store, name)) for name in names]
+    hooks = [(name, keep_hook(store, name)) for name in names]
     if not direct.usable(model, hooks):
         ref = reference_run(model, tokens, answer_pos)
         return ref, *direct.cache(model, other, names, answer_pos)
@@ -139,11 +137,6 @@ def reference_and_cache(
                      {i: (k[:n, :, :width], v[:n, :, :width]) for i, (k, v) in ref.kv.items()},
                      {k: _suffix(v, torch.arange(n), 0, width) for k, v in ref.block_kwargs.items()}, True)
     return mine, ref.logits[n:], {name: store[name][n:, :other_width] for name in names}
-
-
-def _keep(store: dict[str, Tensor], name: str, act: Tensor, hook) -> Tensor:
-    store[name] = act.detach()
-    return act
 
 
 def _same_head(model: TransformerBridge, final: Tensor, answer_pos: Tensor, logits: Tensor) -> bool:
@@ -169,12 +162,11 @@ def _suffix(value, examples: Tensor, start: int, stop: int):
 
 def resume(
     model: TransformerBridge, ref: Reference, layer: int, examples: Int[Tensor, " rows"], start: int, stop: int,
-    answer_pos: Int[Tensor, " rows"], hooks: Sequence[direct.Hook] = (),
+    answer_pos: Int[Tensor, " rows"],
 ) -> Float[Tensor, "rows d_vocab"]:
-    """Answer-position logits of the reference rows `examples` recomputed from block `layer` on, at positions
-    start..stop−1 (hooks fire on these positions only: position p is index p − start). `hooks` are fired by a direct
-    forward where `direct.usable`, else attached to the bridge for the call; hooks the caller attached to the model
-    fire too (the bridge then runs)."""
+    """Answer-position logits of the reference rows `examples` recomputed through the bridge's blocks from block
+    `layer` on, at positions start..stop−1 (hooks the caller attached fire on these positions only: position p is
+    index p − start). Direct forwards take rows of every layer at once instead (`resume_entering`)."""
     device = model.cfg.device
     rows = examples.to(device)
     prefix = {
@@ -185,15 +177,11 @@ def resume(
     # no attention mask: the bridge then applies the causal mask offset by the cached prefix (start positions), which
     # is what the reference run's causal mask is on these rows (batches are right-padded, never masked)
     hidden = ref.resid_pre[layer][rows, start:stop]
-    if direct.usable(model, hooks):
-        hidden = direct.blocks(model, hidden, layer, kwargs, hooks, prefix=prefix)
-    else:
-        with model.hooks(fwd_hooks=list(hooks)) if hooks else contextlib.nullcontext():
-            for index, block in enumerate(model.blocks[layer:], layer):
-                # a sliding window's mask (the bridge applies only the causal one when given none)
-                mask = resumed_attention_mask(model, index, start, stop, device=hidden.device, dtype=hidden.dtype)
-                out = block(hidden, **kwargs, attention_mask=mask)
-                hidden = out[0] if isinstance(out, tuple) else out
+    for index, block in enumerate(model.blocks[layer:], layer):
+        # a sliding window's mask (the bridge applies only the causal one when given none)
+        mask = resumed_attention_mask(model, index, start, stop, device=hidden.device, dtype=hidden.dtype)
+        out = block(hidden, **kwargs, attention_mask=mask)
+        hidden = out[0] if isinstance(out, tuple) else out
     final = hidden[torch.arange(len(rows), device=device), (answer_pos.to(device) - start)]
     logits = answer_logits(model, final[:, None])[:, 0]
     return logits.to(torch.promote_types(logits.dtype, torch.float32))  # under autocast: Δ is a difference
@@ -279,13 +267,11 @@ def run_rows(
     across_layers = direct.usable(model)
     chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer).chunks(rows_per_forward, across_layers)
 
-    def run_one_layer(chunk: Tensor) -> Tensor:
+    def run_one_layer(chunk: Tensor) -> Tensor:  # through the bridge, the hooks attached around the whole call
         first = int(start[chunk].min())
-        hooks = hooks_for(chunk, first)
-        fast = direct.usable(model, hooks)  # else the hooks are attached to the bridge around the whole call
-        with torch.no_grad(), contextlib.nullcontext() if fast else model.hooks(fwd_hooks=hooks):
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks_for(chunk, first)):
             return resume(model, ref, int(rows.layer[chunk[0]]), rows.example[chunk], first,
-                          int(rows.stop[chunk].max()), rows.answer[chunk], hooks if fast else [])
+                          int(rows.stop[chunk].max()), rows.answer[chunk])
 
     def run(chunk: Tensor) -> Tensor:
         first, layers = int(start[chunk].min()), rows.layer[chunk]

@@ -79,31 +79,35 @@ def patch_sites(
             raise InputError(f"head {s.layer}.{s.head} is out of range; this model has heads 0..{model.cfg.n_heads - 1}")
         batch.position(s.position)
     hook_names = sorted({names.name(s.site, s.layer) for s in sites})
-    if Engine(engine) is Engine.RESUME:
-        noising = Direction(direction) is Direction.NOISING
-        target_tokens, source_tokens = (batch.clean, batch.corrupt) if noising else (batch.corrupt, batch.clean)
-        target, *source = reference_and_cache(model, target_tokens, batch.answer_pos, source_tokens, hook_names)
-        if target.reproduces_head:
-            return _patch_resumed(model, batch, sites, metric, Direction(direction), rows_per_forward, target,
-                                  *source)
-        log.info("this model's logits do not come from its final norm and unembedding; patching whole forwards")
-    clean_logits, clean_cache = direct.cache(model, batch.clean, hook_names, batch.answer_pos)
-    corrupt_logits, corrupt_cache = direct.cache(model, batch.corrupt, hook_names, batch.answer_pos)
-    metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     noising = Direction(direction) is Direction.NOISING
-    source, target = (corrupt_cache, batch.clean) if noising else (clean_cache, batch.corrupt)
-    plan = _PatchPlan.build(sites, batch, source, names)
+    target_tokens, source_tokens = (batch.clean, batch.corrupt) if noising else (batch.corrupt, batch.clean)
+    resumable = None
+    if Engine(engine) is Engine.RESUME:
+        resumable, source_logits, source_cache = reference_and_cache(model, target_tokens, batch.answer_pos,
+                                                                     source_tokens, hook_names)
+        target_logits = resumable.logits
+        if not resumable.reproduces_head:
+            log.info("this model's logits do not come from its final norm and unembedding; patching whole forwards")
+            resumable = None
+    else:
+        target_logits = direct.cache(model, target_tokens, [], batch.answer_pos)[0]
+        source_logits, source_cache = direct.cache(model, source_tokens, hook_names, batch.answer_pos)
+    clean_logits, corrupt_logits = (target_logits, source_logits) if noising else (source_logits, target_logits)
+    metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
+    plan = _PatchPlan.build(sites, batch, source_cache, names)
+    if resumable is not None:
+        return _patch_resumed(model, batch, sites, metric, rows_per_forward, resumable, plan, metrics)
 
     n = len(batch)
     rows = torch.arange(len(sites) * n)  # row r patches site r // n in example r % n
-    width = target.shape[1]
+    width = target_tokens.shape[1]
     rows_per_forward = rows_per_forward or rows_that_fit(model, width, width)
 
     def patched_metric(chunk: Tensor) -> Tensor:
         site_of, example_of = chunk // n, chunk % n
         sub = batch.take(example_of)
         with torch.no_grad():
-            logits = direct.answer_forward(model, target[example_of], sub.answer_pos,
+            logits = direct.answer_forward(model, target_tokens[example_of], sub.answer_pos,
                                            plan.hooks(site_of, example_of, model.cfg.device))
         return metric(logits, sub).cpu()
 
@@ -112,14 +116,10 @@ def patch_sites(
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
-def _patch_resumed(model, batch, sites, metric, direction, rows_per_forward, target, source_logits, source_cache):
-    """`patch_sites` on resumed rows (`engine.run_rows`): each (site, example) row recomputes blocks from the site's
-    layer and positions from its patched or answer position, whichever comes first."""
-    noising = direction is Direction.NOISING
-    clean_logits, corrupt_logits = (target.logits, source_logits) if noising else (source_logits, target.logits)
-    metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
-    plan = _PatchPlan.build(sites, batch, source_cache, namer(model))
-
+def _patch_resumed(model, batch, sites, metric, rows_per_forward, target, plan, metrics):
+    """`patch_sites` on resumed rows (`engine.run_rows`) from the run patched into (`target`): each (site, example)
+    row recomputes blocks from the site's layer and positions from its patched or answer position, whichever comes
+    first."""
     n = len(batch)
     site_of, example_of = torch.arange(len(sites) * n) // n, torch.arange(len(sites) * n) % n
     position, answer = plan.position[site_of, example_of], batch.answer_pos[example_of]
