@@ -111,8 +111,9 @@ def _direct_reference_run(model, tokens, answer_pos, hooks) -> Reference:
     with torch.no_grad():
         hidden = direct.embed(model, tokens)
         kwargs = direct.position_embeddings(model, hidden, tokens.shape[1])
-        final = direct.blocks(model, hidden, 0, kwargs, hooks, record=record, resid_pre=resid_pre)
-        logits = direct.unembed(model, final[torch.arange(len(tokens)), answer_pos.to(final.device)])
+        final = direct.blocks(model, hidden, 0, kwargs, hooks, record=record, resid_pre=resid_pre,
+                              answer=answer_pos.to(hidden.device))
+        logits = direct.unembed(model, final)
     return Reference(logits, tuple(resid_pre), record, kwargs, True)  # `usable` checked the head is the model's
 
 
@@ -309,8 +310,7 @@ def resume_entering(
               for i, (k, v) in ref.kv.items() if i >= lowest and start > 0}
     kwargs = {k: _suffix(v, examples, start, stop) for k, v in ref.block_kwargs.items()}
     padded = [(name, _every_row(fn, n)) for name, fn in hooks] if running[lowest] < n else list(hooks)
-    hidden = direct.entering_blocks(model, entering, kwargs, padded, prefix, filled)
-    final = hidden[torch.arange(n, device=device), (answer_pos.to(device) - start)]
+    final = direct.entering_blocks(model, entering, kwargs, padded, prefix, filled, answer=answer_pos.to(device) - start)
     return direct.unembed(model, final)
 
 

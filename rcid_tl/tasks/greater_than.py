@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from rcid_tl.errors import InputError
 from rcid_tl.tasks import lexicon
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_with_positions
+from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_many
 
 POSITIONS = ("noun", "yy", "end")
 
@@ -63,13 +63,15 @@ def build_greater_than(config: GreaterThanConfig, tokenizer: PreTrainedTokenizer
     year_ids = year_token_ids(tokenizer)
     years = valid_years(tokenizer, config.centuries)
     rng = random.Random(config.seed)
-    examples = []
+    drawn = []
     for _ in range(config.n):
         noun, (xx, yy) = rng.choice(config.nouns), rng.choice(years)
-        clean = fill(lexicon.GT_TEMPLATE, {"NOUN": noun, "XX": str(xx), "YY": f"{yy:02d}"})
-        corrupt = fill(lexicon.GT_TEMPLATE, {"NOUN": noun, "XX": str(xx), "YY": "01"})
-        clean_ids, pos = tokenize_with_positions(tokenizer, *clean, config.prepend_bos)
-        corrupt_ids, _ = tokenize_with_positions(tokenizer, *corrupt, config.prepend_bos)
+        drawn.append((yy, fill(lexicon.GT_TEMPLATE, {"NOUN": noun, "XX": str(xx), "YY": f"{yy:02d}"}),
+                      fill(lexicon.GT_TEMPLATE, {"NOUN": noun, "XX": str(xx), "YY": "01"})))
+    tokenized = tokenize_many(tokenizer, [text for _, *texts in drawn for text in texts], config.prepend_bos)
+    examples = []
+    for i, (yy, clean, corrupt) in enumerate(drawn):
+        (clean_ids, pos), (corrupt_ids, _) = tokenized[2 * i], tokenized[2 * i + 1]
         end = len(clean_ids) - 1
         examples.append(Example(
             clean_ids=clean_ids, corrupt_ids=corrupt_ids, answer_pos=end,

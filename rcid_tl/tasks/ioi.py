@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from rcid_tl.errors import InputError
 from rcid_tl.tasks import lexicon
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_with_positions
+from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_many
 
 POSITIONS = ("io", "s1", "s1+1", "s2", "end")
 
@@ -53,7 +53,10 @@ def build_ioi(config: IOIConfig, tokenizer: PreTrainedTokenizerBase) -> Contrast
     """Sample `config.n` IOI examples, each validated against `tokenizer` (every name one token)."""
     name_ids = {name: single_token(tokenizer, " " + name, "name") for name in config.names}
     rng = random.Random(config.seed)
-    examples = [_sample(config, tokenizer, rng, i, name_ids) for i in range(config.n)]
+    drawn = [_draw(config, rng, i) for i in range(config.n)]
+    tokenized = tokenize_many(tokenizer, [text for d in drawn for text in (d["clean"], d["corrupt"])],
+                              config.prepend_bos)
+    examples = [_example(d, *tokenized[2 * i], tokenized[2 * i + 1][0], name_ids) for i, d in enumerate(drawn)]
     return ContrastiveDataset(
         task="ioi", examples=tuple(examples), position_names=POSITIONS, metric_name="logit_diff",
         config={"task": "ioi", "n": config.n, "seed": config.seed, "corruption": config.corruption.value,
@@ -62,8 +65,8 @@ def build_ioi(config: IOIConfig, tokenizer: PreTrainedTokenizerBase) -> Contrast
     )
 
 
-def _sample(config: IOIConfig, tokenizer: PreTrainedTokenizerBase, rng: random.Random, index: int,
-            name_ids: dict[str, int]) -> Example:
+def _draw(config: IOIConfig, rng: random.Random, index: int) -> dict:
+    """Example `index`'s template, names, place and object, and its clean and corrupt texts (with their slots)."""
     t = rng.randrange(len(config.templates))
     template = config.templates[t] if index % 2 else abba(config.templates[t])
     io, s, *fresh = rng.sample(config.names, 5)
@@ -73,16 +76,20 @@ def _sample(config: IOIConfig, tokenizer: PreTrainedTokenizerBase, rng: random.R
         corrupt = _render(template, {"A": io, "B": s}, io, place, obj)
     else:  # Wang et al.'s p_ABC: IO, S1 and S2 each replaced by unrelated names
         corrupt = _render(template, {"A": fresh[0], "B": fresh[1]}, fresh[2], place, obj)
-    clean_ids, pos = _tokenize(tokenizer, *clean, config.prepend_bos)
-    corrupt_ids, _ = _tokenize(tokenizer, *corrupt, config.prepend_bos)
+    # ABBA and BABA forms count as distinct templates (30 in all), as in Wang et al.'s per-template means
+    return {"clean": clean, "corrupt": corrupt, "io": io, "s": s, "baba": bool(index % 2),
+            "template": t if index % 2 else t + len(config.templates)}
+
+
+def _example(drawn: dict, clean_ids: tuple[int, ...], named: dict[str, int], corrupt_ids: tuple[int, ...],
+             name_ids: dict[str, int]) -> Example:
     end = len(clean_ids) - 1
-    positions = {"io": pos["io"], "s1": pos["s1"], "s1+1": pos["s1"] + 1, "s2": pos["s2"], "end": end}
+    positions = {"io": named["A"], "s1": named["B"], "s1+1": named["B"] + 1, "s2": named["S2"], "end": end}
     return Example(
         clean_ids=clean_ids, corrupt_ids=corrupt_ids, answer_pos=end,
-        correct_id=name_ids[io], wrong_id=name_ids[s],
-        # ABBA and BABA forms count as distinct templates (30 in all), as in Wang et al.'s per-template means
-        positions=positions, template=t if index % 2 else t + len(config.templates), clean_text=clean[0], corrupt_text=corrupt[0],
-        extra={"order": "BABA" if index % 2 else "ABBA"},
+        correct_id=name_ids[drawn["io"]], wrong_id=name_ids[drawn["s"]],
+        positions=positions, template=drawn["template"], clean_text=drawn["clean"][0],
+        corrupt_text=drawn["corrupt"][0], extra={"order": "BABA" if drawn["baba"] else "ABBA"},
     )
 
 
@@ -90,8 +97,3 @@ def _render(template: str, first: dict[str, str], s2: str, place: str, obj: str)
     # The second clause's [B] is S2; name it separately so the corruption can change it alone.
     marked = template.replace("[B]", "[S2]").replace("[S2]", "[B]", 1)
     return fill(marked, {"A": first["A"], "B": first["B"], "S2": s2, "PLACE": place, "OBJECT": obj})
-
-
-def _tokenize(tokenizer, text: str, spans: list, prepend_bos: bool) -> tuple[tuple[int, ...], dict[str, int]]:
-    ids, named = tokenize_with_positions(tokenizer, text, spans, prepend_bos)
-    return ids, {"io": named["A"], "s1": named["B"], "s2": named["S2"]}

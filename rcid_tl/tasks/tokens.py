@@ -49,25 +49,49 @@ def tokenize_with_positions(
 ) -> tuple[tuple[int, ...], dict[str, int]]:
     """Token ids of `text` (BOS first when asked) and the token index of each span, which must be one token that
     tokenises the same inside the sentence as alone."""
-    # one call for the text and every slot's two prefixes: the tokenizer's per-call work, not the encoding, dominated
-    texts = [text, *(t for span in spans for t in (text[: span.start], text[: span.start + len(span.text)]))]
-    ids, *prefixes = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    offset = 0
-    if prepend_bos:
-        if tokenizer.bos_token_id is None:
-            raise InputError("this tokenizer has no BOS token; build the task without BOS")
-        ids, offset = [tokenizer.bos_token_id, *ids], 1
-    positions = {}
-    for k, span in enumerate(spans):
-        # Encoding the text up to the slot and up to its end (rather than the slot alone) keeps this right for
-        # tokenizers that normalise the start of a text, such as one that gives every text a leading space.
-        prefix, through = (prefixes[2 * k] if span.start else []), prefixes[2 * k + 1]
-        pos = len(prefix) + offset
-        if len(through) != len(prefix) + 1 or through[:-1] != prefix or ids[offset : pos + 1] != through:
-            raise InputError(f"the word {span.text!r} in slot [{span.name.split('#')[0]}] is not one token inside "
-                             f"{text!r} for this tokenizer; it must be exactly one token")
-        positions[span.name] = pos
-    return tuple(ids), positions
+    return tokenize_many(tokenizer, [(text, spans)], prepend_bos)[0]
+
+
+def tokenize_many(
+    tokenizer: PreTrainedTokenizerBase, filled: Sequence[tuple[str, Sequence[Span]]], prepend_bos: bool
+) -> list[tuple[tuple[int, ...], dict[str, int]]]:
+    """`tokenize_with_positions` of each (text, spans) in `filled`, in one tokenizer call for every text and every
+    slot's two prefixes (the tokenizer's per-call work, not the encoding, dominates on short prompts)."""
+    if prepend_bos and tokenizer.bos_token_id is None:
+        raise InputError("this tokenizer has no BOS token; build the task without BOS")
+    texts = [t for text, spans in filled
+             for t in (text, *(p for span in spans for p in (text[: span.start], text[: span.start + len(span.text)])))]
+    encoded, out, at = _encode(tokenizer, texts), [], 0
+    for text, spans in filled:
+        ids, prefixes, at = encoded[at], encoded[at + 1 : at + 1 + 2 * len(spans)], at + 1 + 2 * len(spans)
+        offset = 0
+        if prepend_bos:
+            ids, offset = [tokenizer.bos_token_id, *ids], 1
+        positions = {}
+        for k, span in enumerate(spans):
+            # Encoding the text up to the slot and up to its end (rather than the slot alone) keeps this right for
+            # tokenizers that normalise the start of a text, such as one that gives every text a leading space.
+            prefix, through = (prefixes[2 * k] if span.start else []), prefixes[2 * k + 1]
+            pos = len(prefix) + offset
+            if len(through) != len(prefix) + 1 or through[:-1] != prefix or ids[offset : pos + 1] != through:
+                raise InputError(f"the word {span.text!r} in slot [{span.name.split('#')[0]}] is not one token "
+                                 f"inside {text!r} for this tokenizer; it must be exactly one token")
+            positions[span.name] = pos
+        out.append((tuple(ids), positions))
+    return out
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text without special tokens, each distinct text encoded once (prompts share prefixes); a
+    fast tokenizer's own encoder is called directly (the Python wrapper's per-text conversion cost more than the
+    encoding)."""
+    unique = list(dict.fromkeys(texts))
+    if getattr(tokenizer, "is_fast", False):
+        ids = [e.ids for e in tokenizer.backend_tokenizer.encode_batch(unique, add_special_tokens=False)]
+    else:
+        ids = tokenizer(unique, add_special_tokens=False)["input_ids"]
+    by_text = dict(zip(unique, ids))
+    return [by_text[text] for text in texts]
 
 
 def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
