@@ -114,29 +114,50 @@ def sweep_sites(model, sweep: str, which: str, end: int) -> list[PatchSite]:
     return [PatchSite(Site.Z, layer, p, h) for layer, h in heads for p in positions]
 
 
-def tight_flops(cfg, sites: list[PatchSite], batch, end: int) -> float:
-    """Matmul FLOPs a patch can change, summed over (site, example) rows."""
-    d, qkv = cfg.d_model, (cfg.n_heads + 2 * (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads)) * cfg.d_head
+def _matmul_sizes(cfg) -> tuple[int, int, int, int]:
+    """Per position: a block's query, key+value and output projections and its MLP, in multiply-adds."""
+    d, kv_heads = cfg.d_model, getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     # GPT-2: two MLP matmuls; a gated MLP (Qwen2) three
-    attn_out, mlp = cfg.n_heads * cfg.d_head * d, (3 if getattr(cfg, "gated_mlp", False) else 2) * d * cfg.d_mlp
+    mlp = (3 if getattr(cfg, "gated_mlp", False) else 2) * d * cfg.d_mlp
+    return d * cfg.n_heads * cfg.d_head, d * 2 * kv_heads * cfg.d_head, cfg.n_heads * cfg.d_head * d, mlp
+
+
+def _changed_flops(cfg, layer: int, first: int, end: int, only_output: bool) -> float:
+    """Matmul FLOPs of blocks `layer`.. when their inputs change at positions first..end (`only_output`: block
+    `layer`'s output changes at `first` alone, as after a patch of its `z`), read at `end`. Below the last block every
+    changed position is recomputed in full; the last block needs its keys/values there but its query, output and MLP
+    at `end` alone (nothing else of it reaches the answer's logits)."""
+    q, kv, out, mlp = _matmul_sizes(cfg)
+    last, attention = cfg.n_layers - 1, 4 * cfg.n_heads * cfg.d_head  # per (query, key) pair: scores and mixing
+    total = 0.0
+    for block in range(layer, cfg.n_layers):
+        positions = end - first + 1
+        if block == layer and only_output:  # the patched position's output projection and MLP
+            total += 2 * (out + mlp) if block < last or first == end else 0.0
+            continue
+        if block < last:
+            total += 2 * positions * (q + kv + out + mlp) + attention * sum(range(first + 1, end + 2))
+        else:
+            total += 2 * positions * kv + 2 * (q + out + mlp) + attention * (end + 1)
+    return total
+
+
+def tight_flops(cfg, sites: list[PatchSite], batch, end: int) -> float:
+    """Matmul FLOPs a patch can change, summed over (site, example) rows: blocks from the patched one up, positions
+    from the patched one to the answer, attention against the prefix, the last block at the answer only, and the
+    answer's unembedding (none where nothing changes: `z` of the last block before the answer)."""
     total = 0.0
     for s in sites:
         p = int(batch.position(s.position)[0])
-        positions, keys = end - p + 1, sum(range(p + 1, end + 2))
-        block = 2 * positions * (d * qkv + attn_out + mlp) + 4 * cfg.n_heads * cfg.d_head * keys
-        first = 2 * (attn_out + mlp) if s.site is Site.Z else block  # z at p changes block L's output at p only
-        total += first + (cfg.n_layers - 1 - s.layer) * block + 2 * d * cfg.d_vocab
+        blocks = _changed_flops(cfg, s.layer, p, end, s.site is Site.Z)
+        total += blocks + (2 * cfg.d_model * cfg.d_vocab if blocks else 0.0)
     return total * len(batch)
 
 
 def reference_flops(cfg, batch, end: int) -> float:
     """Matmul FLOPs of the two whole forwards every exact sweep needs before any patch (the run patched into and
     the source run), positions 0..end, each unembedding its answer: with `tight_flops`, the floor of an exact sweep."""
-    d, qkv = cfg.d_model, (cfg.n_heads + 2 * (getattr(cfg, "n_key_value_heads", None) or cfg.n_heads)) * cfg.d_head
-    attn_out, mlp = cfg.n_heads * cfg.d_head * d, (3 if getattr(cfg, "gated_mlp", False) else 2) * d * cfg.d_mlp
-    positions = end + 1
-    block = 2 * positions * (d * qkv + attn_out + mlp) + 4 * cfg.n_heads * cfg.d_head * sum(range(1, positions + 1))
-    return 2 * len(batch) * (cfg.n_layers * block + 2 * d * cfg.d_vocab)
+    return 2 * len(batch) * (_changed_flops(cfg, 0, 0, end, False) + 2 * cfg.d_model * cfg.d_vocab)
 
 
 def tl_loop(model, batch, metric, sites: list[PatchSite]) -> torch.Tensor:

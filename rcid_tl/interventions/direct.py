@@ -112,11 +112,13 @@ def position_embeddings(model: TransformerBridge, hidden: Tensor, width: int) ->
 def blocks(
     model: TransformerBridge, hidden: Float[Tensor, "batch pos d_model"], layer: int, block_kwargs: dict,
     hooks: Sequence[Hook] = (), record: dict[int, tuple[Tensor, Tensor]] | None = None,
-    resid_pre: list | None = None, *, answer: Int[Tensor, " batch"],
+    resid_pre: list | None = None, *, answer: Int[Tensor, " batch"], z_record: dict | None = None,
 ) -> Float[Tensor, "batch d_model"]:
     """Blocks `layer`.. on `hidden` (every position of the sequence; rows that resume after a prefix go through
     `entering_blocks`), returning the last block's output at each row's `answer` position; `record`: filled with each
-    layer's keys/values (batch, kv_head, pos, d_head); `resid_pre`: appended each block's input (after its hooks)."""
+    layer's keys/values (batch, kv_head, pos, d_head); `resid_pre`: appended each block's input (after its hooks);
+    `z_record`: each layer's `z` as its hooks receive it and as they return it (every position, the last block's
+    too)."""
     by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
     rope, last = block_kwargs.get("position_embeddings"), model.cfg.n_layers - 1
     for i in range(layer, model.cfg.n_layers):
@@ -124,62 +126,93 @@ def blocks(
         if resid_pre is not None:
             resid_pre.append(hidden)
         hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, rope if qwen else None, by_site, None, record,
-                        answer=answer if i == last else None)
+                        answer=answer if i == last else None, z_record=z_record)
     return hidden
+
+
+@dataclass(frozen=True)
+class EnteringAtZ:
+    """Rows that join block i at its attention's `z` (nothing they change acts before it): the block's input `x`,
+    `z` as its hooks receive it (`z_in`) and as the run they come from used it (`z_used`), and that run's output of
+    block i (`out`, None at the last block). Positions whose `z` the hooks leave as the run used it keep `out`."""
+
+    x: Tensor
+    z_in: Tensor
+    z_used: Tensor
+    out: Tensor | None
 
 
 def entering_blocks(
     model: TransformerBridge, entering: dict[int, Float[Tensor, "rows pos d_model"]], block_kwargs: dict,
     hooks: Sequence[Hook], prefix: dict[int, tuple[Tensor, Tensor]], filled: bool = False, *,
-    answer: Int[Tensor, " batch"],
+    answer: Int[Tensor, " batch"], entering_z: dict[int, EnteringAtZ] | None = None,
 ) -> Float[Tensor, "batch d_model"]:
     """`blocks` for rows that join at different blocks: `entering[i]` are the inputs of the rows that start at block
-    i, appended after the rows already running (so the rows run in the order they joined, and a hook at block i sees
-    the rows that have joined by then: a prefix of them). `prefix[i]`: the keys/values of the positions before them,
-    for the rows running at block i, or (`filled`) of every position through the last computed one, the computed
-    ones to be overwritten in place. One call per block for rows of every layer, instead of one per layer. Returns the
-    last block's output at each row's `answer` (its index among the computed positions)."""
+    i and `entering_z[i]` the rows that join block i at its `z` (`EnteringAtZ`), appended in that order after the rows
+    already running (so the rows run in the order they joined, and a hook sees the rows that have joined by then: a
+    prefix of them). `prefix[i]`: the keys/values of the positions before them, for the rows whose attention block i
+    computes, or (`filled`) of every position through the last computed one, the computed ones to be overwritten in
+    place. One call per block for rows of every layer, instead of one per layer. Returns the last block's output at
+    each row's `answer` (its index among the computed positions)."""
     by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
     rope, hidden, last = block_kwargs.get("position_embeddings") if qwen else None, None, model.cfg.n_layers - 1
-    for i in range(min(entering), model.cfg.n_layers):
+    entering_z = entering_z or {}
+    for i in range(min([*entering, *entering_z]), model.cfg.n_layers):
+        block, here = model.blocks[i], answer if i == last else None
         if i in entering:
             hidden = entering[i] if hidden is None else torch.cat([hidden, entering[i]])
-        hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
-        tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
-        hidden = _block(model.blocks[i], i, hidden, model.cfg.d_head, tables, by_site, prefix.get(i), None, filled,
-                        answer=answer if i == last else None)
+        if hidden is not None:
+            hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
+        if i not in entering_z:
+            tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
+            hidden = _block(block, i, hidden, model.cfg.d_head, tables, by_site, prefix.get(i), None, filled,
+                            answer=here)
+            continue
+        joining = entering_z[i]
+        x, z = joining.x, joining.z_in
+        if hidden is not None:  # the running rows' attention, then the joining rows' z after theirs
+            tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
+            z = torch.cat([_attention(block, i, hidden, model.cfg.d_head, tables, prefix.get(i), None, filled), z])
+            x = torch.cat([hidden, x])
+        hidden = _finish(block, i, x, z, by_site, here, reused=joining)
     return hidden
 
 
 # what the last block needs beyond its keys/values when only the answer positions are read, and no hook asks for more
-PRUNE = True
 _AFTER_Z = (Site.ATTN_OUT, Site.RESID_MID, Site.MLP_OUT, Site.RESID_POST)
 
 
 def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record, filled: bool = False,
-           answer: Tensor | None = None) -> Tensor:
+           answer: Tensor | None = None, z_record: dict | None = None) -> Tensor:
     """One block on `x` (the last positions); `k_v`: the earlier positions' keys/values, or (`filled`) buffers for
     all positions whose last ones this block's keys/values overwrite (no concatenation). `answer` (the last block):
     return each row's output at its `answer` index only. Nothing else of the last block reaches the answer's logits,
     so its queries, attention output and MLP are computed at the answer positions only, unless a hook at one of its
-    sites asks for every position (then computed there and handed to the hook as usual)."""
+    sites asks for every position (then computed there and handed to the hook as usual) or `z_record` asks for z."""
+    narrow_q = answer is not None and z_record is None and not any((i, site) in hooks for site in (Site.Z, *_AFTER_Z))
+    z = _attention(block, i, x, d_head, rope, k_v, record, filled, answer if narrow_q else None)
+    return _finish(block, i, x, z, hooks, answer, z_record=z_record)
+
+
+def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled: bool = False,
+               queries_at: Tensor | None = None) -> Tensor:
+    """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks; `queries_at`: each row's
+    one query position (z there only)."""
     attn, (b, p, _) = block.attn, x.shape
-    rows = None if answer is None else torch.arange(b, device=x.device)
-    narrow = PRUNE and answer is not None and not any((i, site) in hooks for site in _AFTER_Z)  # positions after attention
     h = _norm(block.ln1, x)
     # GPT-2's q, k, v are views of its one Conv1D's weight; projecting them one by one is what the bridge does (one
     # fused matmul rounds differently, by ~1e-7)
-    narrow_q = narrow and (i, Site.Z) not in hooks
-    q = _original(attn.q)(h[rows, answer][:, None] if narrow_q else h)
+    rows = torch.arange(b, device=x.device)
+    q = _original(attn.q)(h if queries_at is None else h[rows, queries_at][:, None])
     k, v = _original(attn.k)(h), _original(attn.v)(h)
-    n_heads, n_kv, queries = q.shape[-1] // d_head, k.shape[-1] // d_head, q.shape[1]
-    q = q.view(b, queries, -1, d_head).transpose(1, 2)  # (batch, head, pos, d_head)
+    n_heads, n_kv = q.shape[-1] // d_head, k.shape[-1] // d_head
+    q = q.view(b, q.shape[1], -1, d_head).transpose(1, 2)  # (batch, head, pos, d_head)
     k, v = (t.view(b, p, -1, d_head).transpose(1, 2) for t in (k, v))
     if rope is not None:
         cos, sin = (t.unsqueeze(1) for t in rope)
         k = k * cos + _rotate_half(k) * sin
-        if narrow_q:
-            cos, sin = (t.expand(b, -1, -1, -1)[rows, :, answer][:, :, None] for t in (cos, sin))
+        if queries_at is not None:
+            cos, sin = (t.expand(b, -1, -1, -1)[rows, :, queries_at][:, :, None] for t in (cos, sin))
         q = q * cos + _rotate_half(q) * sin
     if record is not None:
         record[i] = (k, v)
@@ -192,21 +225,59 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
         k, v = (t.repeat_interleave(n_heads // n_kv, dim=1) for t in (k, v))
     scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, head, query_pos, key_pos)
     keys = k.shape[-2]
-    if narrow_q:  # each row's one query, at key index keys − p + answer
-        future = (torch.arange(keys, device=x.device)[None] > (keys - p + answer)[:, None])[:, None, None]
+    if queries_at is not None:  # each row's one query, at key index keys − p + queries_at
+        future = (torch.arange(keys, device=x.device)[None] > (keys - p + queries_at)[:, None])[:, None, None]
     else:
         future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
     # Qwen2's attention takes the softmax in float32 whatever the model's dtype; GPT-2's in the model's own
     softmax_dtype = torch.float32 if rope is not None else q.dtype
     pattern = scores.masked_fill(future, float("-inf")).softmax(-1, dtype=softmax_dtype).to(q.dtype)
-    z = _fire(hooks, i, Site.Z, (pattern @ v).transpose(1, 2))  # (batch, pos, head, d_head)
+    return (pattern @ v).transpose(1, 2)  # (batch, pos, head, d_head)
+
+
+def _finish(block, i: int, x: Tensor, z: Tensor, hooks: dict, answer: Tensor | None, z_record: dict | None = None,
+            reused: EnteringAtZ | None = None) -> Tensor:
+    """Block `i` from its `z` (before its hooks) on: the output projection, the residual and the MLP. `answer`: each
+    row's output there only (the last block). `reused`: the last rows joined at `z`; where their hooks leave `z` as
+    the run they come from used it, their output is that run's, so only the positions a hook changed are computed."""
+    pre = z.clone() if z_record is not None and (i, Site.Z) in hooks else z  # a hook may edit z in place
+    z = _fire(hooks, i, Site.Z, z)
+    if z_record is not None:
+        z_record[i] = (pre, z)
+    rows = torch.arange(len(x), device=x.device)
+    after = any((i, site) in hooks for site in _AFTER_Z)
+    narrow = answer is not None and not after
     if narrow:
-        z, x = (z if narrow_q else z[rows, answer][:, None]), x[rows, answer][:, None]
-    attn_out = _fire(hooks, i, Site.ATTN_OUT, _original(attn.o)(z.reshape(b, x.shape[1], n_heads * d_head)))
+        z = z if z.shape[1] == 1 else z[rows, answer][:, None]  # one position: the queries were at the answer
+        x = x[rows, answer][:, None]
+    elif reused is not None and reused.out is not None and not after:
+        return _finish_changed(block, x, z, reused)
+    out = _output(block, x, z, hooks, i)
+    return out if answer is None else out[:, 0] if narrow else out[rows, answer]
+
+
+def _output(block, x: Tensor, z: Tensor, hooks: dict, i: int) -> Tensor:
+    attn_out = _fire(hooks, i, Site.ATTN_OUT, _original(block.attn.o)(z.reshape(*z.shape[:2], -1)))
     x = _fire(hooks, i, Site.RESID_MID, x + attn_out)
     mlp_out = _fire(hooks, i, Site.MLP_OUT, _mlp(block.mlp, _norm(block.ln2, x)))
-    x = _fire(hooks, i, Site.RESID_POST, x + mlp_out)
-    return x if answer is None else x[:, 0] if narrow else x[rows, answer]
+    return _fire(hooks, i, Site.RESID_POST, x + mlp_out)
+
+
+def _finish_changed(block, x: Tensor, z: Tensor, reused: EnteringAtZ) -> Tensor:
+    """`_finish` without hooks after `z`, the last `len(reused.x)` rows taking `reused.out` where `z` is unchanged."""
+    running = len(x) - len(reused.x)
+    parts = [_output(block, x[:running], z[:running], {}, -1)] if running else []
+    zj, xj = z[running:], x[running:]
+    changed = (zj != reused.z_used).flatten(2).any(-1)  # (row, pos)
+    if bool(changed.all()):
+        parts.append(_output(block, xj, zj, {}, -1))
+    else:
+        out = reused.out.clone()
+        where = changed.nonzero(as_tuple=True)
+        if len(where[0]):
+            out[where] = _output(block, xj[where][None], zj[where][None], {}, -1)[0]
+        parts.append(out)
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def _norm(norm, x: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ from the reference run: they are what the reference computed there, so the resul
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
@@ -49,13 +49,15 @@ class _KeyValues:
 @dataclass(frozen=True)
 class Reference:
     """One unpatched run kept for resuming: answer logits, every block's input, every layer's keys/values and the
-    keyword arguments HF gave the first block (rotary tables, position ids)."""
+    keyword arguments HF gave the first block (rotary tables, position ids); from a direct forward also every layer's
+    `z` as its hooks received it and as the run used it (rows can then join a block at its `z`)."""
 
     logits: Float[Tensor, "batch d_vocab"]
     resid_pre: tuple[Tensor, ...]  # per layer (batch, pos, d_model)
     kv: dict[int, tuple[Tensor, Tensor]]
     block_kwargs: dict
     reproduces_head: bool  # final norm + unembedding of the last block's output gives the model's logits
+    z: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)  # per layer (batch, pos, head, d_head) ×2
 
     def has_all_keys_values(self, n_layers: int) -> bool:
         """Whether every layer's attention handed its keys/values to the recorder (an attention the bridge does not
@@ -106,15 +108,15 @@ def reference_run(
 
 def _direct_reference_run(model, tokens, answer_pos, hooks) -> Reference:
     """`reference_run` as a direct forward: the same blocks' inputs, keys/values and block arguments."""
-    record, resid_pre = {}, []
+    record, resid_pre, z = {}, [], {}
     tokens = tokens.to(model.cfg.device)
     with torch.no_grad():
         hidden = direct.embed(model, tokens)
         kwargs = direct.position_embeddings(model, hidden, tokens.shape[1])
         final = direct.blocks(model, hidden, 0, kwargs, hooks, record=record, resid_pre=resid_pre,
-                              answer=answer_pos.to(hidden.device))
+                              answer=answer_pos.to(hidden.device), z_record=z)
         logits = direct.unembed(model, final)
-    return Reference(logits, tuple(resid_pre), record, kwargs, True)  # `usable` checked the head is the model's
+    return Reference(logits, tuple(resid_pre), record, kwargs, True, z)  # `usable` checked the head is the model's
 
 
 def reference_and_cache(
@@ -136,7 +138,8 @@ def reference_and_cache(
     ref = _direct_reference_run(model, both, torch.cat([answer_pos, answer_pos]), hooks)
     mine = Reference(ref.logits[:n], tuple(r[:n, :width] for r in ref.resid_pre),
                      {i: (k[:n, :, :width], v[:n, :, :width]) for i, (k, v) in ref.kv.items()},
-                     {k: _suffix(v, torch.arange(n), 0, width) for k, v in ref.block_kwargs.items()}, True)
+                     {k: _suffix(v, torch.arange(n), 0, width) for k, v in ref.block_kwargs.items()}, True,
+                     {i: (pre[:n, :width], used[:n, :width]) for i, (pre, used) in ref.z.items()})
     return mine, ref.logits[n:], {name: store[name][n:, :other_width] for name in names}
 
 
@@ -192,20 +195,22 @@ def resume(
 class Rows:
     """The rows of a resumed sweep: row r recomputes blocks from `layer[r]` and positions `start[r]`..`stop[r]`−1 of
     reference example `example[r]` (start ≤ its patched and answer positions, stop > both) and is scored at
-    `answer[r]`."""
+    `answer[r]`. `at_z[r]`: nothing row r changes acts before `z` of its block, so on direct forwards it joins the
+    block there, with the reference's `z` (None: every row joins at the block's input)."""
 
     layer: Int[Tensor, " rows"]
     example: Int[Tensor, " rows"]
     start: Int[Tensor, " rows"]
     stop: Int[Tensor, " rows"]
     answer: Int[Tensor, " rows"]
+    at_z: Tensor | None = None
 
     def chunks(self, rows_per_forward: int, across_layers: bool = False) -> list[Tensor]:
         """Rows packed into chunks of up to `rows_per_forward` rows that compute at most `WASTE`× the positions
         their rows need (a chunk computes every row from its earliest start to its latest stop). A chunk resumes at
         one block (rows sorted by layer, then start), or, `across_layers`, takes rows of any layer, each joining at
         its own block (rows sorted by start, stop and layer; each chunk's rows in layer order, see
-        `direct.entering_blocks`)."""
+        `direct.entering_blocks`: those joining a block at its input before those joining at its `z`)."""
         positions, layers = int(self.stop.max()) + 1, int(self.layer.max()) + 1
         # across layers, rows of similar width share a chunk: less of a chunk is computed for its longest row only
         key = (self.start * positions + self.stop) * layers + self.layer if across_layers else \
@@ -225,7 +230,9 @@ class Rows:
             needed, high = needed + width, max(high, stop[r])
         chunks += [current] if current else []
         if across_layers:
-            chunks = [sorted(chunk, key=layer.__getitem__) for chunk in chunks]  # stable: start order within a layer
+            at_z = [False] * len(layer) if self.at_z is None else self.at_z.tolist()
+            # stable: start order within a layer and entry
+            chunks = [sorted(chunk, key=lambda r: (layer[r], at_z[r])) for chunk in chunks]
         return [torch.tensor(chunk) for chunk in chunks]
 
 
@@ -266,7 +273,8 @@ def run_rows(
         rows_per_forward = rows_that_fit(model, int((rows.stop - start).max()), int(rows.stop.max()))
     # direct forwards take rows of every layer in one chunk, each joining at its block (`resume_entering`)
     across_layers = direct.usable(model)
-    chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer).chunks(rows_per_forward, across_layers)
+    chunks = Rows(rows.layer, rows.example, start, rows.stop, rows.answer, rows.at_z).chunks(rows_per_forward,
+                                                                                             across_layers)
 
     def run_one_layer(chunk: Tensor) -> Tensor:  # through the bridge, the hooks attached around the whole call
         first = int(start[chunk].min())
@@ -282,7 +290,7 @@ def run_rows(
         else:
             with torch.no_grad():
                 logits = resume_entering(model, ref, layers, rows.example[chunk], first, int(rows.stop[chunk].max()),
-                                         rows.answer[chunk], hooks)
+                                         rows.answer[chunk], hooks, None if rows.at_z is None else rows.at_z[chunk])
         return score(chunk, logits).cpu()
 
     scores = torch.cat(map_shards(chunks, run, description))
@@ -292,25 +300,39 @@ def run_rows(
 def resume_entering(
     model: TransformerBridge, ref: Reference, layers: Int[Tensor, " rows"], examples: Int[Tensor, " rows"],
     start: int, stop: int, answer_pos: Int[Tensor, " rows"], hooks: Sequence[direct.Hook],
+    at_z: Tensor | None = None,
 ) -> Float[Tensor, "rows d_vocab"]:
-    """`resume` for rows sorted by layer, each row joining at its own block (`direct.entering_blocks`), in one direct
-    forward. `hooks` index the rows as `resume`'s do; at a block below some rows' layer they see the rows that have
-    joined (a prefix), so each hook is handed every row, the ones not yet running as zeros it never reads back."""
-    device, n = model.cfg.device, len(examples)
+    """`resume` for rows sorted by layer (and, within a layer, those joining at the block's input before those
+    joining at its `z`: `at_z`, where the reference recorded `z`), each row joining at its own block
+    (`direct.entering_blocks`), in one direct forward. `hooks` index the rows as `resume`'s do; at a block below some
+    rows' layer they see the rows that have joined (a prefix), so each hook is handed every row, the ones not yet
+    running as zeros it never reads back."""
+    device, n, n_layers = model.cfg.device, len(examples), model.cfg.n_layers
     rows = examples.to(device)
-    joining = torch.bincount(layers, minlength=model.cfg.n_layers)
-    running, lowest = joining.cumsum(0).tolist(), int(layers[0])  # rows running at each block
-    entering = {layer: ref.resid_pre[layer][rows[running[layer] - count:running[layer]], start:stop]
-                for layer, count in enumerate(joining.tolist()) if count}
+    at_z = torch.zeros(n, dtype=torch.bool) if at_z is None or len(ref.z) < n_layers else at_z.cpu()
+    at_input = torch.bincount(layers[~at_z], minlength=n_layers).tolist()
+    joined = torch.bincount(layers, minlength=n_layers).cumsum(0).tolist()  # rows running after each block
+    before = [0, *joined[:-1]]
+    attending = [b + a for b, a in zip(before, at_input)]  # rows whose attention each block computes
+    entering = {i: ref.resid_pre[i][rows[before[i]:attending[i]], start:stop] for i in range(n_layers) if at_input[i]}
+    entering_z = {}
+    for i in range(n_layers):
+        if joined[i] > attending[i]:
+            mine = rows[attending[i]:joined[i]]
+            entering_z[i] = direct.EnteringAtZ(
+                ref.resid_pre[i][mine, start:stop], ref.z[i][0][mine, start:stop], ref.z[i][1][mine, start:stop],
+                ref.resid_pre[i + 1][mine, start:stop] if i + 1 < n_layers else None)
     # rows computing few positions after a long prefix take the reference's keys/values through `stop` and
     # overwrite the computed ones (no concatenation; measured faster for `z` at `end`, slower for long rows)
     filled = stop - start <= start
     through = stop if filled else start
-    prefix = {i: (k[rows[:running[i]], :, :through], v[rows[:running[i]], :, :through])
-              for i, (k, v) in ref.kv.items() if i >= lowest and start > 0}
+    lowest = int(layers[0])
+    prefix = {i: (k[rows[:attending[i]], :, :through], v[rows[:attending[i]], :, :through])
+              for i, (k, v) in ref.kv.items() if i >= lowest and start > 0 and attending[i]}
     kwargs = {k: _suffix(v, examples, start, stop) for k, v in ref.block_kwargs.items()}
-    padded = [(name, _every_row(fn, n)) for name, fn in hooks] if running[lowest] < n else list(hooks)
-    final = direct.entering_blocks(model, entering, kwargs, padded, prefix, filled, answer=answer_pos.to(device) - start)
+    padded = [(name, _every_row(fn, n)) for name, fn in hooks] if at_input[lowest] < n else list(hooks)
+    final = direct.entering_blocks(model, entering, kwargs, padded, prefix, filled,
+                                   answer=answer_pos.to(device) - start, entering_z=entering_z)
     return direct.unembed(model, final)
 
 

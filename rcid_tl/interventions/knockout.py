@@ -113,7 +113,9 @@ def _resumed(model, batch, ablations, replacement, metric, layers, hook_names, t
     first = torch.tensor([0 if ablations[a].positions is None else
                           min(int(batch.position(p)[e]) for p in ablations[a].positions)
                           for a, e in zip(ablation_of.tolist(), example_of.tolist())])
-    rows = Rows(torch.tensor(lowest)[ablation_of], example_of, torch.minimum(first, answer), answer + 1, answer)
+    # every ablation acts on z: rows join their lowest ablated layer there
+    rows = Rows(torch.tensor(lowest)[ablation_of], example_of, torch.minimum(first, answer), answer + 1, answer,
+                torch.ones_like(answer, dtype=torch.bool))
 
     def hooks_for(chunk: Tensor, start: int) -> list:
         pairs = list(zip(ablation_of[chunk].tolist(), example_of[chunk].tolist()))
@@ -336,7 +338,8 @@ def _resumed_every_position(model, batch, ablations, replacement, metric, layers
     n = len(batch)
     ablation_of, example_of = torch.arange(len(ablations) * n) // n, torch.arange(len(ablations) * n) % n
     answer = batch.answer_pos[example_of]
-    rows = Rows(torch.tensor(lowest)[ablation_of], example_of, torch.zeros_like(answer), answer + 1, answer)
+    rows = Rows(torch.tensor(lowest)[ablation_of], example_of, torch.zeros_like(answer), answer + 1, answer,
+                torch.ones_like(answer, dtype=torch.bool))
     ablated = {layer: torch.zeros(len(ablations), model.cfg.n_heads, dtype=torch.bool) for layer in layers}
     for a, ablation in enumerate(ablations):
         for head in ablation.heads:

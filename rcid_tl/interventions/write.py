@@ -124,7 +124,7 @@ def _patch_resumed(model, batch, sites, metric, rows_per_forward, target, plan, 
     site_of, example_of = torch.arange(len(sites) * n) // n, torch.arange(len(sites) * n) % n
     position, answer = plan.position[site_of, example_of], batch.answer_pos[example_of]
     rows = Rows(torch.tensor([s.layer for s in sites])[site_of], example_of, torch.minimum(position, answer),
-                torch.maximum(position, answer) + 1, answer)
+                torch.maximum(position, answer) + 1, answer, torch.tensor([s.site is Site.Z for s in sites])[site_of])
     patched = run_rows(
         model, target, rows, lambda chunk, first: plan.hooks(site_of[chunk], example_of[chunk], model.cfg.device,
                                                               offset=first),
