@@ -72,12 +72,16 @@ def timed(methods: dict, repeats: int) -> tuple[dict, dict]:
 
 
 def matmul_gflops() -> float:
+    """The best of five rates (the timings are minima too: the machine's load only slows things down)."""
     a, b = torch.randn(512, 768), torch.randn(768, 3072)
     a @ b
-    start = time.process_time()  # CPU seconds, like every timing here
-    for _ in range(20):
-        a @ b
-    return 20 * 2 * 512 * 768 * 3072 / (time.process_time() - start) / 1e9
+    rates = []
+    for _ in range(5):
+        start = time.process_time()  # CPU seconds, like every timing here
+        for _ in range(20):
+            a @ b
+        rates.append(20 * 2 * 512 * 768 * 3072 / (time.process_time() - start) / 1e9)
+    return max(rates)
 
 
 def gpt2_small():

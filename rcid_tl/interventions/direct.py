@@ -117,8 +117,7 @@ def blocks(
     """Blocks `layer`.. on `hidden` (every position of the sequence; rows that resume after a prefix go through
     `entering_blocks`), returning the last block's output at each row's `answer` position; `record`: filled with each
     layer's keys/values (batch, kv_head, pos, d_head); `resid_pre`: appended each block's input (after its hooks);
-    `z_record`: each layer's `z` as its hooks receive it and as they return it (every position, the last block's
-    too)."""
+    `z_record`: each layer's `z` as its hooks receive it and as they return it."""
     by_site, qwen = _by_site(model, hooks), type(model.original_model).__name__ == "Qwen2ForCausalLM"
     rope, last = block_kwargs.get("position_embeddings"), model.cfg.n_layers - 1
     for i in range(layer, model.cfg.n_layers):
@@ -186,34 +185,24 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
            answer: Tensor | None = None, z_record: dict | None = None) -> Tensor:
     """One block on `x` (the last positions); `k_v`: the earlier positions' keys/values, or (`filled`) buffers for
     all positions whose last ones this block's keys/values overwrite (no concatenation). `answer` (the last block):
-    return each row's output at its `answer` index only. Nothing else of the last block reaches the answer's logits,
-    so its queries, attention output and MLP are computed at the answer positions only, unless a hook at one of its
-    sites asks for every position (then computed there and handed to the hook as usual) or `z_record` asks for z."""
-    narrow_q = answer is not None and z_record is None and not any((i, site) in hooks for site in (Site.Z, *_AFTER_Z))
-    z = _attention(block, i, x, d_head, rope, k_v, record, filled, answer if narrow_q else None)
+    return each row's output at its `answer` index only (see `_finish`)."""
+    z = _attention(block, i, x, d_head, rope, k_v, record, filled)
     return _finish(block, i, x, z, hooks, answer, z_record=z_record)
 
 
-def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled: bool = False,
-               queries_at: Tensor | None = None) -> Tensor:
-    """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks; `queries_at`: each row's
-    one query position (z there only)."""
+def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled: bool = False) -> Tensor:
+    """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks. Queries at every position,
+    the last block's too: the same shapes as an unpatched run's, so a row nothing changes gives its logits bit for bit."""
     attn, (b, p, _) = block.attn, x.shape
     h = _norm(block.ln1, x)
     # GPT-2's q, k, v are views of its one Conv1D's weight; projecting them one by one is what the bridge does (one
     # fused matmul rounds differently, by ~1e-7)
-    rows = torch.arange(b, device=x.device)
-    q = _original(attn.q)(h if queries_at is None else h[rows, queries_at][:, None])
-    k, v = _original(attn.k)(h), _original(attn.v)(h)
+    q, k, v = _original(attn.q)(h), _original(attn.k)(h), _original(attn.v)(h)
     n_heads, n_kv = q.shape[-1] // d_head, k.shape[-1] // d_head
-    q = q.view(b, q.shape[1], -1, d_head).transpose(1, 2)  # (batch, head, pos, d_head)
-    k, v = (t.view(b, p, -1, d_head).transpose(1, 2) for t in (k, v))
+    q, k, v = (t.view(b, p, -1, d_head).transpose(1, 2) for t in (q, k, v))  # (batch, head, pos, d_head)
     if rope is not None:
         cos, sin = (t.unsqueeze(1) for t in rope)
-        k = k * cos + _rotate_half(k) * sin
-        if queries_at is not None:
-            cos, sin = (t.expand(b, -1, -1, -1)[rows, :, queries_at][:, :, None] for t in (cos, sin))
-        q = q * cos + _rotate_half(q) * sin
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
     if record is not None:
         record[i] = (k, v)
     if k_v is not None and filled:
@@ -225,10 +214,7 @@ def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled:
         k, v = (t.repeat_interleave(n_heads // n_kv, dim=1) for t in (k, v))
     scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, head, query_pos, key_pos)
     keys = k.shape[-2]
-    if queries_at is not None:  # each row's one query, at key index keys − p + queries_at
-        future = (torch.arange(keys, device=x.device)[None] > (keys - p + queries_at)[:, None])[:, None, None]
-    else:
-        future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
+    future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
     # Qwen2's attention takes the softmax in float32 whatever the model's dtype; GPT-2's in the model's own
     softmax_dtype = torch.float32 if rope is not None else q.dtype
     pattern = scores.masked_fill(future, float("-inf")).softmax(-1, dtype=softmax_dtype).to(q.dtype)
@@ -237,9 +223,12 @@ def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled:
 
 def _finish(block, i: int, x: Tensor, z: Tensor, hooks: dict, answer: Tensor | None, z_record: dict | None = None,
             reused: EnteringAtZ | None = None) -> Tensor:
-    """Block `i` from its `z` (before its hooks) on: the output projection, the residual and the MLP. `answer`: each
-    row's output there only (the last block). `reused`: the last rows joined at `z`; where their hooks leave `z` as
-    the run they come from used it, their output is that run's, so only the positions a hook changed are computed."""
+    """Block `i` from its `z` (before its hooks) on: the output projection, the residual and the MLP. `answer` (the
+    last block): each row's output there only; nothing else of the last block reaches the answer's logits, so its
+    output projection and MLP run at the answer positions only, unless a hook after `z` asks for every position
+    (then computed there and handed to the hook as usual). `reused`: the last rows joined at `z`; where their hooks
+    leave `z` as the run they come from used it, their output is that run's, so only the positions a hook changed are
+    computed."""
     pre = z.clone() if z_record is not None and (i, Site.Z) in hooks else z  # a hook may edit z in place
     z = _fire(hooks, i, Site.Z, z)
     if z_record is not None:
@@ -248,8 +237,7 @@ def _finish(block, i: int, x: Tensor, z: Tensor, hooks: dict, answer: Tensor | N
     after = any((i, site) in hooks for site in _AFTER_Z)
     narrow = answer is not None and not after
     if narrow:
-        z = z if z.shape[1] == 1 else z[rows, answer][:, None]  # one position: the queries were at the answer
-        x = x[rows, answer][:, None]
+        z, x = z[rows, answer][:, None], x[rows, answer][:, None]
     elif reused is not None and reused.out is not None and not after:
         return _finish_changed(block, x, z, reused)
     out = _output(block, x, z, hooks, i)
