@@ -281,7 +281,7 @@ def bench_ablation(models: dict, repeats: int, which: str) -> None:
             previous = label
         print(f"  {name:<11} {'plain forward, 32 prompts':<24} {'':>9}  peak "
               f"{peaks['plain forward, 4× the prompts']:7.2f} MiB")
-        print(f"  {name:<11} all parts: {best['bridge whole forwards'] / best['+ earlier-position skip']:.1f}× "
+        print(f"  {name:<11} all parts: {best['bridge whole forwards'] / best['+ join at z']:.1f}× "
               f"({len(sites)} sites)", flush=True)
         # a forward of 4× the prompts holds about 4× the activations: at least 2× is "clearly larger"
         check_memory(f"{name} memory: 4× the prompts", peaks["plain forward, 4× the prompts"]

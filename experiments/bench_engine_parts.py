@@ -1,5 +1,5 @@
 """Pieces of `bench_engine.py`: the peer libraries' sweeps (nnsight's batched invokes, pyvene's interventions) and
-the engine's ablation (batching only, + lower-layer skip, + earlier-position skip). Imported by bench_engine.py, which
+the engine's ablation (batching only, + lower-layer skip, + earlier-position skip, + join at z). Imported by bench_engine.py, which
 prints every table in one process; peak memory is `bench_memory.peak_bytes`.
 """
 
@@ -136,15 +136,21 @@ def nnsight_model(model):
 
 def ablation(model, batch, sites, metric) -> dict:
     """The engine's parts, each a sweep on the same sites: whole forwards through the bridge (batching only, the
-    bridge's modules), whole direct forwards (batching only), + lower-layer skip (rows resume at their layer but
-    compute every position), + earlier-position skip (the engine)."""
+    bridge's modules), whole direct forwards (batching only), + lower-layer skip (rows resume at their block's input
+    but compute every position), + earlier-position skip (from the patched position on), + rows patching `z` join
+    their block at `z` and recompute its output at the changed positions only (the engine)."""
 
-    def every_position(layer, example, start, stop, answer):
+    def every_position(layer, example, start, stop, answer, at_z=None):
         return engine.Rows(layer, example, torch.zeros_like(start), stop, answer)
 
-    def lower_layer_skip():
-        with mock.patch.object(write, "Rows", every_position):
-            return patch_sites(model, batch, sites, metric, Direction.NOISING)[0]
+    def at_block_input(layer, example, start, stop, answer, at_z=None):
+        return engine.Rows(layer, example, start, stop, answer)
+
+    def resumed(rows):
+        def run():
+            with mock.patch.object(write, "Rows", rows):
+                return patch_sites(model, batch, sites, metric, Direction.NOISING)[0]
+        return run
 
     def bridge_full():
         with bridge_only():
@@ -152,8 +158,9 @@ def ablation(model, batch, sites, metric) -> dict:
 
     return {"bridge whole forwards": bridge_full,
             "direct whole forwards": lambda: patch_sites(model, batch, sites, metric, engine=Engine.FULL)[0],
-            "+ lower-layer skip": lower_layer_skip,
-            "+ earlier-position skip": lambda: patch_sites(model, batch, sites, metric)[0]}
+            "+ lower-layer skip": resumed(every_position),
+            "+ earlier-position skip": resumed(at_block_input),
+            "+ join at z": lambda: patch_sites(model, batch, sites, metric)[0]}
 
 
 def plain_forward(model, batch):
