@@ -254,18 +254,18 @@ def _output(block, x: Tensor, z: Tensor, hooks: dict, i: int) -> Tensor:
 def _finish_changed(block, x: Tensor, z: Tensor, reused: EnteringAtZ) -> Tensor:
     """`_finish` without hooks after `z`, the last `len(reused.x)` rows taking `reused.out` where `z` is unchanged."""
     running = len(x) - len(reused.x)
-    parts = [_output(block, x[:running], z[:running], {}, -1)] if running else []
     zj, xj = z[running:], x[running:]
     changed = (zj != reused.z_used).flatten(2).any(-1)  # (row, pos)
     if bool(changed.all()):
-        parts.append(_output(block, xj, zj, {}, -1))
-    else:
-        out = reused.out.clone()
-        where = changed.nonzero(as_tuple=True)
-        if len(where[0]):
-            out[where] = _output(block, xj[where][None], zj[where][None], {}, -1)[0]
-        parts.append(out)
-    return torch.cat(parts) if len(parts) > 1 else parts[0]
+        return _output(block, x, z, {}, -1)
+    out = x.new_empty(x.shape)  # one copy of the reused rows' outputs, the changed positions then overwritten
+    if running:
+        out[:running] = _output(block, x[:running], z[:running], {}, -1)
+    out[running:] = reused.out
+    where = changed.nonzero(as_tuple=True)
+    if len(where[0]):
+        out[running:][where] = _output(block, xj[where][None], zj[where][None], {}, -1)[0]
+    return out
 
 
 def _norm(norm, x: Tensor) -> Tensor:
