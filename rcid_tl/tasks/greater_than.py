@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from rcid_tl.errors import InputError
 from rcid_tl.tasks import lexicon
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_many
+from rcid_tl.tasks.tokens import encode_texts, fill, pad_id, single_token, tokenize_many
 
 POSITIONS = ("noun", "yy", "end")
 
@@ -49,8 +49,8 @@ def valid_years(tokenizer: PreTrainedTokenizerBase, centuries: tuple[int, ...]) 
     years, year_ids = [], year_token_ids(tokenizer)
     for xx in centuries:
         century = single_token(tokenizer, f" {xx}", "century")
-        splits = lambda yy: tokenizer.encode(f" {xx}{yy:02d}", add_special_tokens=False) == [  # noqa: E731
-            century, year_ids[yy]]
+        encoded = encode_texts(tokenizer, [f" {xx}{yy:02d}" for yy in range(99)])  # every year of the century at once
+        splits = lambda yy: encoded[yy] == [century, year_ids[yy]]  # noqa: E731
         if splits(1):  # the corrupt year XX01 must split the same way
             years += [(xx, yy) for yy in [yy for yy in range(2, 99) if splits(yy)][1:-1]]
     if not years:

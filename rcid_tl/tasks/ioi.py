@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from rcid_tl.errors import InputError
 from rcid_tl.tasks import lexicon
 from rcid_tl.tasks.base import ContrastiveDataset, Example
-from rcid_tl.tasks.tokens import fill, pad_id, single_token, tokenize_many
+from rcid_tl.tasks.tokens import fill, pad_id, single_tokens, tokenize_many
 
 POSITIONS = ("io", "s1", "s1+1", "s2", "end")
 
@@ -51,7 +51,7 @@ def abba(template: str) -> str:
 
 def build_ioi(config: IOIConfig, tokenizer: PreTrainedTokenizerBase) -> ContrastiveDataset:
     """Sample `config.n` IOI examples, each validated against `tokenizer` (every name one token)."""
-    name_ids = {name: single_token(tokenizer, " " + name, "name") for name in config.names}
+    name_ids = dict(zip(config.names, single_tokens(tokenizer, [" " + name for name in config.names], "name")))
     rng = random.Random(config.seed)
     drawn = [_draw(config, rng, i) for i in range(config.n)]
     tokenized = tokenize_many(tokenizer, [text for d in drawn for text in (d["clean"], d["corrupt"])],

@@ -19,29 +19,34 @@ class Span:
 
 def single_token(tokenizer: PreTrainedTokenizerBase, text: str, what: str) -> int:
     """The one token id of `text`, or an InputError naming it."""
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    if len(ids) != 1:
-        raise InputError(f"{what} {text!r} is {len(ids)} tokens for this tokenizer; it must be exactly one token")
-    return ids[0]
+    return single_tokens(tokenizer, [text], what)[0]
+
+
+def single_tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], what: str) -> list[int]:
+    """`single_token` of each text, in one tokenizer call."""
+    out = []
+    for text, ids in zip(texts, encode_texts(tokenizer, list(texts))):
+        if len(ids) != 1:
+            raise InputError(f"{what} {text!r} is {len(ids)} tokens for this tokenizer; it must be exactly one token")
+        out.append(ids[0])
+    return out
 
 
 def fill(template: str, values: dict[str, str]) -> tuple[str, list[Span]]:
     """Replace each `[KEY]` (left to right) by `values[KEY]`, keeping the space before the slot; spans record where
     each named slot (`KEY`, or `KEY#n` for its n-th repeat) landed."""
     text, spans, seen, i = "", [], {}, 0
-    while i < len(template):
-        if template[i] == "[":
-            key = template[i + 1 : template.index("]", i)]
-            n = seen.get(key, 0)
-            seen[key] = n + 1
-            start = len(text) - 1 if text.endswith(" ") else len(text)  # the slot's token includes its space
-            text += values[key]
-            spans.append(Span(key if n == 0 else f"{key}#{n}", text[start:], start))
-            i += len(key) + 2
-        else:
-            text += template[i]
-            i += 1
-    return text, spans
+    while (open_at := template.find("[", i)) >= 0:
+        close_at = template.index("]", open_at)
+        text += template[i:open_at]
+        key = template[open_at + 1 : close_at]
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        start = len(text) - 1 if text.endswith(" ") else len(text)  # the slot's token includes its space
+        text += values[key]
+        spans.append(Span(key if n == 0 else f"{key}#{n}", text[start:], start))
+        i = close_at + 1
+    return text + template[i:], spans
 
 
 def tokenize_with_positions(
@@ -57,16 +62,17 @@ def tokenize_many(
 ) -> list[tuple[tuple[int, ...], dict[str, int]]]:
     """`tokenize_with_positions` of each (text, spans) in `filled`, in one tokenizer call for every text and every
     slot's two prefixes (the tokenizer's per-call work, not the encoding, dominates on short prompts)."""
-    if prepend_bos and tokenizer.bos_token_id is None:
+    bos = tokenizer.bos_token_id  # one lookup: the tokenizer's attribute access converts the token each time
+    if prepend_bos and bos is None:
         raise InputError("this tokenizer has no BOS token; build the task without BOS")
     texts = [t for text, spans in filled
              for t in (text, *(p for span in spans for p in (text[: span.start], text[: span.start + len(span.text)])))]
-    encoded, out, at = _encode(tokenizer, texts), [], 0
+    encoded, out, at = encode_texts(tokenizer, texts), [], 0
     for text, spans in filled:
         ids, prefixes, at = encoded[at], encoded[at + 1 : at + 1 + 2 * len(spans)], at + 1 + 2 * len(spans)
         offset = 0
         if prepend_bos:
-            ids, offset = [tokenizer.bos_token_id, *ids], 1
+            ids, offset = [bos, *ids], 1
         positions = {}
         for k, span in enumerate(spans):
             # Encoding the text up to the slot and up to its end (rather than the slot alone) keeps this right for
@@ -81,7 +87,7 @@ def tokenize_many(
     return out
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
     """Token ids of each text without special tokens, each distinct text encoded once (prompts share prefixes); a
     fast tokenizer's own encoder is called directly (the Python wrapper's per-text conversion cost more than the
     encoding)."""
