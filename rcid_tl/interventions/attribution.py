@@ -35,7 +35,8 @@ def attribution_patch(
     names = namer(model)
     for s in sites:
         names.check_layer(s.layer)
-    hook_names = sorted({names.name(s.site, s.layer) for s in sites})
+    site_names = [names.name(s.site, s.layer) for s in sites]
+    hook_names = sorted(set(site_names))
     noising = Direction(direction) is Direction.NOISING
     source_tokens, target_tokens = (batch.corrupt, batch.clean) if noising else (batch.clean, batch.corrupt)
     source_logits, source = direct.cache(model, source_tokens, hook_names, batch.answer_pos)
@@ -53,7 +54,7 @@ def attribution_patch(
         metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     rows, change = torch.arange(len(batch))[None, :], None
     for name in hook_names:  # every site of one hook point at once
-        mine = [k for k, s in enumerate(sites) if names.name(s.site, s.layer) == name]
+        mine = [k for k, site_name in enumerate(site_names) if site_name == name]
         index = (rows, torch.stack([batch.position(sites[k].position) for k in mine]))  # (site, example) each
         if sites[mine[0]].head is not None:
             index = (*index, torch.tensor([sites[k].head for k in mine])[:, None])

@@ -244,3 +244,37 @@ def test_reference_and_source_in_one_forward_equal_two_forwards(name, request):
     torch.testing.assert_close(logits, alone_logits, atol=ATOL, rtol=0)
     for n in names:
         torch.testing.assert_close(cache[n], alone_cache[n], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["world-gpt2", "world-qwen2"])
+def test_z_rows_join_at_z_and_reuse_what_their_patch_leaves(name, request, monkeypatch):
+    """Rows patching `z` enter their block at `z` (the reference's block input and z) on direct forwards: the forward
+    is handed them as `entering_z`, their Δ equals rows entering at the block's input (the same function, batched
+    otherwise: ATOL), and a row whose patch changes nothing (s2-io leaves io and every position before s2 untouched)
+    reads the reference's outputs and gives Δ = 0 bit for bit."""
+    from rcid_tl.interventions import write
+
+    model = request.getfixturevalue(name.replace("-", "_"))
+    dataset = build_ioi(IOIConfig(n=6, seed=4), model.tokenizer)
+    batch, metric = dataset.batch(), metric_for(dataset)
+    sites = [PatchSite(Site.Z, layer, p, head) for layer in (0, model.cfg.n_layers - 2, model.cfg.n_layers - 1)
+             for p in ("io", "s2", "end") for head in (0, 1)]
+    seen, real = [], direct.entering_blocks
+    monkeypatch.setattr(direct, "entering_blocks", lambda *a, **k: seen.append(k["entering_z"]) or real(*a, **k))
+    joined, _ = patch_sites(model, batch, sites, metric)
+    assert seen and all(seen)
+    monkeypatch.setattr(write, "Rows", lambda *fields: engine_module.Rows(*fields[:5]))  # every row at its input
+    at_input, _ = patch_sites(model, batch, sites, metric)
+    torch.testing.assert_close(joined, at_input, atol=ATOL, rtol=0)
+    io = torch.tensor([s.position == "io" for s in sites])
+    assert bool((joined[io] == 0).all()) and joined[~io].abs().max() > 1e-2
+
+
+def test_a_reference_changed_anywhere_but_z_records_no_z(world_gpt2):
+    """Rows reuse a block's output where their `z` is the reference's only if nothing but `z` was changed in it."""
+    batch = build_task(world_gpt2, "ioi", n=2, seed=0).batch()
+    tokens, answer, layers = batch.clean, batch.answer_pos, world_gpt2.cfg.n_layers
+    keep = lambda act, hook: act  # noqa: E731
+    assert len(reference_run(world_gpt2, tokens, answer).z) == layers
+    assert len(reference_run(world_gpt2, tokens, answer, hooks=[("blocks.1.attn.hook_z", keep)]).z) == layers
+    assert reference_run(world_gpt2, tokens, answer, hooks=[("blocks.1.hook_resid_pre", keep)]).z == {}
