@@ -49,19 +49,12 @@ def fill(template: str, values: dict[str, str]) -> tuple[str, list[Span]]:
     return text + template[i:], spans
 
 
-def tokenize_with_positions(
-    tokenizer: PreTrainedTokenizerBase, text: str, spans: Sequence[Span], prepend_bos: bool
-) -> tuple[tuple[int, ...], dict[str, int]]:
-    """Token ids of `text` (BOS first when asked) and the token index of each span, which must be one token that
-    tokenises the same inside the sentence as alone."""
-    return tokenize_many(tokenizer, [(text, spans)], prepend_bos)[0]
-
-
 def tokenize_many(
     tokenizer: PreTrainedTokenizerBase, filled: Sequence[tuple[str, Sequence[Span]]], prepend_bos: bool
 ) -> list[tuple[tuple[int, ...], dict[str, int]]]:
-    """`tokenize_with_positions` of each (text, spans) in `filled`, in one tokenizer call for every text and every
-    slot's two prefixes (the tokenizer's per-call work, not the encoding, dominates on short prompts)."""
+    """Per (text, spans) in `filled`: the token ids of the text (BOS first when asked) and the token index of each
+    span, which must be one token that tokenises the same inside the sentence as alone. Every text and every slot's
+    two prefixes go to the tokenizer in one call (its per-call work, not the encoding, dominates on short prompts)."""
     bos = tokenizer.bos_token_id  # one lookup: the tokenizer's attribute access converts the token each time
     if prepend_bos and bos is None:
         raise InputError("this tokenizer has no BOS token; build the task without BOS")
