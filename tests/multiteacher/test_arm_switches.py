@@ -136,7 +136,7 @@ def test_ce_only_reads_no_teacher_and_trains_exactly_as_ce_plus_zero_kv(models, 
     batch, _ = make_views({}, student, examples, run_config(arm))
     loss, parts = objective({}, student, batch, {})  # no teacher and no view: none is read
     assert set(parts) == {"ce"}
-    assert float(loss.detach()) == pytest.approx(float(reference_ce(student(batch.tokens), batch)), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float(reference_ce(student(batch.tokens), batch).detach()), rel=1e-6)
     loss.backward()
     grads = [p.grad for p in student.parameters()]
     # the objective's own parameters get zero gradients (not none), so clipping sees the same tensors
