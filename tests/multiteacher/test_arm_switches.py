@@ -188,7 +188,7 @@ def test_similarity_routing_weights_teachers_by_the_cosine_of_pooled_queries(mod
     aligned_q = [a[0] for a in aligned(objective, models, views)]
     cos = torch.stack([F.cosine_similarity(pooled(seen["student"][0]), pooled(q), dim=-1) for q in aligned_q], 1)
     w = (cos / objective.temperature).softmax(-1)
-    assert parts[f"w_{DIGITS}"] == pytest.approx(float(w[:, 0].mean()), abs=1e-6)
+    assert parts[f"w_{DIGITS}"] == pytest.approx(float(w[:, 0].mean().detach()), abs=1e-6)
     assert torch.allclose(seen["fused"][1], w[:, 0, None, None, None, None] * aligned(objective, models, views)[0][1]
                           + w[:, 1, None, None, None, None] * aligned(objective, models, views)[1][1], atol=1e-6)
     assert not torch.allclose(w, torch.full_like(w, 0.5))  # the two teachers' queries differ
