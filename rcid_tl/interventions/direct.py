@@ -165,15 +165,14 @@ def entering_blocks(
             hidden = entering[i] if hidden is None else torch.cat([hidden, entering[i]])
         if hidden is not None:
             hidden = _fire(by_site, i, Site.RESID_PRE, hidden)
-        if i not in entering_z:
             tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
+        if i not in entering_z:
             hidden = _block(block, i, hidden, model.cfg.d_head, tables, by_site, prefix.get(i), None, filled,
                             answer=here)
             continue
         joining = entering_z[i]
         x, z = joining.x, joining.z_in
         if hidden is not None:  # the running rows' attention, then the joining rows' z after theirs
-            tables = rope if rope is None or rope[0].shape[0] == 1 else tuple(t[: len(hidden)] for t in rope)
             z = torch.cat([_attention(block, i, hidden, model.cfg.d_head, tables, prefix.get(i), None, filled), z])
             x = torch.cat([hidden, x])
         hidden = _finish(block, i, x, z, by_site, here, reused=joining)
