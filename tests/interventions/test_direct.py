@@ -2,15 +2,16 @@
 hook point and the logits, resumed sweeps and knockouts with and without them, attribution, and the cases that must
 fall back to the bridge (a hook attached to the model, a hook point the direct forward does not fire, training mode).
 
-The direct forward repeats the bridge's arithmetic op for op (its Python normalization, q/k/v projected one by one)
-except GPT-2's GELU, which it takes fused (torch's tanh GELU: the same formula, rounded differently by an ulp), and
-the last block, which it computes at the answer positions only (when no hook asks for more). So in float32 one forward
-agrees to float32 rounding: `ATOL` absolute plus `RTOL` relative (≤ 5.7e-6 seen on world-gpt2's logits, ≤ 1e-6 on
-Qwen2's, where no GELU differs). Sweeps batch their rows differently on the two paths (direct forwards take rows of
-every layer into one forward), and a float32 matmul's rounding depends on the batch it is in: the bridge path run one
-row per forward differs from itself run in chunks by up to 2.4e-6 on these logit differences. So sweeps compare to
-`ATOL_BATCHED` in float32; in float64 every hook point, the logits and every sweep must agree to 1e-10, which shows
-the two paths compute the same function.
+The direct forward computes the bridge's function with fused kernels where the bridge takes several ops: LayerNorm
+and RMSNorm in one kernel (the bridge normalizes step by step in Python), GPT-2's q/k/v in one matmul, GPT-2's GELU as
+x·sigmoid(2u) (the same formula as HF's tanh form), and the last block at the answer positions only (when no hook asks
+for more). So in float32 one forward agrees to float32 rounding: `ATOL` absolute plus `RTOL` relative. Sweeps batch
+their rows differently on the two paths too (direct forwards take rows of every layer into one forward), and a
+float32 matmul's rounding depends on the batch it is in: the bridge path run one row per forward differs from itself
+run in chunks by up to 2.4e-6 on these logit differences. Rounding then scales with the logits: sweeps compare to
+`ATOL_BATCHED` times the largest |Δ| (at least 10): a few float32 ulps of it (≤ 1.6e-5 seen where |Δ| reaches 25, whose
+ulp is 1.9e-6). In float64 every hook point, the logits and every sweep must agree to 1e-10, which shows the two paths
+compute the same function.
 """
 
 import pytest
@@ -26,13 +27,17 @@ from rcid_tl.metrics import metric_for
 from rcid_tl.models import load_model
 from rcid_tl.tasks import build_task
 
-ATOL, RTOL = 1e-5, 1e-5  # one float32 forward: rounding (fused GELU), see module docstring
-ATOL_BATCHED = 1e-5  # float32 sweeps batched differently: rounding, see module docstring
+ATOL, RTOL = 1e-5, 1e-5  # one float32 forward: rounding (fused kernels), see module docstring
+ATOL_BATCHED = 1e-6  # float32 sweeps batched differently: rounding, relative to the largest |Δ|, see module docstring
 
 
 @pytest.fixture(scope="module", params=["world-gpt2", "world-qwen2"])
 def model(request):
     return load_model(request.param)
+
+
+def _close_batched(fast, slow) -> None:
+    torch.testing.assert_close(fast, slow, atol=ATOL_BATCHED * max(10.0, float(slow.abs().max())), rtol=0)
 
 
 def _noop(act, hook):
@@ -79,7 +84,7 @@ def test_resumed_sweeps_equal_the_bridge_path(model, monkeypatch):
     fast, fast_runs = patch_sites(model, batch, sites, metric)
     _bridge(monkeypatch)
     slow, slow_runs = patch_sites(model, batch, sites, metric)
-    torch.testing.assert_close(fast, slow, atol=ATOL_BATCHED, rtol=0)
+    _close_batched(fast, slow)
     torch.testing.assert_close(fast_runs.clean, slow_runs.clean, atol=ATOL, rtol=RTOL)
     assert fast.abs().max() > 1e-2
 
@@ -109,7 +114,7 @@ def test_knockout_from_an_ablated_run_equals_the_bridge_path(model, monkeypatch)
     fast = knockout_added(model, batch, base, added, metric, prepared)
     _bridge(monkeypatch)
     slow = knockout_added(model, batch, base, added, metric, prepare_knockout(model, batch, metric))
-    torch.testing.assert_close(fast, slow, atol=ATOL_BATCHED, rtol=0)
+    _close_batched(fast, slow)
 
 
 def test_attribution_equals_the_bridge_path(model, monkeypatch):
@@ -135,7 +140,7 @@ def test_a_hook_on_the_model_runs_the_bridge_and_fires(model):
         assert not direct.usable(model)
         watched_run, _ = patch_sites(model, batch, sites, metric)
     assert len(calls) >= 3  # the reference run, the source run and each chunk of rows
-    torch.testing.assert_close(watched_run, plain, atol=ATOL_BATCHED, rtol=0)
+    _close_batched(watched_run, plain)
     assert direct.usable(model)
 
 
