@@ -30,6 +30,7 @@ from rcid_tl.cli.consistency import consistency
 from rcid_tl.cli.patch import patch
 from rcid_tl.cli.study import study
 from rcid_tl.cli.validate import validate
+from rcid_tl.allocator import keep_freed_memory
 from rcid_tl.errors import InputError
 from rcid_tl.checks import check_model_path
 from rcid_tl.out_lock import release_outs
@@ -91,6 +92,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
     _quiet_transformers()
+    keep_freed_memory()  # a command's sweeps and training reuse freed memory instead of faulting in new pages
     # The library logs progress and notes at INFO and never prints; the CLI shows them on stderr, so a run whose
     # stderr goes to a file (nohup, CI, `2> log`) still says how far it got. Removed again on exit because tests
     # call main() many times in one process.

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import rcid_tl
+from rcid_tl.allocator import keep_freed_memory
 from rcid_tl.heads import circuit
 from rcid_tl.heads.circuit import search_circuit
 from rcid_tl.interventions import direct
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--skip-bridge", action="store_true", help="time the direct path only")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as the command line runs
     set_progress(False)
     print(f"{'model':<12} {'bridge wall s':>13} {'direct wall s':>13} {'ratio':>6} {'bridge cpu s':>12} "
           f"{'direct cpu s':>12} {'ratio':>6}  direct cpu s: tasks, reference means, greedy search  circuit")

@@ -36,6 +36,7 @@ from bench_memory import peak_bytes
 from bench_sweep import GPT2_SMALL, TOKENIZER
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
+from rcid_tl.allocator import keep_freed_memory
 from rcid_tl.hooks.names import Head, Site
 from rcid_tl.interventions.attribution import agreement, attribution_patch
 from rcid_tl.interventions.edges import edge_attribution
@@ -377,8 +378,10 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     set_progress(False)
     torch.set_num_threads(1)
+    kept = keep_freed_memory()  # as the command line runs (bench_allocator.py measures what it is worth)
     gflops = matmul_gflops()
-    print(f"CPU, {torch.get_num_threads()} thread; measured matmul (512×768 @ 768×3072) {gflops:.1f} GFLOP/s")
+    print(f"CPU, {torch.get_num_threads()} thread; measured matmul (512×768 @ 768×3072) {gflops:.1f} GFLOP/s; "
+          f"freed memory {'kept' if kept else 'handed back (not glibc)'}")
     loaders = {"world-gpt2": lambda: load_model("world-gpt2"), "world-qwen2": lambda: load_model("world-qwen2"),
                "gpt2-small": gpt2_small}
     models = {name: loaders[name]() for name in args.models.split(",")}
