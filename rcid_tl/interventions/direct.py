@@ -34,9 +34,13 @@ _MODULES: "weakref.WeakKeyDictionary[TransformerBridge, list]" = weakref.WeakKey
 
 @dataclass(frozen=True)
 class _HookPoint:
-    """What a hook function receives as `hook`: the name it was asked for (the bridge gives its canonical name)."""
+    """What a hook function receives as `hook`: the name it was asked for (the bridge gives its canonical name), and
+    whether it may edit the activation in place (`rcid_tl.interventions.hook_fns` then skip their copy): true when it
+    is the only hook at its site and no gradient is taken, since every activation a direct forward hands a hook is a
+    tensor of its own that it reads only through the hook's return value."""
 
     name: str
+    edit_in_place: bool = False
 
 
 def _original(bridge_module):
@@ -95,8 +99,10 @@ def _by_site(model: TransformerBridge, hooks: Sequence[Hook]) -> dict[tuple[int,
 
 
 def _fire(hooks: dict, layer: int, site: Site, act: Tensor) -> Tensor:
-    for name, fn in hooks.get((layer, site), ()):
-        out = fn(act, _HookPoint(name))
+    here = hooks.get((layer, site), ())
+    alone = len(here) == 1 and not torch.is_grad_enabled()  # another hook at the site may have kept `act`
+    for name, fn in here:
+        out = fn(act, _HookPoint(name, alone))
         act = act if out is None else out
     return act
 

@@ -1,7 +1,7 @@
 """Hook-function factories: *what* an intervention does to the activation at one hook point, apart from *where*
 (the hook name, which the caller gets from `rcid_tl.hooks.names`). Each returns `hook(act, hook) -> act` for
 `model.hooks(fwd_hooks=...)`, and edits a copy of the activation unless told the site must be edited in place
-(`Site.patch_in_place`)."""
+(`Site.patch_in_place`) or the forward says it may be (`edit_in_place` on its hook point: direct forwards)."""
 
 import torch
 from jaxtyping import Bool, Int
@@ -48,8 +48,9 @@ def set_at_hook(rows: Tensor, pos: Tensor, values: Tensor, heads: Tensor | None 
     """Row rows[i]'s activation at position pos[i] (and head heads[i], on a per-head site) becomes values[i]."""
 
     def hook(act: Tensor, hook) -> Tensor:
-        if not in_place:
-            act = act.clone()  # never edit the bridge's tensor unless the site needs it (`Site.patch_in_place`)
+        # never edit the bridge's tensor unless the site needs it (`Site.patch_in_place`) or the forward allows it
+        if not (in_place or getattr(hook, "edit_in_place", False)):
+            act = act.clone()
         act[_index(act, rows, pos, heads)] = values.to(act.device, act.dtype)
         return act
 
@@ -60,7 +61,8 @@ def add_at_hook(rows: Tensor, pos: Tensor, delta: Tensor, heads: Tensor | None =
     """Row rows[i]'s activation at position pos[i] (and head heads[i], on a per-head site) gains delta[i]."""
 
     def hook(act: Tensor, hook) -> Tensor:
-        act = act.clone()  # never edit the bridge's tensor in place
+        if not getattr(hook, "edit_in_place", False):  # never edit the bridge's tensor in place
+            act = act.clone()
         act[_index(act, rows, pos, heads)] += delta.to(act.device, act.dtype)
         return act
 

@@ -152,3 +152,19 @@ def test_hook_points_it_does_not_fire_and_training_mode_fall_back(model):
     finally:
         model.eval()
     assert direct.usable(model, [(hook_name(Site.Z, 0), _noop)])
+
+
+def test_a_hook_may_edit_in_place_only_alone_and_without_gradients():
+    """A direct forward's activations are its own, so a lone hook may edit one in place (the patch hooks then skip
+    their copy); not when another hook at the site may have kept it, nor when autograd needs it."""
+    seen = []
+
+    def note(act, hook):
+        seen.append(hook.edit_in_place)
+
+    act, key = torch.zeros(2, 3), (0, Site.Z)
+    with torch.no_grad():
+        direct._fire({key: [("a", note)]}, 0, Site.Z, act)
+        direct._fire({key: [("a", note), ("b", note)]}, 0, Site.Z, act)
+    direct._fire({key: [("a", note)]}, 0, Site.Z, act)
+    assert seen == [True, False, False, False]
