@@ -5,7 +5,8 @@ afresh and trims its heap's free top as soon as it passes a threshold, so the ne
 pages, and each first touch is a page fault: 22,000–45,000 a sweep of world-gpt2's every head at every position, up
 to a quarter of its time (`experiments/bench_allocator.py` measures it in fresh processes). Raising the two
 thresholds keeps up to `RETAIN` bytes of freed memory in the process for the next chunk; blocks larger than
-`MAP_ABOVE` are still mapped apart and handed back when freed. The cost: the process's resident memory shrinks more slowly after a peak.
+`MAP_ABOVE` are still mapped apart and handed back when freed. The cost: the process's resident memory shrinks more
+slowly after a peak.
 
 The command line sets this once per process; a notebook or script opts in with `keep_freed_memory()`. Only glibc
 has these settings; elsewhere this does nothing.
