@@ -13,7 +13,6 @@ has these settings; elsewhere this does nothing.
 """
 
 import ctypes
-import ctypes.util
 import functools
 
 RETAIN = 256 << 20  # bytes of freed memory at the heap's top kept for reuse (glibc's M_TRIM_THRESHOLD)
@@ -25,10 +24,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 def keep_freed_memory() -> bool:
     """Set glibc's malloc to keep freed memory for reuse (see the module docstring), once per process. True where it
     took effect, False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the C library the process already runs on (finding it by name would spawn `ldconfig` at every start)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MAP_ABOVE)) and bool(mallopt(_M_TRIM_THRESHOLD, RETAIN))
