@@ -204,18 +204,9 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
 def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled: bool = False) -> Tensor:
     """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks. Queries at every position,
     the last block's too: the same shapes as an unpatched run's, so a row nothing changes gives its logits bit for bit."""
-    attn, (b, p, _) = block.attn, x.shape
-    h = _norm(block.ln1, x)
-    hf = _original(attn)
-    if hasattr(hf, "c_attn"):  # GPT-2's q, k, v: views of one Conv1D's weight, projected in one matmul
-        q, k, v = hf.c_attn(h).split(hf.split_size, dim=-1)
-    else:
-        q, k, v = _original(attn.q)(h), _original(attn.k)(h), _original(attn.v)(h)
-    n_heads, n_kv = q.shape[-1] // d_head, k.shape[-1] // d_head
-    q, k, v = (t.view(b, p, -1, d_head).transpose(1, 2) for t in (q, k, v))  # (batch, head, pos, d_head)
-    if rope is not None:
-        cos, sin = (t.unsqueeze(1) for t in rope)
-        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+    b, p, _ = x.shape
+    q, k, v = (t.transpose(1, 2) for t in _projections(block.attn, _norm(block.ln1, x), d_head, rope))
+    n_heads, n_kv = q.shape[1], k.shape[1]  # (batch, head, pos, d_head)
     if record is not None:
         record[i] = (k, v)
     if k_v is not None and filled:
@@ -223,15 +214,41 @@ def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled:
         k, v = k_v
     elif k_v is not None:
         k, v = torch.cat([k_v[0], k], dim=-2), torch.cat([k_v[1], v], dim=-2)
-    if n_kv != n_heads:
-        k, v = (t.repeat_interleave(n_heads // n_kv, dim=1) for t in (k, v))
-    scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, head, query_pos, key_pos)
+    # grouped-query attention without repeating keys/values: the heads sharing one (adjacent, as HF repeats them)
+    # stack their queries, (batch, kv_head, group · pos, d_head)
+    q = q.reshape(b, n_kv, -1, d_head)
+    scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, kv_head, group · query_pos, key_pos)
     keys = k.shape[-2]
     future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
     # Qwen2's attention takes the softmax in float32 whatever the model's dtype; GPT-2's in the model's own
     softmax_dtype = torch.float32 if rope is not None else q.dtype
-    pattern = scores.masked_fill(future, float("-inf")).softmax(-1, dtype=softmax_dtype).to(q.dtype)
-    return (pattern @ v).transpose(1, 2)  # (batch, pos, head, d_head)
+    grouped = scores.view(b, n_kv, -1, p, keys).masked_fill(future, float("-inf"))
+    pattern = grouped.softmax(-1, dtype=softmax_dtype).to(q.dtype).view(scores.shape)
+    return (pattern @ v).view(b, n_heads, p, d_head).transpose(1, 2)  # (batch, pos, head, d_head)
+
+
+def _projections(attn, h: Tensor, d_head: int, rope) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries, keys and values (batch, pos, head, d_head): GPT-2's from one matmul of its `c_attn`, Qwen2's from
+    its q, k and v projections, queries and keys rotated."""
+    b, p, _ = h.shape
+    hf = _original(attn)
+    if hasattr(hf, "c_attn"):
+        return tuple(t.view(b, p, -1, d_head) for t in hf.c_attn(h).split(hf.split_size, dim=-1))
+    q, k, v = (_original(m)(h).view(b, p, -1, d_head) for m in (attn.q, attn.k, attn.v))
+    if rope is not None:
+        cos, sin = (t.unsqueeze(2) for t in rope)
+        q, k = _rotary(q, cos, sin), _rotary(k, cos, sin)
+    return q, k, v
+
+
+def _rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), without building rotate_half: x·cos, then each
+    half gains its product with the sine in one fused kernel (rounding differs from HF's by about an ulp)."""
+    half = x.shape[-1] // 2
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
+    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
+    return out
 
 
 def _finish(block, i: int, x: Tensor, z: Tensor, hooks: dict, answer: Tensor | None, z_record: dict | None = None,
@@ -284,20 +301,21 @@ def _finish_changed(block, x: Tensor, z: Tensor, reused: EnteringAtZ) -> Tensor:
 def _norm(norm, x: Tensor) -> Tensor:
     """The bridge's normalization without its hook points, in one fused kernel (the bridge normalizes step by step
     in Python in compatibility mode: the same function, rounding differs by about an ulp)."""
-    if norm.use_native_layernorm_autograd or getattr(norm.config, "layer_norm_folding", False):
-        return _original(norm)(x)
+    hf = _original(norm)
+    if getattr(norm.config, "layer_norm_folding", False):
+        return hf(x)
+    if norm.use_native_layernorm_autograd:  # the bridge calls HF's module (Qwen2's RMSNorm: eight kernels)
+        # which normalizes in float32 whatever the model's dtype: one kernel where that is the model's
+        if not (norm.uses_rms_norm and x.dtype == torch.float32 and hasattr(hf, "variance_epsilon")):
+            return hf(x)
+        return F.rms_norm(x, (x.shape[-1],), hf.weight.to(x.dtype), hf.variance_epsilon)
     h = x if x.dtype in (torch.float32, torch.float64) else x.float()
     weight = (1.0 + norm.weight) if norm.uses_weight_offset else norm.weight
     eps, shape = getattr(norm.config, "eps", 1e-05), (h.shape[-1],)
     if norm.uses_rms_norm:
         return F.rms_norm(h, shape, weight.to(h.dtype), eps).to(x.dtype)
-    bias = getattr(_original(norm), "bias", None)
+    bias = getattr(hf, "bias", None)
     return F.layer_norm(h, shape, weight.to(h.dtype), None if bias is None else bias.to(h.dtype), eps).to(x.dtype)
-
-
-def _rotate_half(x: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _mlp(mlp, h: Tensor) -> Tensor:
