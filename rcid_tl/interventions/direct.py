@@ -202,8 +202,9 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
 
 
 def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled: bool = False) -> Tensor:
-    """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks. Queries at every position,
-    the last block's too: the same shapes as an unpatched run's, so a row nothing changes gives its logits bit for bit."""
+    """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks. Queries at every
+    position, the last block's too: the same shapes as an unpatched run's, so a row nothing changes gives its logits
+    bit for bit."""
     b, p, _ = x.shape
     q, k, v = (t.transpose(1, 2) for t in _projections(block.attn, _norm(block.ln1, x), d_head, rope))
     n_heads, n_kv = q.shape[1], k.shape[1]  # (batch, head, pos, d_head)
@@ -242,8 +243,8 @@ def _projections(attn, h: Tensor, d_head: int, rope) -> tuple[Tensor, Tensor, Te
 
 
 def _rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), without building rotate_half: x·cos, then each
-    half gains its product with the sine in one fused kernel (rounding differs from HF's by about an ulp)."""
+    """HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), without building rotate_half: x·cos, then
+    each half gains its product with the sine in one fused kernel (rounding differs from HF's by about an ulp)."""
     half = x.shape[-1] // 2
     out = x * cos
     out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
