@@ -321,10 +321,10 @@ def resume_entering(
     for i in range(n_layers):
         if joined[i] > attending[i]:
             mine = rows[attending[i]:joined[i]]
-            z_in, z_used = ref.z[i]
-            z_in = take(z_in, mine)
+            received, used = ref.z[i]
+            z_in = take(received, mine)  # its hooks may edit it in place: the reference's `z` is kept apart
             entering_z[i] = direct.EnteringAtZ(
-                take(ref.resid_pre[i], mine), z_in, z_in.clone() if z_used is ref.z[i][0] else take(z_used, mine),
+                take(ref.resid_pre[i], mine), z_in, z_in.clone() if used is received else take(used, mine),
                 take(ref.resid_pre[i + 1], mine) if i + 1 < n_layers else None)
     # rows computing few positions after a long prefix take the reference's keys/values through `stop` and
     # overwrite the computed ones (no concatenation; measured faster for `z` at `end`, slower for long rows)

@@ -146,10 +146,13 @@ class _PatchPlan:
 
     @classmethod
     def build(cls, sites, batch, source, namer_) -> "_PatchPlan":
-        names = tuple(sorted({namer_.name(s.site, s.layer) for s in sites}))
-        site_of_name = {namer_.name(s.site, s.layer): s.site for s in sites}
-        hook_of_site = torch.tensor([names.index(namer_.name(s.site, s.layer)) for s in sites])
-        position = torch.stack([batch.position(s.position) for s in sites])
+        site_names = [namer_.name(s.site, s.layer) for s in sites]
+        names = tuple(sorted(set(site_names)))
+        site_of_name = dict(zip(site_names, (s.site for s in sites)))
+        index_of = {name: k for k, name in enumerate(names)}
+        hook_of_site = torch.tensor([index_of[name] for name in site_names])
+        positions = {p: batch.position(p) for p in {s.position for s in sites}}
+        position = torch.stack([positions[s.position] for s in sites])
         head = torch.tensor([0 if s.head is None else s.head for s in sites])
         site_idx, example_idx = torch.arange(len(sites))[:, None], torch.arange(len(batch))[None, :]
         values = []
