@@ -173,14 +173,13 @@ def resume(
     index p − start). Direct forwards take rows of every layer at once instead (`resume_entering`)."""
     device = model.cfg.device
     rows = examples.to(device)
-    prefix = {
-        i: (k[rows, :, :start], v[rows, :, :start]) for i, (k, v) in ref.kv.items() if i >= layer
-    }
+    prefix = {i: (k[:, :, :start].index_select(0, rows), v[:, :, :start].index_select(0, rows))
+              for i, (k, v) in ref.kv.items() if i >= layer}
     kwargs = {k: _suffix(v, examples, start, stop) for k, v in ref.block_kwargs.items()}
     kwargs["layer_past"] = _KeyValues(prefix)
     # no attention mask: the bridge then applies the causal mask offset by the cached prefix (start positions), which
     # is what the reference run's causal mask is on these rows (batches are right-padded, never masked)
-    hidden = ref.resid_pre[layer][rows, start:stop]
+    hidden = ref.resid_pre[layer][:, start:stop].index_select(0, rows)
     for index, block in enumerate(model.blocks[layer:], layer):
         # a sliding window's mask (the bridge applies only the causal one when given none)
         mask = resumed_attention_mask(model, index, start, stop, device=hidden.device, dtype=hidden.dtype)
