@@ -2,27 +2,26 @@
 hooks fired by name at the hook points they ask for, instead of the bridge's per-module wrappers and hook points.
 
 On small models the bridge's Python work per module, not arithmetic, sets a sweep's time. A direct forward computes
-the same function with fewer, fused kernels (checked against the bridge once per model; in tests to float32 rounding,
-and to 1e-10 in float64) and calls each given hook at its hook point with the activation the bridge would hand it.
-It is used only where nothing but rounding can tell the difference: no
-hook attached to the model itself (a user's hooks always fire, because the bridge then runs), the model in eval
-mode, an architecture this module knows, every hook at a site it fires, and the one-off agreement check passed.
+the same function with fewer, fused kernels (`rcid_tl.interventions.kernels`; checked against the bridge once per
+model, in tests to float32 rounding and to 1e-10 in float64) and calls each given hook at its hook point with the
+activation the bridge would hand it. It is used only where nothing but rounding can tell the difference: no hook
+attached to the model itself (a user's hooks always fire, because the bridge then runs), the model in eval mode, an
+architecture this module knows, every hook at a site it fires, and the one-off agreement check passed.
 """
 
 import functools
-import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge import TransformerBridge
 
 from rcid_tl.hooks.names import Site, hook_name
+from rcid_tl.interventions import kernels
 from rcid_tl.models.architectures import full_attention_only
 
 Hook = tuple[str, Callable]
@@ -42,10 +41,6 @@ class _HookPoint:
 
     name: str
     edit_in_place: bool = False
-
-
-def _original(bridge_module):
-    return getattr(bridge_module, "_original_component", bridge_module)
 
 
 @functools.cache
@@ -113,7 +108,7 @@ def position_embeddings(model: TransformerBridge, hidden: Tensor, width: int) ->
     (what `engine.reference_run` records from the bridge): position ids and, on Qwen2, the rotary tables."""
     position_ids = torch.arange(width, device=hidden.device)[None]
     if type(model.original_model).__name__ == "Qwen2ForCausalLM":
-        rotary = _original(model.rotary_emb)
+        rotary = kernels.original(model.rotary_emb)
         return {"position_embeddings": rotary(hidden, position_ids), "position_ids": position_ids}
     return {"encoder_attention_mask": None, "position_ids": position_ids}
 
@@ -182,7 +177,8 @@ def entering_blocks(
         joining = entering_z[i]
         x, z = joining.x, joining.z_in
         if hidden is not None:  # the running rows' attention, then the joining rows' z after theirs
-            z = torch.cat([_attention(block, i, hidden, model.cfg.d_head, tables, prefix.get(i), None, filled), z])
+            running = kernels.attention(block, i, hidden, model.cfg.d_head, tables, prefix.get(i), None, filled)
+            z = torch.cat([running, z])
             x = torch.cat([hidden, x])
         hidden = _finish(block, i, x, z, by_site, here, reused=joining)
     return hidden
@@ -197,59 +193,8 @@ def _block(block, i: int, x: Tensor, d_head: int, rope, hooks: dict, k_v, record
     """One block on `x` (the last positions); `k_v`: the earlier positions' keys/values, or (`filled`) buffers for
     all positions whose last ones this block's keys/values overwrite (no concatenation). `answer` (the last block):
     return each row's output at its `answer` index only (see `_finish`)."""
-    z = _attention(block, i, x, d_head, rope, k_v, record, filled)
+    z = kernels.attention(block, i, x, d_head, rope, k_v, record, filled)
     return _finish(block, i, x, z, hooks, answer, z_record=z_record)
-
-
-def _attention(block, i: int, x: Tensor, d_head: int, rope, k_v, record, filled: bool = False) -> Tensor:
-    """Block `i`'s attention on `x` up to `z` (batch, pos, head, d_head), before its hooks. Queries at every
-    position, the last block's too: the same shapes as an unpatched run's, so a row nothing changes gives its logits
-    bit for bit."""
-    b, p, _ = x.shape
-    q, k, v = (t.transpose(1, 2) for t in _projections(block.attn, _norm(block.ln1, x), d_head, rope))
-    n_heads, n_kv = q.shape[1], k.shape[1]  # (batch, head, pos, d_head)
-    if record is not None:
-        record[i] = (k, v)
-    if k_v is not None and filled:
-        k_v[0][:, :, -p:], k_v[1][:, :, -p:] = k, v
-        k, v = k_v
-    elif k_v is not None:
-        k, v = torch.cat([k_v[0], k], dim=-2), torch.cat([k_v[1], v], dim=-2)
-    # grouped-query attention without repeating keys/values: the heads sharing one (adjacent, as HF repeats them)
-    # stack their queries, (batch, kv_head, group · pos, d_head)
-    q = q.reshape(b, n_kv, -1, d_head)
-    scores = q @ k.transpose(-1, -2) * d_head ** -0.5  # (batch, kv_head, group · query_pos, key_pos)
-    keys = k.shape[-2]
-    future = torch.arange(keys, device=x.device)[None] > torch.arange(keys - p, keys, device=x.device)[:, None]
-    # Qwen2's attention takes the softmax in float32 whatever the model's dtype; GPT-2's in the model's own
-    softmax_dtype = torch.float32 if rope is not None else q.dtype
-    grouped = scores.view(b, n_kv, -1, p, keys).masked_fill(future, float("-inf"))
-    pattern = grouped.softmax(-1, dtype=softmax_dtype).to(q.dtype).view(scores.shape)
-    return (pattern @ v).view(b, n_heads, p, d_head).transpose(1, 2)  # (batch, pos, head, d_head)
-
-
-def _projections(attn, h: Tensor, d_head: int, rope) -> tuple[Tensor, Tensor, Tensor]:
-    """Queries, keys and values (batch, pos, head, d_head): GPT-2's from one matmul of its `c_attn`, Qwen2's from
-    its q, k and v projections, queries and keys rotated."""
-    b, p, _ = h.shape
-    hf = _original(attn)
-    if hasattr(hf, "c_attn"):
-        return tuple(t.view(b, p, -1, d_head) for t in hf.c_attn(h).split(hf.split_size, dim=-1))
-    q, k, v = (_original(m)(h).view(b, p, -1, d_head) for m in (attn.q, attn.k, attn.v))
-    if rope is not None:
-        cos, sin = (t.unsqueeze(2) for t in rope)
-        q, k = _rotary(q, cos, sin), _rotary(k, cos, sin)
-    return q, k, v
-
-
-def _rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """HF's x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁), without building rotate_half: x·cos, then
-    each half gains its product with the sine in one fused kernel (rounding differs from HF's by about an ulp)."""
-    half = x.shape[-1] // 2
-    out = x * cos
-    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
-    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
-    return out
 
 
 def _finish(block, i: int, x: Tensor, z: Tensor, hooks: dict, answer: Tensor | None, z_record: dict | None = None,
@@ -276,9 +221,9 @@ def _finish(block, i: int, x: Tensor, z: Tensor, hooks: dict, answer: Tensor | N
 
 
 def _output(block, x: Tensor, z: Tensor, hooks: dict, i: int) -> Tensor:
-    attn_out = _fire(hooks, i, Site.ATTN_OUT, _original(block.attn.o)(z.reshape(*z.shape[:2], -1)))
+    attn_out = _fire(hooks, i, Site.ATTN_OUT, kernels.original(block.attn.o)(z.reshape(*z.shape[:2], -1)))
     x = _fire(hooks, i, Site.RESID_MID, x + attn_out)
-    mlp_out = _fire(hooks, i, Site.MLP_OUT, _mlp(block.mlp, _norm(block.ln2, x)))
+    mlp_out = _fire(hooks, i, Site.MLP_OUT, kernels.mlp(block.mlp, kernels.norm(block.ln2, x)))
     return _fire(hooks, i, Site.RESID_POST, x + mlp_out)
 
 
@@ -299,59 +244,16 @@ def _finish_changed(block, x: Tensor, z: Tensor, reused: EnteringAtZ) -> Tensor:
     return out
 
 
-def _norm(norm, x: Tensor) -> Tensor:
-    """The bridge's normalization without its hook points, in one fused kernel (the bridge normalizes step by step
-    in Python in compatibility mode: the same function, rounding differs by about an ulp)."""
-    hf = _original(norm)
-    if getattr(norm.config, "layer_norm_folding", False):
-        return hf(x)
-    if norm.use_native_layernorm_autograd:  # the bridge calls HF's module (Qwen2's RMSNorm: eight kernels)
-        # which normalizes in float32 whatever the model's dtype: one kernel where that is the model's
-        if not (norm.uses_rms_norm and x.dtype == torch.float32 and hasattr(hf, "variance_epsilon")):
-            return hf(x)
-        return F.rms_norm(x, (x.shape[-1],), hf.weight.to(x.dtype), hf.variance_epsilon)
-    h = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    weight = (1.0 + norm.weight) if norm.uses_weight_offset else norm.weight
-    eps, shape = getattr(norm.config, "eps", 1e-05), (h.shape[-1],)
-    if norm.uses_rms_norm:
-        return F.rms_norm(h, shape, weight.to(h.dtype), eps).to(x.dtype)
-    bias = getattr(hf, "bias", None)
-    return F.layer_norm(h, shape, weight.to(h.dtype), None if bias is None else bias.to(h.dtype), eps).to(x.dtype)
-
-
-def _mlp(mlp, h: Tensor) -> Tensor:
-    hf = _original(mlp)
-    if hasattr(mlp, "gate"):  # Qwen2: down(act(gate(h)) · up(h))
-        return _original(mlp.out)(hf.act_fn(_original(mlp.gate)(h)) * _original(getattr(mlp, "in"))(h))
-    return _original(mlp.out)(_act(hf.act, _original(getattr(mlp, "in"))(h)))
-
-
-def _act(act, x: Tensor) -> Tensor:
-    """GPT-2's activation. HF's `NewGELUActivation` (gelu_new) is the tanh approximation of GELU written as six
-    elementwise ops; 0.5·x·(1 + tanh(u)) = x·sigmoid(2u), u = √(2/π)(x + 0.044715x³), is the same function, and
-    torch's sigmoid is vectorized where its tanh (also inside the fused tanh GELU) is not: about twice as fast, in
-    place when no gradient is needed (rounding differs by about an ulp: ≤ 4.8e-7 on activations up to ±15, ≤ 1e-15
-    in float64)."""
-    if type(act).__name__ != "NewGELUActivation":
-        return act(x)
-    if torch.is_grad_enabled():
-        return x * torch.sigmoid(x * (_GELU_CUBIC * x * x + _GELU_LINEAR))
-    return (x * x).mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(x).sigmoid_().mul_(x)
-
-
-_GELU_LINEAR = 2 * math.sqrt(2 / math.pi)  # 2u = x · (_GELU_LINEAR + _GELU_CUBIC · x²)
-_GELU_CUBIC = _GELU_LINEAR * 0.044715
-
-
 def embed(model: TransformerBridge, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
-    hidden = _original(model.embed)(tokens)
+    hidden = kernels.original(model.embed)(tokens)
     if hasattr(model, "pos_embed"):  # GPT-2's learned positions
-        hidden = hidden + _original(model.pos_embed)(torch.arange(tokens.shape[1], device=tokens.device))[None]
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        hidden = hidden + kernels.original(model.pos_embed)(positions)[None]
     return hidden
 
 
 def unembed(model: TransformerBridge, final: Float[Tensor, "rows d_model"]) -> Float[Tensor, "rows d_vocab"]:
-    logits = _original(model.unembed)(_norm(model.ln_final, final))
+    logits = kernels.original(model.unembed)(kernels.norm(model.ln_final, final))
     return logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32 at least under autocast
 
 

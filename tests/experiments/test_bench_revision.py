@@ -36,10 +36,11 @@ def test_revision_modules_are_their_own_and_import_each_other() -> None:
     write, engine, direct = (old[f"rcid_tl.interventions.{m}"] for m in ("write", "engine", "direct"))
     assert write is not sys.modules["rcid_tl.interventions.write"]
     assert write.run_rows is engine.run_rows and engine.direct is direct and write.direct is direct
+    assert direct.kernels is old["rcid_tl.interventions.kernels"]
 
 
 def test_against_head_agrees_bit_for_bit() -> None:
-    modules = [f"rcid_tl/interventions/{m}.py" for m in ("direct", "engine", "write")]
+    modules = [f"rcid_tl/interventions/{m}.py" for m in ("direct", "engine", "kernels", "write")]
     if not _clean(modules):
         pytest.skip("the engine's modules differ from HEAD in this checkout")
     run = subprocess.run([sys.executable, str(SCRIPT), "--against", "HEAD", "--models", "world-qwen2", "--sweeps",
