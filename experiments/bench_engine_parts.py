@@ -1,5 +1,6 @@
 """Pieces of `bench_engine.py`: the peer libraries' sweeps (nnsight's batched invokes, pyvene's interventions) and
-the engine's ablation (batching only, + lower-layer skip, + earlier-position skip, + join at z). Imported by bench_engine.py, which
+the engine's ablation (batching only, + lower-layer skip, + earlier-position skip, + join at z, + rows that change
+nothing read, not run). Imported by bench_engine.py, which
 prints every table in one process; peak memory is `bench_memory.peak_bytes`.
 """
 
@@ -21,6 +22,16 @@ def bridge_only():
         yield
     finally:
         direct.enabled = True
+
+
+@contextlib.contextmanager
+def every_row():
+    """Resumed sweeps run every row, those whose patch changes nothing too (the engine before it read them)."""
+    write.skip_unchanged = False
+    try:
+        yield
+    finally:
+        write.skip_unchanged = True
 
 
 def hf_copy(model):
@@ -138,7 +149,8 @@ def ablation(model, batch, sites, metric) -> dict:
     """The engine's parts, each a sweep on the same sites: whole forwards through the bridge (batching only, the
     bridge's modules), whole direct forwards (batching only), + lower-layer skip (rows resume at their block's input
     but compute every position), + earlier-position skip (from the patched position on), + rows patching `z` join
-    their block at `z` and recompute its output at the changed positions only (the engine)."""
+    their block at `z` and recompute its output at the changed positions only, + rows whose patch writes the run's own
+    value read from it, not run (the engine)."""
 
     def every_position(layer, example, start, stop, answer, at_z=None):
         return engine.Rows(layer, example, torch.zeros_like(start), stop, answer)
@@ -146,9 +158,9 @@ def ablation(model, batch, sites, metric) -> dict:
     def at_block_input(layer, example, start, stop, answer, at_z=None):
         return engine.Rows(layer, example, start, stop, answer)
 
-    def resumed(rows):
+    def resumed(rows=None):
         def run():
-            with mock.patch.object(write, "Rows", rows):
+            with every_row(), mock.patch.object(write, "Rows", rows or engine.Rows):
                 return patch_sites(model, batch, sites, metric, Direction.NOISING)[0]
         return run
 
@@ -160,7 +172,8 @@ def ablation(model, batch, sites, metric) -> dict:
             "direct whole forwards": lambda: patch_sites(model, batch, sites, metric, engine=Engine.FULL)[0],
             "+ lower-layer skip": resumed(every_position),
             "+ earlier-position skip": resumed(at_block_input),
-            "+ join at z": lambda: patch_sites(model, batch, sites, metric)[0]}
+            "+ join at z": resumed(),
+            "+ unchanged rows read": lambda: patch_sites(model, batch, sites, metric)[0]}
 
 
 def plain_forward(model, batch):

@@ -122,16 +122,17 @@ def _direct_reference_run(model, tokens, answer_pos, hooks) -> Reference:
 def reference_and_cache(
     model: TransformerBridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"],
     other: Int[Tensor, "batch pos2"], names: Sequence[str],
-) -> tuple[Reference, Float[Tensor, "batch d_vocab"], dict[str, Tensor]]:
-    """`reference_run(tokens)` and `direct.cache(other, names)` (the other run's answer logits and activations): in
-    one direct forward of both batches where `direct.usable` (on small models a forward's per-module work, not its
-    rows, sets its time), else one after the other. Batches of other widths are right-padded to one width for the
-    forward (causal attention: padding changes nothing before it) and cut back after."""
+) -> tuple[Reference, dict[str, Tensor], Float[Tensor, "batch d_vocab"], dict[str, Tensor]]:
+    """`reference_run(tokens)` with its activations at `names`, and `direct.cache(other, names)` (the other run's
+    answer logits and activations): in one direct forward of both batches where `direct.usable` (on small models a
+    forward's per-module work, not its rows, sets its time), else one after the other. Batches of other widths are
+    right-padded to one width for the forward (causal attention: padding changes nothing before it) and cut back
+    after."""
     store: dict[str, Tensor] = {}
     hooks = [(name, keep_hook(store, name)) for name in names]
     if not direct.usable(model, hooks):
-        ref = reference_run(model, tokens, answer_pos)
-        return ref, *direct.cache(model, other, names, answer_pos)
+        ref = reference_run(model, tokens, answer_pos, [(name, record_hook(store, name)) for name in names])
+        return ref, store, *direct.cache(model, other, names, answer_pos)
     n, width, other_width = len(tokens), tokens.shape[1], other.shape[1]
     both = torch.zeros(2 * n, max(width, other_width), dtype=tokens.dtype)
     both[:n, :width], both[n:, :other_width] = tokens, other
@@ -140,7 +141,8 @@ def reference_and_cache(
                      {i: (k[:n, :, :width], v[:n, :, :width]) for i, (k, v) in ref.kv.items()},
                      {k: _suffix(v, torch.arange(n), 0, width) for k, v in ref.block_kwargs.items()}, True,
                      {i: (pre[:n, :width], used[:n, :width]) for i, (pre, used) in ref.z.items()})
-    return mine, ref.logits[n:], {name: store[name][n:, :other_width] for name in names}
+    return (mine, {name: store[name][:n, :width] for name in names}, ref.logits[n:],
+            {name: store[name][n:, :other_width] for name in names})
 
 
 def _same_head(model: TransformerBridge, final: Tensor, answer_pos: Tensor, logits: Tensor) -> bool:

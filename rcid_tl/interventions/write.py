@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -31,6 +31,7 @@ from rcid_tl.tasks.base import Batch
 log = logging.getLogger(__name__)
 
 PATCHABLE = (Site.RESID_PRE, Site.RESID_MID, Site.RESID_POST, Site.Z, Site.ATTN_OUT, Site.MLP_OUT)
+skip_unchanged = True  # False: resumed rows whose patch changes nothing are run too (the benchmark's ablation, tests)
 
 
 class Direction(str, Enum):
@@ -71,7 +72,9 @@ def patch_sites(
 ) -> tuple[Float[Tensor, "site batch"], RunMetrics]:
     """Δ per (site, example) for every site, plus the clean/corrupt metrics. Exact: each row is its own forward's
     worth of computation; only the batching (and, with `Engine.RESUME`, what is read back instead of recomputed)
-    differs from patching one site at a time. `rows_per_forward` None: as many as fit in free memory."""
+    differs from patching one site at a time. With `Engine.RESUME`, a row whose patched value is the run's own value
+    there, bit for bit (a position before the first token the prompts differ at), is that run: its metric is read
+    from it, not recomputed. `rows_per_forward` None: as many as fit in free memory."""
     names = namer(model)
     for s in sites:
         names.check_layer(s.layer)
@@ -83,8 +86,8 @@ def patch_sites(
     target_tokens, source_tokens = (batch.clean, batch.corrupt) if noising else (batch.corrupt, batch.clean)
     resumable = None
     if Engine(engine) is Engine.RESUME:
-        resumable, source_logits, source_cache = reference_and_cache(model, target_tokens, batch.answer_pos,
-                                                                     source_tokens, hook_names)
+        resumable, target_cache, source_logits, source_cache = reference_and_cache(
+            model, target_tokens, batch.answer_pos, source_tokens, hook_names)
         target_logits = resumable.logits
         if not resumable.reproduces_head:
             log.info("this model's logits do not come from its final norm and unembedding; patching whole forwards")
@@ -96,7 +99,10 @@ def patch_sites(
     metrics = RunMetrics(clean=metric(clean_logits, batch).cpu(), corrupt=metric(corrupt_logits, batch).cpu())
     plan = _PatchPlan.build(sites, batch, source_cache, names)
     if resumable is not None:
-        return _patch_resumed(model, batch, sites, metric, rows_per_forward, resumable, plan, metrics)
+        target_metric = metrics.clean if noising else metrics.corrupt
+        unchanged = plan.unchanged(target_cache) if skip_unchanged else torch.zeros(len(sites), len(batch), dtype=bool)
+        return _patch_resumed(model, batch, sites, metric, rows_per_forward, resumable, plan, metrics, target_metric,
+                              unchanged)
 
     n = len(batch)
     rows = torch.arange(len(sites) * n)  # row r patches site r // n in example r % n
@@ -116,19 +122,24 @@ def patch_sites(
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
-def _patch_resumed(model, batch, sites, metric, rows_per_forward, target, plan, metrics):
+def _patch_resumed(model, batch, sites, metric, rows_per_forward, target, plan, metrics, target_metric, unchanged):
     """`patch_sites` on resumed rows (`engine.run_rows`) from the run patched into (`target`): each (site, example)
     row recomputes blocks from the site's layer and positions from its patched or answer position, whichever comes
-    first."""
+    first. Rows `unchanged` (site, example) are not run: their metric is the target run's (`target_metric`)."""
     n = len(batch)
-    site_of, example_of = torch.arange(len(sites) * n) // n, torch.arange(len(sites) * n) % n
-    position, answer = plan.position[site_of, example_of], batch.answer_pos[example_of]
-    rows = Rows(torch.tensor([s.layer for s in sites])[site_of], example_of, torch.minimum(position, answer),
-                torch.maximum(position, answer) + 1, answer, torch.tensor([s.site is Site.Z for s in sites])[site_of])
-    patched = run_rows(
-        model, target, rows, lambda chunk, first: plan.hooks(site_of[chunk], example_of[chunk], model.cfg.device,
-                                                              offset=first),
-        lambda chunk, logits: metric(logits, batch.take(example_of[chunk])), rows_per_forward, "patching")
+    patched = target_metric.repeat(len(sites))
+    todo = (~unchanged).flatten().nonzero().flatten()
+    log.debug("patching %d of %d rows; the rest change nothing", len(todo), len(patched))
+    if len(todo):
+        site_of, example_of = todo // n, todo % n
+        position, answer = plan.position[site_of, example_of], batch.answer_pos[example_of]
+        rows = Rows(torch.tensor([s.layer for s in sites])[site_of], example_of, torch.minimum(position, answer),
+                    torch.maximum(position, answer) + 1, answer,
+                    torch.tensor([s.site is Site.Z for s in sites])[site_of])
+        patched[todo] = run_rows(
+            model, target, rows, lambda chunk, first: plan.hooks(site_of[chunk], example_of[chunk],
+                                                                  model.cfg.device, offset=first),
+            lambda chunk, logits: metric(logits, batch.take(example_of[chunk])), rows_per_forward, "patching")
     return metrics.clean[None, :] - patched.view(len(sites), n), metrics
 
 
@@ -154,15 +165,20 @@ class _PatchPlan:
         positions = {p: batch.position(p) for p in {s.position for s in sites}}
         position = torch.stack([positions[s.position] for s in sites])
         head = torch.tensor([0 if s.head is None else s.head for s in sites])
-        site_idx, example_idx = torch.arange(len(sites))[:, None], torch.arange(len(batch))[None, :]
-        values = []
-        for name in names:
-            acts = source[name].cpu()  # (batch, pos, d_model) or (batch, pos, head, d_head)
-            at = acts[example_idx, position]  # (site, batch, ...)
-            values.append(at if acts.dim() == 3 else at[site_idx, example_idx, head[:, None]])
+        values = tuple(_at(source[name], position, head, site_of_name[name].per_head) for name in names)
         in_place = tuple(site_of_name[name].patch_in_place for name in names)
         per_head = tuple(site_of_name[name].per_head for name in names)
-        return cls(hook_of_site, position, head, names, in_place, per_head, tuple(values))
+        return cls(hook_of_site, position, head, names, in_place, per_head, values)
+
+    def unchanged(self, target: dict[str, Tensor]) -> Bool[Tensor, "site batch"]:
+        """Whether each (site, example)'s patched value is, bit for bit, the value the run patched into has there
+        (`target`: its activations at `names`). Such a row's forward is that run's own."""
+        out = torch.zeros(self.position.shape, dtype=torch.bool)
+        for k, name in enumerate(self.names):
+            mine = self.hook_of_site == k
+            own = _at(target[name], self.position[mine], self.head[mine], self.per_head[k])
+            out[mine] = (_bits(own) == _bits(self.values[k][mine])).flatten(2).all(-1)
+        return out
 
     def hooks(self, site_of: Tensor, example_of: Tensor, device, offset: int = 0) -> list:
         """One hook per hook point these rows patch; `offset` is the first position the forward computes."""
@@ -176,6 +192,19 @@ class _PatchPlan:
                     mine.to(device), (self.position[sites, examples] - offset).to(device),
                     self.values[k][sites, examples].to(device), heads, self.in_place[k])))
         return hooks
+
+
+def _at(acts: Tensor, position: Tensor, head: Tensor, per_head: bool) -> Tensor:
+    """Each site's value in each example: `acts` (batch, pos, d_model) or (batch, pos, head, d_head) on the CPU at
+    `position` (site, batch) and, per head, `head` (site,) → (site, batch, features)."""
+    acts, examples = acts.cpu(), torch.arange(position.shape[1])[None, :]
+    at = acts[examples, position]
+    return at[torch.arange(len(position))[:, None], examples, head[:, None]] if per_head else at
+
+
+def _bits(t: Tensor) -> Tensor:
+    """`t`'s bit patterns (equal exactly where the values are the same bits: −0.0 ≠ 0.0, a NaN equals itself)."""
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
 def patch_together(

@@ -225,16 +225,17 @@ def test_chunks_across_layers_hold_rows_of_every_layer_in_layer_order():
 @pytest.mark.parametrize("name", ["world_gpt2", "world_qwen2"])
 def test_reference_and_source_in_one_forward_equal_two_forwards(name, request):
     """`reference_and_cache` runs both batches in one direct forward, right-padding the narrower one: the reference
-    (answer logits, block inputs, keys/values) and the other run's logits and activations equal two separate runs,
-    shapes included, when the batches differ in width."""
+    (answer logits, block inputs, keys/values, its activations at the names) and the other run's logits and
+    activations equal two separate runs, shapes included, when the batches differ in width."""
     model = request.getfixturevalue(name)
     batch = build_task(model, "ioi", n=4, seed=6).batch()
     tokens, other = batch.clean, batch.corrupt[:, :-2]  # narrower: its answer positions must stay inside it
     answer = torch.minimum(batch.answer_pos, torch.tensor(other.shape[1] - 1))
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
-    ref, logits, cache = engine_module.reference_and_cache(model, tokens, answer, other, names)
+    ref, own, logits, cache = engine_module.reference_and_cache(model, tokens, answer, other, names)
     alone = reference_run(model, tokens, answer)
     alone_logits, alone_cache = direct.cache(model, other, names, answer)
+    own_alone = direct.cache(model, tokens, names, answer)[1]
     torch.testing.assert_close(ref.logits, alone.logits, atol=ATOL, rtol=0)
     for mine, theirs in zip(ref.resid_pre, alone.resid_pre):
         torch.testing.assert_close(mine, theirs, atol=ATOL, rtol=0)
@@ -244,6 +245,7 @@ def test_reference_and_source_in_one_forward_equal_two_forwards(name, request):
     torch.testing.assert_close(logits, alone_logits, atol=ATOL, rtol=0)
     for n in names:
         torch.testing.assert_close(cache[n], alone_cache[n], atol=ATOL, rtol=0)
+        torch.testing.assert_close(own[n], own_alone[n], atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["world-gpt2", "world-qwen2"])
@@ -251,9 +253,11 @@ def test_z_rows_join_at_z_and_reuse_what_their_patch_leaves(name, request, monke
     """Rows patching `z` enter their block at `z` (the reference's block input and z) on direct forwards: the forward
     is handed them as `entering_z`, their Δ equals rows entering at the block's input (the same function, batched
     otherwise: ATOL), and a row whose patch changes nothing (s2-io leaves io and every position before s2 untouched)
-    reads the reference's outputs and gives Δ = 0 bit for bit."""
+    reads the reference's outputs and gives Δ = 0 bit for bit when it is run (rows that change nothing are run here:
+    `patch_sites` otherwise reads them from the reference without running them, tested below)."""
     from rcid_tl.interventions import write
 
+    monkeypatch.setattr(write, "skip_unchanged", False)
     model = request.getfixturevalue(name.replace("-", "_"))
     dataset = build_ioi(IOIConfig(n=6, seed=4), model.tokenizer)
     batch, metric = dataset.batch(), metric_for(dataset)
@@ -270,6 +274,36 @@ def test_z_rows_join_at_z_and_reuse_what_their_patch_leaves(name, request, monke
     assert bool((joined[io] == 0).all()) and joined[~io].abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("path", ["direct", "bridge"])
+@pytest.mark.parametrize("direction", list(Direction))
+def test_rows_whose_patch_changes_nothing_are_read_from_the_run(world_qwen2, path, direction, monkeypatch):
+    """IOI's corruption changes the name at s2 only, so a patch at any position before s2, or of layer 0's block input
+    anywhere but s2, writes the run's own value: exactly those rows are not run (on direct forwards and through the
+    bridge), their metric is the run's own (Δ = 0 bit for bit noising, clean − corrupt denoising), and every Δ equals
+    running every row (ATOL)."""
+    from rcid_tl.interventions import write
+
+    monkeypatch.setattr(direct, "enabled", path == "direct")
+    dataset = build_ioi(IOIConfig(n=6, seed=4), world_qwen2.tokenizer)
+    batch, metric, layers = dataset.batch(), metric_for(dataset), range(world_qwen2.cfg.n_layers)
+    sites = [PatchSite(site, layer, p, 1 if site.per_head else None) for site in (Site.RESID_PRE, Site.Z)
+             for layer in layers for p in ("io", "s2", "end")]
+    ran, real = [], write.run_rows
+    monkeypatch.setattr(write, "run_rows", lambda model, ref, rows, *rest: ran.append(len(rows.layer))
+                        or real(model, ref, rows, *rest))
+    read, runs = patch_sites(world_qwen2, batch, sites, metric, direction)
+    monkeypatch.setattr(write, "skip_unchanged", False)
+    every, _ = patch_sites(world_qwen2, batch, sites, metric, direction)
+    torch.testing.assert_close(read, every, atol=ATOL, rtol=0)
+    differs = batch.clean != batch.corrupt
+    examples = torch.arange(len(batch))
+    unchanged = torch.stack([~(differs if s.site is Site.RESID_PRE and s.layer == 0 else differs.cummax(1).values)[
+        examples, batch.position(s.position)] for s in sites])  # (site, example)
+    assert 0 < int(unchanged.sum()) < unchanged.numel() and ran == [int((~unchanged).sum()), unchanged.numel()]
+    own = torch.zeros_like(runs.clean) if direction is Direction.NOISING else runs.clean - runs.corrupt
+    assert torch.equal(read[unchanged], own.expand_as(read)[unchanged])
+
+
 def test_a_reference_changed_anywhere_but_z_records_no_z(world_gpt2):
     """Rows reuse a block's output where their `z` is the reference's only if nothing but `z` was changed in it."""
     batch = build_task(world_gpt2, "ioi", n=2, seed=0).batch()
@@ -278,3 +312,13 @@ def test_a_reference_changed_anywhere_but_z_records_no_z(world_gpt2):
     assert len(reference_run(world_gpt2, tokens, answer).z) == layers
     assert len(reference_run(world_gpt2, tokens, answer, hooks=[("blocks.1.attn.hook_z", keep)]).z) == layers
     assert reference_run(world_gpt2, tokens, answer, hooks=[("blocks.1.hook_resid_pre", keep)]).z == {}
+
+
+def test_unchanged_means_the_same_bits():
+    """A row is read from the run only where its patched value has the run's bits: −0.0 is not 0.0 (1/x tells them
+    apart), while a NaN the run had there is the same value."""
+    from rcid_tl.interventions.write import _bits
+
+    assert not torch.equal(_bits(torch.tensor([-0.0])), _bits(torch.tensor([0.0])))
+    nan = torch.tensor([float("nan")], dtype=torch.bfloat16)
+    assert torch.equal(_bits(nan), _bits(nan.clone())) and _bits(torch.zeros(2, dtype=torch.float64)).dtype == torch.int64
