@@ -100,7 +100,7 @@ def patch_sites(
     plan = _PatchPlan.build(sites, batch, source_cache, names)
     if resumable is not None:
         target_metric = metrics.clean if noising else metrics.corrupt
-        unchanged = plan.unchanged(target_cache) if skip_unchanged else torch.zeros(len(sites), len(batch), dtype=bool)
+        unchanged = plan.unchanged(source_cache, target_cache) if skip_unchanged else torch.zeros(len(sites), len(batch), dtype=bool)
         return _patch_resumed(model, batch, sites, metric, rows_per_forward, resumable, plan, metrics, target_metric,
                               unchanged)
 
@@ -170,15 +170,19 @@ class _PatchPlan:
         per_head = tuple(site_of_name[name].per_head for name in names)
         return cls(hook_of_site, position, head, names, in_place, per_head, values)
 
-    def unchanged(self, target: dict[str, Tensor]) -> Bool[Tensor, "site batch"]:
+    def unchanged(self, source: dict[str, Tensor], target: dict[str, Tensor]) -> Bool[Tensor, "site batch"]:
         """Whether each (site, example)'s patched value is, bit for bit, the value the run patched into has there
-        (`target`: its activations at `names`). Such a row's forward is that run's own."""
-        out = torch.zeros(self.position.shape, dtype=torch.bool)
-        for k, name in enumerate(self.names):
-            mine = self.hook_of_site == k
-            own = _at(target[name], self.position[mine], self.head[mine], self.per_head[k])
-            out[mine] = (_bits(own) == _bits(self.values[k][mine])).flatten(2).all(-1)
-        return out
+        (`source`, `target`: the two runs' activations at `names`). Such a row's forward is that run's own."""
+        differs = []  # per hook point (batch, pos, head), a whole-vector site's as one head
+        for name, per_head in zip(self.names, self.per_head):
+            width = min(source[name].shape[1], target[name].shape[1])  # past it no site's position lies
+            here = (_bits(source[name][:, :width]) != _bits(target[name][:, :width])).any(-1)
+            differs.append(here if per_head else here[..., None])
+        heads = max(d.shape[2] for d in differs)
+        stacked = torch.stack([d.expand(-1, -1, heads) for d in differs]).cpu()  # (hook, batch, pos, head)
+        batch = torch.arange(self.position.shape[1])
+        index = ((self.hook_of_site[:, None] * len(batch) + batch) * stacked.shape[2] + self.position) * heads
+        return ~stacked.flatten().index_select(0, (index + self.head[:, None]).flatten()).view(index.shape)
 
     def hooks(self, site_of: Tensor, example_of: Tensor, device, offset: int = 0) -> list:
         """One hook per hook point these rows patch; `offset` is the first position the forward computes."""
@@ -195,11 +199,13 @@ class _PatchPlan:
 
 
 def _at(acts: Tensor, position: Tensor, head: Tensor, per_head: bool) -> Tensor:
-    """Each site's value in each example: `acts` (batch, pos, d_model) or (batch, pos, head, d_head) on the CPU at
-    `position` (site, batch) and, per head, `head` (site,) → (site, batch, features)."""
-    acts, examples = acts.cpu(), torch.arange(position.shape[1])[None, :]
-    at = acts[examples, position]
-    return at[torch.arange(len(position))[:, None], examples, head[:, None]] if per_head else at
+    """Each site's value in each example, on the CPU: `acts` (batch, pos, ...) or, `per_head`, (batch, pos, head, ...)
+    at `position` (site, batch) and `head` (site,) → (site, batch, ...)."""
+    index = torch.arange(position.shape[1]) * acts.shape[1] + position  # into (batch × pos)
+    if per_head:
+        index = index * acts.shape[2] + head[:, None]  # into (batch × pos × head)
+    flat = acts.cpu().flatten(0, 2 if per_head else 1)  # one gather by index_select: advanced indexing is slower
+    return flat.index_select(0, index.flatten()).view(*index.shape, *flat.shape[1:])
 
 
 def _bits(t: Tensor) -> Tensor:
