@@ -4,6 +4,7 @@ TransformerLens 4 keeps the HookedTransformer vocabulary as aliases on `Transfor
 go away, this is the one place to change.
 """
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -60,6 +61,7 @@ def parse_site(value: str) -> Site:
 FINAL_NORM_SCALE = "ln_final.hook_scale"  # (batch, pos, 1): the final norm's divisor, for direct logit attribution
 
 
+@functools.cache  # sweeps name every site: thousands of calls
 def hook_name(site: Site | str, layer: int) -> str:
     """The hook-point name of `site` at block `layer` (no range check; see `HookNamer`)."""
     return _TEMPLATES[Site(site)].format(layer=layer)
