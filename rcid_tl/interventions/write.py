@@ -3,8 +3,9 @@
 Noising (default): the corrupt run's value goes into the clean run. Denoising: clean into corrupt. The
 effect is Δ = metric(clean) − metric(patched) per example. Sites are batched by expanding the batch: each row of a
 forward is one (site, example) pair, and one hook per hook point edits only the rows it owns. By default each row
-resumes at its patched layer and position from the unpatched run (`engine.resume`); `Engine.FULL` runs every row from
-token ids, the plain reference the fast path is tested against.
+resumes at its patched layer and position from the unpatched run (`engine.resume`), and a row whose patched value is
+that run's own value, bit for bit, is not run (it is that run); `Engine.FULL` runs every row from token ids, the plain
+reference the fast path is tested against.
 """
 
 import logging
