@@ -1,11 +1,11 @@
 """The sweep engine against an earlier revision of itself, in one process: `bench_engine.py`'s sweeps (8 prompts,
 every head or layer) run by the working tree's `rcid_tl.interventions.{direct,engine,kernels,write}` and by those
 modules as they were at `--against` (read with `git show`, each importing the others at that revision, those it did
-not have yet left out; everything else, models and tasks included, is the working tree's), repeats interleaved. Prints each side's minimum, the ratio
-of minima, the median of the paired ratios (one per repeat: the machine's drift cancels within a pair) and the
-largest |ΔΔ| between the two. Not a test: timings depend on the machine and its load.
+not have yet left out; everything else, models and tasks included, is the working tree's), repeats interleaved.
+Prints each side's minimum, the ratio of minima, the median of the paired ratios (one per repeat: the machine's drift
+cancels within a pair) and the largest |ΔΔ| between the two. Not a test: timings depend on the machine and its load.
 
-    OMP_NUM_THREADS=1 python experiments/bench_revision.py --against 30b2ec7
+    OMP_NUM_THREADS=1 python experiments/bench_revision.py --against 94686b5
     python experiments/bench_revision.py --against HEAD --models world-qwen2 --sweeps z-end --repeats 1
 """
 

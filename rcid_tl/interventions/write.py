@@ -101,7 +101,8 @@ def patch_sites(
     plan = _PatchPlan.build(sites, batch, source_cache, names)
     if resumable is not None:
         target_metric = metrics.clean if noising else metrics.corrupt
-        unchanged = plan.unchanged(source_cache, target_cache) if skip_unchanged else torch.zeros(len(sites), len(batch), dtype=bool)
+        unchanged = (plan.unchanged(source_cache, target_cache) if skip_unchanged
+                     else torch.zeros(len(sites), len(batch), dtype=torch.bool))
         return _patch_resumed(model, batch, sites, metric, rows_per_forward, resumable, plan, metrics, target_metric,
                               unchanged)
 

@@ -279,8 +279,8 @@ def test_z_rows_join_at_z_and_reuse_what_their_patch_leaves(name, request, monke
 def test_rows_whose_patch_changes_nothing_are_read_from_the_run(world_qwen2, path, direction, monkeypatch):
     """IOI's corruption changes the name at s2 only, so a patch at any position before s2, or of layer 0's block input
     anywhere but s2, writes the run's own value: exactly those rows are not run (on direct forwards and through the
-    bridge), their metric is the run's own (Δ = 0 bit for bit noising, clean − corrupt denoising), and every Δ equals
-    running every row (ATOL)."""
+    bridge), their metric is the run's own (Δ = 0 bit for bit noising, clean − corrupt denoising), and every Δ
+    equals running every row (ATOL)."""
     from rcid_tl.interventions import write
 
     monkeypatch.setattr(direct, "enabled", path == "direct")
@@ -321,4 +321,5 @@ def test_unchanged_means_the_same_bits():
 
     assert not torch.equal(_bits(torch.tensor([-0.0])), _bits(torch.tensor([0.0])))
     nan = torch.tensor([float("nan")], dtype=torch.bfloat16)
-    assert torch.equal(_bits(nan), _bits(nan.clone())) and _bits(torch.zeros(2, dtype=torch.float64)).dtype == torch.int64
+    assert torch.equal(_bits(nan), _bits(nan.clone()))
+    assert _bits(torch.zeros(2, dtype=torch.float64)).dtype == torch.int64
