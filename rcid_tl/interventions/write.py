@@ -212,7 +212,7 @@ def _at(acts: Tensor, position: Tensor, head: Tensor, per_head: bool) -> Tensor:
 
 def _bits(t: Tensor) -> Tensor:
     """`t`'s bit patterns (equal exactly where the values are the same bits: −0.0 ≠ 0.0, a NaN equals itself)."""
-    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+    return t.view({1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
 def patch_together(
