@@ -181,10 +181,10 @@ class _PatchPlan:
             here = (_bits(source[name][:, :width]) != _bits(target[name][:, :width])).any(-1)
             differs.append(here if per_head else here[..., None])
         heads = max(d.shape[2] for d in differs)
-        stacked = torch.stack([d.expand(-1, -1, heads) for d in differs]).cpu()  # (hook, batch, pos, head)
-        batch = torch.arange(self.position.shape[1])
-        index = ((self.hook_of_site[:, None] * len(batch) + batch) * stacked.shape[2] + self.position) * heads
-        return ~stacked.flatten().index_select(0, (index + self.head[:, None]).flatten()).view(index.shape)
+        stacked = torch.stack([d.expand(-1, -1, heads) for d in differs])  # (hook, batch, pos, head)
+        n = self.position.shape[1]
+        examples = self.hook_of_site[:, None] * n + torch.arange(n)  # each site's rows of its own hook's
+        return ~_at(stacked.flatten(0, 1), self.position, self.head, True, examples)
 
     def hooks(self, site_of: Tensor, example_of: Tensor, device, offset: int = 0) -> list:
         """One hook per hook point these rows patch; `offset` is the first position the forward computes."""
@@ -200,10 +200,12 @@ class _PatchPlan:
         return hooks
 
 
-def _at(acts: Tensor, position: Tensor, head: Tensor, per_head: bool) -> Tensor:
+def _at(acts: Tensor, position: Tensor, head: Tensor, per_head: bool, examples: Tensor | None = None) -> Tensor:
     """Each site's value in each example, on the CPU: `acts` (batch, pos, ...) or, `per_head`, (batch, pos, head, ...)
-    at `position` (site, batch) and `head` (site,) → (site, batch, ...)."""
-    index = torch.arange(position.shape[1]) * acts.shape[1] + position  # into (batch × pos)
+    at `position` (site, batch) and `head` (site,) → (site, batch, ...); `examples` (site, batch): the rows of `acts`
+    to read (None: example e's row is e)."""
+    examples = torch.arange(position.shape[1]) if examples is None else examples
+    index = examples * acts.shape[1] + position  # into (batch × pos)
     if per_head:
         index = index * acts.shape[2] + head[:, None]  # into (batch × pos × head)
     flat = acts.cpu().flatten(0, 2 if per_head else 1)  # one gather by index_select: advanced indexing is slower
